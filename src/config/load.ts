@@ -1,0 +1,83 @@
+import * as pulumi from "@pulumi/pulumi";
+import { decodeConfigMap } from "./raw";
+import { PROJECT, parseStackConfig, requiredSecretKeys, type StackConfig } from "./schema";
+import type { SecretKeySpec } from "./secret-keys";
+
+/** Set by the offline synth: lets a missing secret through as a placeholder. */
+export const SYNTH_ENV = "CLICKY_DELIVERY_SYNTH";
+
+/** Secret config values, each a secret Output; never a plain string. */
+export type SecretValues = Readonly<Record<string, pulumi.Output<string>>>;
+
+export interface LoadedStack {
+  readonly config: StackConfig;
+  readonly secrets: SecretValues;
+  /** Required secrets that are not set (only ever non-empty under synth). */
+  readonly unsetSecrets: readonly SecretKeySpec[];
+}
+
+/** A config problem; Pulumi prints a RunError's message without a stack trace. */
+export class StackConfigError extends pulumi.RunError {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join("\n"));
+    this.name = "StackConfigError";
+  }
+}
+
+/**
+ * Reads this stack's whole config once from the engine, validates it, and returns the typed
+ * config plus its secrets. Throws a {@link StackConfigError} listing every problem, before the
+ * program registers any resource. Outside synth, a missing required secret is such a problem,
+ * and the error says the exact command that sets it.
+ */
+export function loadStack(): LoadedStack {
+  const stack = pulumi.getStack();
+  const file = `Pulumi.${stack}.yaml`;
+  const decoded = decodeConfigMap(pulumi.runtime.allConfig(), isConfigSecret, file);
+  const parsed = parseStackConfig(decoded.values, { stack, file, secretKeys: decoded.secretKeys });
+  const problems = [...decoded.problems, ...(parsed.ok ? [] : parsed.problems)];
+  if (!parsed.ok || problems.length > 0) throw new StackConfigError(problems);
+
+  const synth = process.env[SYNTH_ENV] === "1";
+  const unset = requiredSecretKeys(parsed.config).filter(
+    (spec) => !parsed.secretKeysSet.includes(spec.key),
+  );
+  if (unset.length > 0 && !synth) {
+    throw new StackConfigError(missingSecretsMessage(unset, stack, file));
+  }
+  const secrets: Record<string, pulumi.Output<string>> = {};
+  for (const key of parsed.secretKeysSet) {
+    secrets[key] = pulumi.secret(String(decoded.values[key]));
+  }
+  for (const spec of unset) secrets[spec.key] = pulumi.secret(`unset:${spec.key}`);
+  return { config: parsed.config, secrets, unsetSecrets: unset };
+}
+
+/**
+ * Whether the engine marked a config key secret. The SDK exports this at runtime but keeps it
+ * out of its type declarations (`@internal`), hence the narrow cast.
+ */
+function isConfigSecret(fullKey: string): boolean {
+  const runtime = pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean };
+  if (typeof runtime.isConfigSecret !== "function") {
+    throw new Error(
+      "@pulumi/pulumi no longer exports runtime.isConfigSecret; pin a version that does",
+    );
+  }
+  return runtime.isConfigSecret(fullKey);
+}
+
+/** One line per missing secret with the command that sets it (the value is prompted for). */
+export function missingSecretsMessage(
+  unset: readonly SecretKeySpec[],
+  stack: string,
+  file: string,
+): string[] {
+  return [
+    `${file}: ${unset.length} required secret${unset.length === 1 ? " is" : "s are"} not set; nothing was changed. Run:`,
+    ...unset.map(
+      (spec) => `  pulumi config set --secret ${spec.key} --stack ${stack}   # ${spec.description}`,
+    ),
+    `(each prompts for its value, which keeps it out of your shell history; config namespace ${PROJECT})`,
+  ];
+}

@@ -1,0 +1,126 @@
+import { z } from "zod";
+import { environmentConfigSchema } from "./environment";
+import { githubConfigSchema } from "./github";
+import { formatIssues } from "./problems";
+import { githubSecretKeys, type SecretKeySpec } from "./secret-keys";
+
+/** The Pulumi project name, and so the namespace of every config key of ours. */
+export const PROJECT = "clicky-delivery";
+
+/**
+ * The sections of a stack's config, one top-level key each (`clicky-delivery:<section>`).
+ * A capability adds its own section module here; nothing else changes.
+ */
+export const sectionSchemas = {
+  github: githubConfigSchema,
+  environment: environmentConfigSchema,
+} as const;
+
+/** Every secret config key the program knows, from all capabilities. */
+export const secretKeySpecs: readonly SecretKeySpec[] = [...githubSecretKeys];
+
+const secretKeyShape = Object.fromEntries(
+  secretKeySpecs.map((spec) => [spec.key, z.string().min(1, "must not be empty").optional()]),
+) as Record<string, z.ZodOptional<z.ZodString>>;
+
+/** The whole stack config: sections plus secret keys; anything else is an unknown key. */
+export const stackConfigSchema = z.strictObject({ ...sectionSchemas, ...secretKeyShape });
+
+type Sections = { [K in keyof typeof sectionSchemas]: z.output<(typeof sectionSchemas)[K]> };
+
+/** A validated stack config. Secret values are not part of it (see `load.ts`). */
+export interface StackConfig extends Sections {
+  /** Stack name, e.g. `production`. */
+  readonly stack: string;
+  /** True for the stack that owns repository-wide resources. */
+  readonly ownsRepository: boolean;
+}
+
+export type ParseResult =
+  | { readonly ok: true; readonly config: StackConfig; readonly secretKeysSet: readonly string[] }
+  | { readonly ok: false; readonly problems: readonly string[] };
+
+/**
+ * Validates the decoded values of our namespace (key without namespace -> value) once, at the
+ * edge, and returns either the typed config or every problem, one line each, prefixed with
+ * the stack file's name. `secretKeys` are the keys whose values were stored encrypted.
+ *
+ * @example parseStackConfig({ github: {...}, environment: {...} }, { stack: "staging" })
+ */
+export function parseStackConfig(
+  values: Readonly<Record<string, unknown>>,
+  opts: {
+    readonly stack: string;
+    readonly file?: string;
+    readonly secretKeys?: ReadonlySet<string>;
+  },
+): ParseResult {
+  const file = opts.file ?? `Pulumi.${opts.stack}.yaml`;
+  const problems: string[] = [];
+  for (const spec of secretKeySpecs) {
+    if (values[spec.key] !== undefined && opts.secretKeys && !opts.secretKeys.has(spec.key)) {
+      problems.push(
+        `${file}: ${PROJECT}:${spec.key}: is stored in plain text; remove it and run \`pulumi config set --secret ${spec.key} --stack ${opts.stack}\``,
+      );
+    }
+  }
+  const parsed = stackConfigSchema.safeParse(values);
+  if (!parsed.success) {
+    problems.push(...formatIssues(file, PROJECT, parsed.error.issues, allowedKeysAt));
+  }
+  if (!parsed.success || problems.length > 0) return { ok: false, problems };
+  const data = parsed.data;
+  const sections = Object.fromEntries(
+    Object.keys(sectionSchemas).map((key) => [key, data[key as keyof typeof data]]),
+  ) as Sections;
+  return {
+    ok: true,
+    config: {
+      ...sections,
+      stack: opts.stack,
+      ownsRepository: sections.github.repositoryStack === opts.stack,
+    },
+    secretKeysSet: secretKeySpecs
+      .map((s) => s.key)
+      .filter((k) => (data as Record<string, unknown>)[k] !== undefined),
+  };
+}
+
+/** The keys allowed at a path of the schema, for "unknown key" hints. */
+export function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] | undefined {
+  let schema: z.core.$ZodType = stackConfigSchema;
+  for (const part of path) {
+    schema = unwrap(schema);
+    if (schema instanceof z.ZodObject) {
+      const child: z.core.$ZodType | undefined = schema.shape[String(part)];
+      if (!child) return undefined;
+      schema = child;
+    } else if (schema instanceof z.ZodArray) {
+      schema = schema.element;
+    } else {
+      return undefined;
+    }
+  }
+  schema = unwrap(schema);
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : undefined;
+}
+
+function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
+  let current = schema;
+  for (;;) {
+    if (current instanceof z.ZodDefault || current instanceof z.ZodOptional) {
+      current = current.unwrap() as z.core.$ZodType;
+    } else if (current instanceof z.ZodPipe) {
+      current = current.in as z.core.$ZodType;
+    } else {
+      return current;
+    }
+  }
+}
+
+/** The secret keys this stack must have before `pulumi up` may register anything. */
+export function requiredSecretKeys(config: StackConfig): readonly SecretKeySpec[] {
+  return secretKeySpecs.filter((spec) =>
+    spec.requiredWhen({ stack: config.stack, ownsRepository: config.ownsRepository }),
+  );
+}

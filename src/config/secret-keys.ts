@@ -1,0 +1,37 @@
+/**
+ * Secret config keys: top-level keys of `Pulumi.<stack>.yaml` that must be set with
+ * `pulumi config set --secret`. Their values never appear in a stack file, a command string,
+ * a log line or an error message.
+ */
+export interface SecretKeySpec {
+  /** Key without the project namespace, e.g. `codecovToken`. */
+  readonly key: string;
+  /** What the value is and where to get it (shown when it is missing). */
+  readonly description: string;
+  /** Whether this stack needs it; `ownsRepository` is true for the repository-owning stack. */
+  readonly requiredWhen: (ctx: SecretRequirementContext) => boolean;
+}
+
+export interface SecretRequirementContext {
+  readonly stack: string;
+  readonly ownsRepository: boolean;
+}
+
+/** Secrets that feed GitHub secrets (see `catalog.ts`). */
+export const githubSecretKeys: readonly SecretKeySpec[] = [
+  {
+    key: "codecovToken",
+    description: "Codecov upload token of the repository (codecov.io > repository settings)",
+    requiredWhen: ({ ownsRepository }) => ownsRepository,
+  },
+  {
+    key: "expoToken",
+    description: "Expo access token for EAS builds and updates (expo.dev > access tokens)",
+    requiredWhen: ({ ownsRepository }) => ownsRepository,
+  },
+  {
+    key: "pulumiAccessToken",
+    description: "Pulumi access token that may update this stack (app.pulumi.com > access tokens)",
+    requiredWhen: () => true,
+  },
+];

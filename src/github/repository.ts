@@ -1,0 +1,36 @@
+import * as github from "@pulumi/github";
+import * as pulumi from "@pulumi/pulumi";
+import type { ResolvedGithubValue } from "./environment";
+
+export interface RepositorySettingsArgs {
+  readonly repository: string;
+  /** Repository-scoped values of the catalog with their values. */
+  readonly values: readonly ResolvedGithubValue[];
+}
+
+/**
+ * Repository-wide secrets and variables. Created only by the stack that owns the repository
+ * (`github.repositoryStack`), so the two stacks never overwrite each other's values.
+ */
+export class RepositorySettings extends pulumi.ComponentResource {
+  constructor(name: string, args: RepositorySettingsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("clicky:github:RepositorySettings", name, {}, opts);
+    for (const { spec, value } of args.values) {
+      const childName = `${name}-${spec.name.toLowerCase().replaceAll("_", "-")}`;
+      if (spec.kind === "secret") {
+        new github.ActionsSecret(
+          childName,
+          { repository: args.repository, secretName: spec.name, value },
+          { parent: this },
+        );
+      } else {
+        new github.ActionsVariable(
+          childName,
+          { repository: args.repository, variableName: spec.name, value },
+          { parent: this },
+        );
+      }
+    }
+    this.registerOutputs({});
+  }
+}

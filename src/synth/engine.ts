@@ -1,0 +1,138 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/** One `registerResource` call as the engine would have received it. */
+export interface RecordedResource {
+  readonly type: string;
+  readonly name: string;
+  /** Name of the parent resource, when it has one. */
+  readonly parent?: string;
+  readonly custom: boolean;
+  /** Inputs in wire form: secrets, assets and unknowns keep their signature wrappers. */
+  readonly inputs: Record<string, unknown>;
+}
+
+/** One provider function call (`getUser`, `getTeam`, ...). */
+export interface RecordedCall {
+  readonly token: string;
+  readonly args: Record<string, unknown>;
+}
+
+export interface MockRun<T> {
+  readonly resources: readonly RecordedResource[];
+  readonly calls: readonly RecordedCall[];
+  /** What the program returned (its stack outputs). */
+  readonly result: T;
+}
+
+export interface MockRunOptions<T> {
+  readonly project: string;
+  readonly stack: string;
+  /** Flat engine config: `namespace:key` -> string (objects as JSON). */
+  readonly config: Readonly<Record<string, string>>;
+  /** Full keys (`namespace:key`) whose values are secret. */
+  readonly secretKeys?: readonly string[];
+  readonly program: () => Promise<T> | T;
+}
+
+/**
+ * What a lookup returns under mocks: never an invented id, but a marker that says which lookup
+ * `pulumi up` would make, e.g. `lookup:user/alice`.
+ */
+export function mockCallResult(
+  token: string,
+  args: Record<string, unknown>,
+): Record<string, unknown> {
+  switch (token) {
+    case "github:index/getUser:getUser":
+      return {
+        id: `lookup:user/${String(args.username)}`,
+        login: args.username,
+        nodeId: `lookup:user/${String(args.username)}`,
+      };
+    case "github:index/getTeam:getTeam":
+      return {
+        id: `lookup:team/${String(args.slug)}`,
+        slug: args.slug,
+        nodeId: `lookup:team/${String(args.slug)}`,
+      };
+    case "docker:index/getRegistryImage:getRegistryImage":
+      return {
+        id: `lookup:image/${String(args.name)}`,
+        name: args.name,
+        sha256Digest: `lookup:digest/${String(args.name)}`,
+      };
+    default:
+      return { id: `lookup:${token}` };
+  }
+}
+
+/**
+ * Runs a Pulumi program under the SDK's mock runtime (no CLI, no engine, no network) and
+ * records every resource registration in order, with its parent and its wire-form inputs.
+ *
+ * The parent is read from the registration request itself: the mock monitor's public
+ * `newResource` hook does not receive it.
+ */
+export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun<T>> {
+  const resources: RecordedResource[] = [];
+  const calls: RecordedCall[] = [];
+  const nameByUrn = new Map<string, string>();
+
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }),
+      call: (args) => {
+        calls.push({ token: args.token, args: args.inputs as Record<string, unknown> });
+        return mockCallResult(args.token, args.inputs as Record<string, unknown>);
+      },
+    },
+    opts.project,
+    opts.stack,
+    true,
+  );
+  pulumi.runtime.setAllConfig({ ...opts.config }, [...(opts.secretKeys ?? [])]);
+
+  const monitor = pulumi.runtime.getMonitor() as unknown as MonitorWithRegister;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, callback) => {
+    const parentUrn = req.getParent();
+    resources.push({
+      type: req.getType(),
+      name: req.getName(),
+      ...(parentUrn ? { parent: nameByUrn.get(parentUrn) ?? urnName(parentUrn) } : {}),
+      custom: req.getCustom(),
+      inputs: (req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
+    });
+    return register(req, (err, response) => {
+      const urn = response?.getUrn();
+      if (urn) nameByUrn.set(urn, req.getName());
+      callback(err, response);
+    });
+  };
+
+  const result = await opts.program();
+  await pulumi.runtime.disconnect();
+  return { resources, calls, result };
+}
+
+/** The name part of a URN: `urn:pulumi:stack::project::type::name`. */
+export function urnName(urn: string): string {
+  return urn.slice(urn.lastIndexOf("::") + 2);
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getCustom(): boolean;
+  getObject(): { toJavaScript(): unknown } | undefined;
+}
+interface RegisterResponse {
+  getUrn(): string;
+}
+interface MonitorWithRegister {
+  registerResource(
+    req: RegisterRequest,
+    callback: (err: Error | null, response?: RegisterResponse) => void,
+  ): unknown;
+}

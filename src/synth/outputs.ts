@@ -1,0 +1,108 @@
+import type { RecordedResource } from "./engine";
+import { isSecret, redact, reveal } from "./wire";
+
+/** The resource types whose inputs synth turns into files. */
+export const FILE_TYPE = "github:index/repositoryFile:RepositoryFile";
+export const COMMAND_TYPE = "command:remote:Command";
+export const COPY_TYPE = "command:remote:CopyToRemote";
+
+/** An entry of `resources.json`. */
+export interface ResourceEntry {
+  readonly type: string;
+  readonly name: string;
+  readonly parent?: string;
+  readonly inputs: unknown;
+}
+
+/** Everything synth writes, as relative path -> content, computed before anything is written. */
+export interface SynthOutputs {
+  readonly files: ReadonlyMap<string, string>;
+  readonly resources: readonly ResourceEntry[];
+}
+
+/**
+ * Maps the recorded registrations to the contract's outputs: `resources.json`, the committed
+ * files, each remote command's script and the names of its stdin keys, and each copied file.
+ * Throws when a secret sits where it must never be (a command string, a committed file).
+ */
+export function buildOutputs(resources: readonly RecordedResource[]): SynthOutputs {
+  const files = new Map<string, string>();
+  const entries: ResourceEntry[] = resources.map((r) => ({
+    type: r.type,
+    name: r.name,
+    ...(r.parent ? { parent: r.parent } : {}),
+    inputs: redact(r.inputs),
+  }));
+  files.set("resources.json", `${JSON.stringify(entries, null, 2)}\n`);
+
+  for (const r of resources) {
+    if (r.type === FILE_TYPE) {
+      const path = plainString(r, "file");
+      const content = plainString(r, "content");
+      files.set(safeJoin("files", path), content);
+    } else if (r.type === COMMAND_TYPE) {
+      const create = r.inputs.create;
+      if (create !== undefined) files.set(`commands/${r.name}.sh`, plainString(r, "create"));
+      const stdin = reveal(r.inputs.stdin);
+      if (typeof stdin === "string") {
+        const keys = dotenvKeys(stdin);
+        files.set(`commands/${r.name}.stdin-keys`, keys.length ? `${keys.join("\n")}\n` : "");
+      }
+    } else if (r.type === COPY_TYPE) {
+      const remotePath = plainString(r, "remotePath");
+      for (const [rel, text] of assetFiles(r.inputs.source, r.name)) {
+        files.set(
+          safeJoin(`remote/${r.name}`, rel === "" ? remotePath : `${remotePath}/${rel}`),
+          text,
+        );
+      }
+    }
+  }
+  return { files, resources: entries };
+}
+
+/** The keys of dotenv lines (`KEY=value`), in order; values are never returned. */
+export function dotenvKeys(text: string): string[] {
+  const keys: string[] = [];
+  for (const line of text.split("\n")) {
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=/.exec(line);
+    if (match?.[1]) keys.push(match[1]);
+  }
+  return keys;
+}
+
+function plainString(r: RecordedResource, key: string): string {
+  const value = r.inputs[key];
+  if (isSecret(value)) {
+    throw new Error(
+      `${r.name} (${r.type}): input "${key}" is secret; secrets must never be part of it`,
+    );
+  }
+  if (typeof value !== "string") {
+    throw new Error(`${r.name} (${r.type}): input "${key}" is not known at synth time`);
+  }
+  return value;
+}
+
+function assetFiles(source: unknown, name: string): [string, string][] {
+  const value = redact(source) as Record<string, unknown> | undefined;
+  if (value && value.asset === "string") return [["", String(value.text)]];
+  if (value && value.archive && typeof value.archive === "object") {
+    return Object.entries(value.archive as Record<string, Record<string, unknown>>).map(
+      ([rel, a]) => {
+        if (a.asset !== "string")
+          throw new Error(`${name}: archive member ${rel} is not a string asset`);
+        return [rel, String(a.text)];
+      },
+    );
+  }
+  if (isSecret(source)) throw new Error(`${name}: a copied file must not be secret`);
+  throw new Error(`${name}: synth supports string assets and archives of them as copy sources`);
+}
+
+/** Joins a relative output path, refusing anything that would escape the output folder. */
+export function safeJoin(prefix: string, path: string): string {
+  const parts = `${prefix}/${path}`.split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes("..")) throw new Error(`refusing to write outside the output folder: ${path}`);
+  return parts.join("/");
+}
