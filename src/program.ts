@@ -1,4 +1,5 @@
-import type * as pulumi from "@pulumi/pulumi";
+import * as github from "@pulumi/github";
+import * as pulumi from "@pulumi/pulumi";
 import { type GithubValueSpec, githubValues } from "./config/catalog";
 import { type LoadedStack, loadStack } from "./config/load";
 import type { StackConfig } from "./config/schema";
@@ -12,19 +13,26 @@ import { RepositorySettings } from "./github/repository";
 export async function program(loaded: LoadedStack = loadStack()) {
   const { config, secrets } = loaded;
   const repository = config.github.repository;
+  const githubProvider = githubProviderFor(config);
+  const githubOpts = { providers: { github: githubProvider } };
 
-  const environment = new DeploymentEnvironment(config.environment.name, {
-    repository,
-    owner: config.github.owner,
-    environment: config.environment,
-    values: resolveValues(config, secrets, "environment"),
-  });
+  const environment = new DeploymentEnvironment(
+    config.environment.name,
+    {
+      repository,
+      owner: config.github.owner,
+      environment: config.environment,
+      values: resolveValues(config, secrets, "environment"),
+    },
+    githubOpts,
+  );
 
   if (config.ownsRepository) {
-    new RepositorySettings("repository", {
-      repository,
-      values: resolveValues(config, secrets, "repository"),
-    });
+    new RepositorySettings(
+      "repository",
+      { repository, values: resolveValues(config, secrets, "repository") },
+      githubOpts,
+    );
   }
 
   return {
@@ -32,6 +40,19 @@ export async function program(loaded: LoadedStack = loadStack()) {
     environment: environment.environment.environment,
     ownsRepositoryResources: config.ownsRepository,
   };
+}
+
+/**
+ * One explicit GitHub provider whose owner comes from our config, so resources land in the
+ * configured organization whatever account the token belongs to. The token is `github:token`
+ * (secret config) when set, else the provider reads `GITHUB_TOKEN` from the environment.
+ */
+export function githubProviderFor(config: StackConfig): github.Provider {
+  const token = new pulumi.Config("github").getSecret("token");
+  return new github.Provider("github", {
+    owner: config.github.owner,
+    ...(token ? { token } : {}),
+  });
 }
 
 /** The catalog entries of one scope, each paired with its value from the stack config. */

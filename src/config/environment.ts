@@ -59,20 +59,20 @@ export const environmentConfigSchema = z
         message: `GitHub allows at most ${MAX_REVIEWERS} reviewers (users and teams together), got ${users.length + teams.length}`,
       });
     }
-    for (const [list, key] of [
-      [users.map((u) => u.toLowerCase()), "users"],
-      [teams, "teams"],
+    for (const [list, key, normalize] of [
+      [users, "users", (u: string) => u.toLowerCase()],
+      [teams, "teams", (t: string) => t],
     ] as const) {
       const seen = new Set<string>();
       list.forEach((item, index) => {
-        if (seen.has(item)) {
+        if (seen.has(normalize(item))) {
           ctx.addIssue({
             code: "custom",
             path: ["approval", "reviewers", key, index],
             message: `"${item}" is listed twice`,
           });
         }
-        seen.add(item);
+        seen.add(normalize(item));
       });
     }
     if (env.approval.preventSelfReview && users.length + teams.length === 0) {

@@ -20,8 +20,10 @@ export interface RecordedCall {
 export interface MockRun<T> {
   readonly resources: readonly RecordedResource[];
   readonly calls: readonly RecordedCall[];
-  /** What the program returned (its stack outputs). */
-  readonly result: T;
+  /** What the program returned (its stack outputs), when it did not throw. */
+  readonly result?: T;
+  /** What the program threw, if it did; `resources` then shows what it had registered. */
+  readonly error?: unknown;
 }
 
 export interface MockRunOptions<T> {
@@ -110,9 +112,14 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
     });
   };
 
-  const result = await opts.program();
+  let outcome: { result: T } | { error: unknown };
+  try {
+    outcome = { result: await opts.program() };
+  } catch (error) {
+    outcome = { error };
+  }
   await pulumi.runtime.disconnect();
-  return { resources, calls, result };
+  return { resources, calls, ...outcome };
 }
 
 /** The name part of a URN: `urn:pulumi:stack::project::type::name`. */

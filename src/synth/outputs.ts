@@ -87,7 +87,7 @@ function plainString(r: RecordedResource, key: string): string {
 function assetFiles(source: unknown, name: string): [string, string][] {
   const value = redact(source) as Record<string, unknown> | undefined;
   if (value && value.asset === "string") return [["", String(value.text)]];
-  if (value && value.archive && typeof value.archive === "object") {
+  if (value?.archive && typeof value.archive === "object") {
     return Object.entries(value.archive as Record<string, Record<string, unknown>>).map(
       ([rel, a]) => {
         if (a.asset !== "string")

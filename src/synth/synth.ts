@@ -62,6 +62,10 @@ export async function synth(opts: SynthOptions): Promise<SynthResult> {
     secretKeys: fromFile.secretKeys,
     program: async () => (await import(indexPath)) as unknown,
   });
+  if ("error" in run) {
+    const err = run.error;
+    return { ok: false, problems: [err instanceof Error ? err.message : String(err)] };
+  }
   const outputs = buildOutputs(run.resources);
 
   const out = resolve(opts.out ?? join(opts.programDir, "out", opts.stack));

@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { StackConfigError } from "../../src/config/load";
+import type { RecordedResource } from "../../src/synth/engine";
+import { buildOutputs } from "../../src/synth/outputs";
+import { isSecret, reveal } from "../../src/synth/wire";
+import { byName, ofType, runProgram } from "../support/program";
+
+const ENV = "github:index/repositoryEnvironment:RepositoryEnvironment";
+const POLICY =
+  "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy";
+const ENV_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret";
+const ENV_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable";
+const REPO_SECRET = "github:index/actionsSecret:ActionsSecret";
+
+/** Distinctive secret values, so a leak anywhere is easy to find. */
+const SECRETS = {
+  codecovToken: "codecov-7f3a9c1e-leak-canary",
+  expoToken: "expo-b41d22aa-leak-canary",
+  pulumiAccessToken: "pul-9e8d7c6b-leak-canary",
+};
+
+function inputs(r: RecordedResource): Record<string, unknown> {
+  return r.inputs;
+}
+
+describe("production's environment", async () => {
+  const run = await runProgram({ stack: "production", mode: "up", secrets: SECRETS });
+
+  test("the program ran without error", () => assert.equal(run.error, undefined));
+
+  test("requires its reviewers, resolved through getUser and getTeam", () => {
+    const env = inputs(byName(run, ENV, "production"));
+    assert.equal(env.environment, "production");
+    assert.deepEqual(env.reviewers, [
+      { users: ["lookup:user/clicky-release-lead"], teams: ["lookup:team/release-managers"] },
+    ]);
+    assert.deepEqual(
+      run.calls.map((c) => [c.token, c.args.username ?? c.args.slug]),
+      [
+        ["github:index/getUser:getUser", "clicky-release-lead"],
+        ["github:index/getTeam:getTeam", "release-managers"],
+      ],
+    );
+  });
+
+  test("prevents self-review, lets no admin bypass, and has no wait timer", () => {
+    const env = inputs(byName(run, ENV, "production"));
+    assert.equal(env.preventSelfReview, true);
+    assert.equal(env.canAdminsBypass, false);
+    assert.equal(env.waitTimer, 0);
+  });
+
+  test("deploys only from main and v*.*.* tags, through custom policies", () => {
+    const env = inputs(byName(run, ENV, "production"));
+    assert.deepEqual(env.deploymentBranchPolicy, {
+      protectedBranches: false,
+      customBranchPolicies: true,
+    });
+    const policies = ofType(run, POLICY).map((p) => ({
+      branch: p.inputs.branchPattern,
+      tag: p.inputs.tagPattern,
+      env: p.inputs.environment,
+      parent: p.parent,
+    }));
+    assert.deepEqual(policies, [
+      { branch: "main", tag: undefined, env: "production", parent: "production" },
+      { branch: undefined, tag: "v*.*.*", env: "production", parent: "production" },
+    ]);
+  });
+
+  test("holds its own Pulumi token as an environment secret, kept secret", () => {
+    const [secret, ...rest] = ofType(run, ENV_SECRET);
+    assert.equal(rest.length, 0);
+    assert.ok(secret);
+    assert.equal(secret.inputs.secretName, "PULUMI_ACCESS_TOKEN");
+    assert.equal(secret.inputs.environment, "production");
+    assert.ok(isSecret(secret.inputs.value), "the value must travel as a secret");
+    assert.equal(reveal(secret.inputs.value), SECRETS.pulumiAccessToken);
+    assert.equal(secret.inputs.plaintextValue, undefined, "the deprecated input is not used");
+  });
+
+  test("publishes its URL as the APP_URL variable", () => {
+    const variables = ofType(run, ENV_VARIABLE).map((v) => [v.inputs.variableName, v.inputs.value]);
+    assert.deepEqual(variables, [["APP_URL", "https://api.clicky-foundation.example"]]);
+  });
+
+  test("creates no repository-wide secret: staging owns those", () => {
+    assert.deepEqual(ofType(run, REPO_SECRET), []);
+  });
+
+  test("no secret value appears in anything synth would write", () => {
+    const outputs = buildOutputs(run.resources);
+    for (const [path, content] of outputs.files) {
+      for (const value of Object.values(SECRETS)) {
+        assert.ok(!content.includes(value), `${path} contains a secret value`);
+      }
+    }
+  });
+});
+
+describe("staging's environment", async () => {
+  const run = await runProgram({ stack: "staging", mode: "up", secrets: SECRETS });
+
+  test("has no reviewers and looks nobody up", () => {
+    assert.deepEqual(inputs(byName(run, ENV, "staging")).reviewers, []);
+    assert.deepEqual(run.calls, []);
+  });
+
+  test("deploys from main only", () => {
+    assert.deepEqual(
+      ofType(run, POLICY).map((p) => [p.inputs.branchPattern, p.inputs.tagPattern]),
+      [["main", undefined]],
+    );
+  });
+
+  test("owns the repository secrets, each kept secret", () => {
+    const secrets = ofType(run, REPO_SECRET);
+    assert.deepEqual(secrets.map((s) => s.inputs.secretName).sort(), [
+      "CODECOV_TOKEN",
+      "EXPO_TOKEN",
+    ]);
+    for (const s of secrets) {
+      assert.ok(isSecret(s.inputs.value), `${String(s.inputs.secretName)} must be secret`);
+      assert.equal(s.parent, "repository");
+    }
+    const codecov = secrets.find((s) => s.inputs.secretName === "CODECOV_TOKEN");
+    assert.equal(reveal(codecov?.inputs.value), SECRETS.codecovToken);
+  });
+});
+
+describe("a missing secret outside synth", async () => {
+  const run = await runProgram({
+    stack: "production",
+    mode: "up",
+    secrets: {},
+  });
+
+  test("stops the program before any resource is registered", () => {
+    assert.ok(run.error instanceof StackConfigError, String(run.error));
+    assert.deepEqual(run.resources, []);
+  });
+
+  test("says the exact command that sets it", () => {
+    const message = (run.error as Error).message;
+    assert.match(message, /^Pulumi\.production\.yaml: 1 required secret is not set/);
+    assert.match(message, /pulumi config set --secret pulumiAccessToken --stack production/);
+  });
+});
+
+describe("a missing secret under synth", async () => {
+  const run = await runProgram({ stack: "staging", mode: "synth" });
+
+  test("becomes a placeholder, still secret, and the program goes on", () => {
+    assert.equal(run.error, undefined);
+    const token = ofType(run, ENV_SECRET)[0];
+    assert.ok(token && isSecret(token.inputs.value));
+    assert.equal(reveal(token.inputs.value), "unset:pulumiAccessToken");
+  });
+});

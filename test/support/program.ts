@@ -1,0 +1,74 @@
+import { join } from "node:path";
+import { SYNTH_ENV } from "../../src/config/load";
+import { PROJECT } from "../../src/config/schema";
+import { program } from "../../src/program";
+import { type MockRun, type RecordedResource, runUnderMocks } from "../../src/synth/engine";
+import { readStackFile } from "../../src/synth/stack-file";
+
+export const REPO_ROOT = join(__dirname, "..", "..");
+
+export interface RunProgramOptions {
+  /** Stack name; the stack file defaults to the committed `Pulumi.<stack>.yaml`. */
+  readonly stack: string;
+  readonly stackFile?: string;
+  /** Secret config values to set (key without namespace -> plaintext), as `pulumi up` would. */
+  readonly secrets?: Readonly<Record<string, string>>;
+  /** Extra or replaced config values of our namespace (objects are JSON-encoded). */
+  readonly overrides?: Readonly<Record<string, unknown>>;
+  /** Run as synth does (missing secrets become placeholders) or as `pulumi up` (they stop it). */
+  readonly mode: "synth" | "up";
+}
+
+/** The mock runtime is process-global: runs must not overlap, so they queue here. */
+let queue: Promise<unknown> = Promise.resolve();
+
+/** Runs the real program under Pulumi's mocks with a stack file's config, one run at a time. */
+export function runProgram(opts: RunProgramOptions): Promise<MockRun<unknown>> {
+  const run = queue.then(() => runProgramNow(opts));
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+async function runProgramNow(opts: RunProgramOptions): Promise<MockRun<unknown>> {
+  const file = readStackFile(opts.stackFile ?? join(REPO_ROOT, `Pulumi.${opts.stack}.yaml`));
+  const config: Record<string, string> = { ...file.config };
+  const secretKeys = [...file.secretKeys];
+  for (const [key, value] of Object.entries(opts.overrides ?? {})) {
+    config[`${PROJECT}:${key}`] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  for (const [key, value] of Object.entries(opts.secrets ?? {})) {
+    config[`${PROJECT}:${key}`] = value;
+    secretKeys.push(`${PROJECT}:${key}`);
+  }
+  const previous = process.env[SYNTH_ENV];
+  if (opts.mode === "synth") process.env[SYNTH_ENV] = "1";
+  else delete process.env[SYNTH_ENV];
+  try {
+    return await runUnderMocks({
+      project: PROJECT,
+      stack: opts.stack,
+      config,
+      secretKeys,
+      program: () => program(),
+    });
+  } finally {
+    if (previous === undefined) delete process.env[SYNTH_ENV];
+    else process.env[SYNTH_ENV] = previous;
+  }
+}
+
+/** The registrations of one resource type, e.g. `github:index/actionsSecret:ActionsSecret`. */
+export function ofType(run: MockRun<unknown>, type: string): RecordedResource[] {
+  return run.resources.filter((r) => r.type === type);
+}
+
+/** The one registration of this type and name, failing loudly when there is none or several. */
+export function byName(run: MockRun<unknown>, type: string, name: string): RecordedResource {
+  const found = run.resources.filter((r) => r.type === type && r.name === name);
+  if (found.length !== 1) {
+    throw new Error(
+      `expected one resource named ${name}, found ${found.length}: ${run.resources.map((r) => r.name).join(", ")}`,
+    );
+  }
+  return found[0] as RecordedResource;
+}
