@@ -1,5 +1,6 @@
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
+import { StackDeployments, stackDeploymentsArgs } from "./cloud/deployments";
 import { type GithubValueSpec, githubValues } from "./config/catalog";
 import { type LoadedStack, loadStack } from "./config/load";
 import type { StackConfig } from "./config/schema";
@@ -34,6 +35,15 @@ export async function program(loaded: LoadedStack = loadStack()) {
       githubOpts,
     );
   }
+
+  const cloud = stackDeploymentsArgs(config.deployments, {
+    project: pulumi.getProject(),
+    stack: config.stack,
+    owner: config.github.owner,
+    repository,
+    defaultBranch: config.github.defaultBranch,
+  });
+  if (cloud) new StackDeployments(config.stack, cloud);
 
   return {
     repository: `${config.github.owner}/${repository}`,

@@ -1,7 +1,8 @@
 import { z } from "zod";
+import { deploymentsSectionSchema } from "./deployments";
 import { environmentConfigSchema } from "./environment";
 import { githubConfigSchema } from "./github";
-import { formatIssues } from "./problems";
+import { formatIssues, formatKeyPath } from "./problems";
 import { githubSecretKeys, type SecretKeySpec } from "./secret-keys";
 
 /** The Pulumi project name, and so the namespace of every config key of ours. */
@@ -14,6 +15,7 @@ export const PROJECT = "clicky-delivery";
 export const sectionSchemas = {
   github: githubConfigSchema,
   environment: environmentConfigSchema,
+  deployments: deploymentsSectionSchema,
 } as const;
 
 /** Every secret config key the program knows, from all capabilities. */
@@ -73,17 +75,37 @@ export function parseStackConfig(
   const sections = Object.fromEntries(
     Object.keys(sectionSchemas).map((key) => [key, data[key as keyof typeof data]]),
   ) as Sections;
+  const config: StackConfig = {
+    ...sections,
+    stack: opts.stack,
+    ownsRepository: sections.github.repositoryStack === opts.stack,
+  };
+  const crossProblems = crossSectionProblems(config).map(
+    ({ path, message }) => `${file}: ${formatKeyPath(PROJECT, path)}: ${message}`,
+  );
+  if (crossProblems.length > 0) return { ok: false, problems: crossProblems };
   return {
     ok: true,
-    config: {
-      ...sections,
-      stack: opts.stack,
-      ownsRepository: sections.github.repositoryStack === opts.stack,
-    },
+    config,
     secretKeysSet: secretKeySpecs
       .map((s) => s.key)
       .filter((k) => (data as Record<string, unknown>)[k] !== undefined),
   };
+}
+
+/** Rules that span sections, checked once every section is valid on its own. */
+export function crossSectionProblems(
+  config: StackConfig,
+): { path: readonly PropertyKey[]; message: string }[] {
+  const problems: { path: readonly PropertyKey[]; message: string }[] = [];
+  const { users, teams } = config.environment.approval.reviewers;
+  if (config.deployments.driftAutoRemediate && users.length + teams.length > 0) {
+    problems.push({
+      path: ["deployments", "driftAutoRemediate"],
+      message: `must be false: environment "${config.environment.name}" requires approval, and auto-remediation would deploy without it`,
+    });
+  }
+  return problems;
 }
 
 /** The keys allowed at a path of the schema, for "unknown key" hints. */
