@@ -9,6 +9,21 @@ export interface RecordedResource {
   readonly custom: boolean;
   /** Inputs in wire form: secrets, assets and unknowns keep their signature wrappers. */
   readonly inputs: Record<string, unknown>;
+  /** Resource options that tests assert on (not part of synth's `resources.json`). */
+  readonly options: RecordedOptions;
+}
+
+export interface RecordedOptions {
+  /** Names of the resources this one depends on explicitly or through its inputs. */
+  readonly dependsOn: readonly string[];
+  readonly ignoreChanges: readonly string[];
+  readonly replaceOnChanges: readonly string[];
+  readonly additionalSecretOutputs: readonly string[];
+  readonly protect: boolean;
+  readonly retainOnDelete: boolean;
+  readonly deleteBeforeReplace: boolean;
+  /** Name of the explicit provider, when one was given. */
+  readonly provider?: string;
 }
 
 /** One provider function call (`getUser`, `getTeam`, ...). */
@@ -104,6 +119,16 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
       ...(parentUrn ? { parent: nameByUrn.get(parentUrn) ?? urnName(parentUrn) } : {}),
       custom: req.getCustom(),
       inputs: (req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
+      options: {
+        dependsOn: req.getDependenciesList().map((urn) => nameByUrn.get(urn) ?? urnName(urn)),
+        ignoreChanges: req.getIgnorechangesList(),
+        replaceOnChanges: req.getReplaceonchangesList(),
+        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+        protect: req.getProtect() ?? false,
+        retainOnDelete: req.getRetainondelete() ?? false,
+        deleteBeforeReplace: req.getDeletebeforereplace(),
+        ...(req.getProvider() ? { provider: providerName(req.getProvider()) } : {}),
+      },
     });
     return register(req, (err, response) => {
       const urn = response?.getUrn();
@@ -127,7 +152,21 @@ export function urnName(urn: string): string {
   return urn.slice(urn.lastIndexOf("::") + 2);
 }
 
+/** A provider reference is `<urn>::<id>`; its name is the URN's last part. */
+function providerName(ref: string): string {
+  const urn = ref.slice(0, ref.lastIndexOf("::"));
+  return urnName(urn);
+}
+
 interface RegisterRequest {
+  getDependenciesList(): string[];
+  getIgnorechangesList(): string[];
+  getReplaceonchangesList(): string[];
+  getAdditionalsecretoutputsList(): string[];
+  getProtect(): boolean | undefined;
+  getRetainondelete(): boolean | undefined;
+  getDeletebeforereplace(): boolean;
+  getProvider(): string;
   getType(): string;
   getName(): string;
   getParent(): string;

@@ -158,3 +158,37 @@ describe("a missing secret under synth", async () => {
     assert.equal(reveal(token.inputs.value), "unset:pulumiAccessToken");
   });
 });
+
+describe("what a refresh compares (drift)", async () => {
+  const run = await runProgram({ stack: "staging", mode: "up", secrets: SECRETS });
+  const githubResources = run.resources.filter((r) => r.type.startsWith("github:index/"));
+
+  test("no GitHub resource ignores changes, so drift in any input shows in a preview", () => {
+    assert.ok(githubResources.length >= 5);
+    for (const r of githubResources) assert.deepEqual(r.options.ignoreChanges, [], r.name);
+  });
+
+  test("secrets use the value input, whose drift GitHub's provider detects", () => {
+    for (const r of [...ofType(run, REPO_SECRET), ...ofType(run, ENV_SECRET)]) {
+      assert.ok(isSecret(r.inputs.value), r.name);
+      for (const deprecated of ["plaintextValue", "encryptedValue", "destroyOnDrift"]) {
+        assert.equal(r.inputs[deprecated], undefined, `${r.name} uses ${deprecated}`);
+      }
+    }
+  });
+
+  test("every GitHub resource goes through the explicit provider with the configured owner", () => {
+    for (const r of githubResources) assert.equal(r.options.provider, "github", r.name);
+    const provider = run.resources.find((r) => r.type === "pulumi:providers:github");
+    assert.equal(provider?.inputs.owner, "clicky-foundation");
+  });
+
+  test("policies, secrets and variables wait for their environment", () => {
+    const children = [
+      ...ofType(run, POLICY),
+      ...ofType(run, ENV_SECRET),
+      ...ofType(run, ENV_VARIABLE),
+    ];
+    for (const r of children) assert.ok(r.options.dependsOn.includes("staging"), r.name);
+  });
+});

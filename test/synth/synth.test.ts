@@ -84,6 +84,11 @@ for (const stack of ["staging", "production"]) {
       }
     });
 
+    test("shows the stack's Pulumi Deployments settings and drift schedule", () => {
+      assert.match(run.stdout, /1 {2}pulumiservice:index:DeploymentSettings/);
+      assert.match(run.stdout, /1 {2}pulumiservice:index:DriftSchedule/);
+    });
+
     test("lists the required secrets that are unset", () => {
       assert.match(
         run.stdout,
@@ -104,6 +109,19 @@ describe("synth of production", () => {
     const text = readFileSync(join(run.out, "resources.json"), "utf8");
     assert.doesNotMatch(text, /actionsSecret:ActionsSecret"/);
     assert.ok(!existsSync(join(run.out, "files")), "production commits no file");
+  });
+});
+
+describe("synth of a local-backend stack (no deployments section)", () => {
+  const file = brokenStackFile("staging", "local", (doc) => {
+    delete doc.config["clicky-delivery:deployments"];
+  });
+  const run = runSynth(["--stack-file", file], join(work, "out-local"));
+  test("succeeds without any Pulumi Cloud resource", () => {
+    assert.equal(run.status, 0, run.stderr);
+    assert.doesNotMatch(run.stdout, /pulumiservice:/);
+    const text = readFileSync(join(run.out, "resources.json"), "utf8");
+    assert.doesNotMatch(text, /pulumiservice:/);
   });
 });
 
