@@ -1,0 +1,2 @@
+ALTER TABLE items DROP COLUMN sku;
+DROP TABLE audit_log;

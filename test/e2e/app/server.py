@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""The stand-in backend's HTTP server (python3 stdlib, threaded, port 8000).
+
+It reads the real app's settings (DATABASE_URL as postgresql+asyncpg://..., REDIS_URL,
+JWT_SECRET_KEY, APP_ENV) and fails at start, like a settings-validating app, when
+DATABASE_URL or JWT_SECRET_KEY is missing. Endpoints:
+  GET /health, /api/v1/health  200 {"status":"ok",...} when PostgreSQL answers, else 503
+  GET /health/db               200 {"db":"ok"} / 503
+  GET /version                 {"version":"v2"}, the version baked into the image
+  GET /items                   rows of table items, as JSON
+  GET /config                  which settings arrived (never their values)
+  GET /slow?ms=N               answers after N ms (to have requests in flight)
+Every response carries X-App-Version. v3 is built so that its health checks always fail.
+On SIGTERM it stops accepting, closes idle keep-alive connections, lets in-flight requests
+finish (up to DRAIN_TIMEOUT seconds, default 25) and exits 0, as uvicorn does.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+APP_DIR = os.path.dirname(os.path.realpath(__file__))
+with open(os.path.join(APP_DIR, "VERSION")) as _f:
+    VERSION = _f.read().strip()
+with open(os.path.join(APP_DIR, "versions.json")) as _f:
+    HEALTHY_BUILD = json.load(_f)[VERSION]["healthy"]
+
+
+def log(msg):
+    print(f"[backend {VERSION}] {msg}", file=sys.stderr, flush=True)
+
+
+def settings():
+    missing = [k for k in ("DATABASE_URL", "JWT_SECRET_KEY") if not os.environ.get(k)]
+    if missing:
+        log(f"config error: {', '.join(missing)} not set")
+        sys.exit(1)
+    parts = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    if parts.scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
+        log(f"config error: DATABASE_URL scheme {parts.scheme!r} is not postgresql")
+        sys.exit(1)
+    pg = {
+        "PGHOST": parts.hostname or "localhost",
+        "PGPORT": str(parts.port or 5432),
+        "PGUSER": urllib.parse.unquote(parts.username or ""),
+        "PGPASSWORD": urllib.parse.unquote(parts.password or ""),
+        "PGDATABASE": urllib.parse.unquote(parts.path.lstrip("/")),
+        "PGCONNECT_TIMEOUT": "2",
+        "PGAPPNAME": f"backend-{VERSION}",
+    }
+    return pg
+
+
+PG = settings()
+PG_ENV = {**os.environ, **PG}
+
+
+def psql(sql):
+    """Runs one query with psql -At; returns (ok, stdout or error)."""
+    try:
+        proc = subprocess.run(
+            ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            env=PG_ENV,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except subprocess.TimeoutExpired:
+        return False, "psql timed out"
+    if proc.returncode != 0:
+        return False, proc.stderr.strip() or f"psql exited {proc.returncode}"
+    return True, proc.stdout
+
+
+class DbProbe:
+    """SELECT 1 against PostgreSQL, cached for half a second under load."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.at = 0.0
+        self.result = (False, "not checked")
+
+    def check(self):
+        with self.lock:
+            if time.monotonic() - self.at > 0.5:
+                ok, out = psql("SELECT 1")
+                self.result = (ok and out.strip() == "1", "ok" if ok else out)
+                self.at = time.monotonic()
+            return self.result
+
+
+DB = DbProbe()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = f"clicky-e2e-backend/{VERSION}"
+    timeout = 5  # idle keep-alive connections close after 5 s, like uvicorn
+    disable_nagle_algorithm = True  # TCP_NODELAY, as uvicorn: no 40 ms keep-alive stalls
+
+    def setup(self):
+        super().setup()
+        self.busy = False
+        self.server.track(self, True)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.track(self, False)
+
+    def log_message(self, format, *args):
+        if os.environ.get("ACCESS_LOG", "1") != "0":
+            log("%s %s" % (self.address_string(), format % args))
+
+    def send_json(self, status, body):
+        data = (json.dumps(body) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-App-Version", VERSION)
+        if self.server.draining.is_set():
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def health(self):
+        if not HEALTHY_BUILD:
+            return 503, {"status": "unhealthy", "version": VERSION, "reason": "this build always fails its health check"}
+        ok, detail = DB.check()
+        if ok:
+            return 200, {"status": "ok", "version": VERSION, "db": "ok"}
+        return 503, {"status": "unavailable", "version": VERSION, "db": detail}
+
+    def route(self):
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        if path in ("/health", "/api/v1/health"):
+            return self.health()
+        if path == "/health/db":
+            if not HEALTHY_BUILD:
+                return 503, {"db": "unknown", "reason": "this build always fails its health check"}
+            ok, detail = DB.check()
+            return (200, {"db": "ok"}) if ok else (503, {"db": detail})
+        if path == "/version":
+            return 200, {"version": VERSION}
+        if path == "/items":
+            ok, out = psql("SELECT coalesce(json_agg(t ORDER BY t.id), '[]'::json) FROM items t")
+            if not ok:
+                return 500, {"error": out}
+            return 200, json.loads(out)
+        if path == "/config":
+            secret = os.environ.get("JWT_SECRET_KEY", "")
+            return 200, {
+                "version": VERSION,
+                "app_env": os.environ.get("APP_ENV"),
+                "jwt_secret_sha256_12": hashlib.sha256(secret.encode()).hexdigest()[:12],
+                "database_host": PG["PGHOST"],
+                "database_name": PG["PGDATABASE"],
+                "redis_url_set": bool(os.environ.get("REDIS_URL")),
+            }
+        if path == "/slow":
+            query = urllib.parse.parse_qs(url.query)
+            ms = min(int((query.get("ms") or ["1000"])[0]), 30000)
+            time.sleep(ms / 1000)
+            return 200, {"slept_ms": ms, "version": VERSION}
+        if path == "/":
+            return 200, {"app": "clicky-e2e-backend", "version": VERSION}
+        return 404, {"detail": "Not Found"}
+
+    def do_GET(self):
+        self.busy = True
+        try:
+            status, body = self.route()
+        except Exception as e:  # noqa: BLE001 - a stand-in reports, never crashes
+            status, body = 500, {"error": repr(e)}
+        try:
+            self.send_json(status, body)
+        finally:
+            self.busy = False
+
+    do_HEAD = do_GET
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr):
+        super().__init__(addr, Handler)
+        self.draining = threading.Event()
+        self.conns_lock = threading.Lock()
+        self.conns = set()
+
+    def track(self, handler, alive):
+        with self.conns_lock:
+            if alive:
+                self.conns.add(handler)
+            else:
+                self.conns.discard(handler)
+
+    def close_idle(self):
+        with self.conns_lock:
+            idle = [h for h in self.conns if not h.busy]
+        for h in idle:
+            try:
+                h.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def in_flight(self):
+        with self.conns_lock:
+            return len(self.conns)
+
+
+def main():
+    port = int(os.environ.get("PORT", "8000"))
+    server = Server(("0.0.0.0", port))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
+    thread.start()
+    log(f"listening on :{port} (APP_ENV={os.environ.get('APP_ENV')}, healthy build: {HEALTHY_BUILD})")
+    while not stop.wait(0.5):
+        pass
+    log("SIGTERM: draining")
+    server.draining.set()
+    server.shutdown()
+    server.socket.close()
+    deadline = time.monotonic() + float(os.environ.get("DRAIN_TIMEOUT", "25"))
+    while server.in_flight() and time.monotonic() < deadline:
+        server.close_idle()
+        time.sleep(0.05)
+    log(f"stopped ({server.in_flight()} connections left)")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
