@@ -54,11 +54,12 @@ export const githubValues: readonly GithubValueSpec[] = [
     source: { kind: "secretKey", key: "pulumiAccessToken" },
   },
   {
-    name: "APP_URL",
-    kind: "variable",
-    scope: "environment",
-    purpose: "Public base URL of the environment, for smoke tests and post-deploy verification",
-    source: { kind: "config", path: "environment.url", read: (env) => env.url },
+    name: "PULUMI_DRIFT_TOKEN",
+    kind: "secret",
+    scope: "repository",
+    purpose:
+      "Scheduled drift checks (`pulumi preview --refresh`) of every stack; a read-only Pulumi token, so no job needs an environment's approval for it",
+    source: { kind: "secretKey", key: "pulumiDriftToken" },
   },
 ];
 
@@ -75,11 +76,17 @@ export const specSecretFates: readonly { readonly spec: string; readonly now: st
   { spec: "STAGING_HOST", now: "`deploy.hosts[].host` in `Pulumi.staging.yaml`" },
   { spec: "STAGING_USER", now: "`deploy.hosts[].user` in `Pulumi.staging.yaml`" },
   { spec: "STAGING_SSH_KEY", now: "secret config `sshPrivateKey` of the staging stack" },
-  { spec: "STAGING_URL", now: "variable `APP_URL` of the `staging` environment" },
+  {
+    spec: "STAGING_URL",
+    now: "`environment.url` in `Pulumi.staging.yaml`; deploy jobs read it from the stack",
+  },
   { spec: "PROD_HOST", now: "`deploy.hosts[].host` in `Pulumi.production.yaml`" },
   { spec: "PROD_USER", now: "`deploy.hosts[].user` in `Pulumi.production.yaml`" },
   { spec: "PROD_SSH_KEY", now: "secret config `sshPrivateKey` of the production stack" },
-  { spec: "PROD_URL", now: "variable `APP_URL` of the `production` environment" },
-  { spec: "EXPO_TOKEN", now: "repository secret `EXPO_TOKEN`" },
-  { spec: "CODECOV_TOKEN", now: "repository secret `CODECOV_TOKEN`" },
+  {
+    spec: "PROD_URL",
+    now: "`environment.url` in `Pulumi.production.yaml`; deploy jobs read it from the stack",
+  },
+  { spec: "EXPO_TOKEN", now: "repository secret `EXPO_TOKEN` (mobile workflows)" },
+  { spec: "CODECOV_TOKEN", now: "repository secret `CODECOV_TOKEN` (test jobs)" },
 ];

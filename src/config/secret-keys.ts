@@ -34,4 +34,10 @@ export const githubSecretKeys: readonly SecretKeySpec[] = [
     description: "Pulumi access token that may update this stack (app.pulumi.com > access tokens)",
     requiredWhen: () => true,
   },
+  {
+    key: "pulumiDriftToken",
+    description:
+      "Read-only Pulumi token for the drift workflow: a team token whose team has Stack Read on every stack (app.pulumi.com > teams)",
+    requiredWhen: ({ ownsRepository }) => ownsRepository,
+  },
 ];

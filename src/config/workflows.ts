@@ -1,0 +1,142 @@
+import { z } from "zod";
+import { branchName, refNamePattern } from "./patterns";
+
+/** A URL path an HTTP check asks, e.g. `/api/v1/health`; safe to write into a script as is. */
+const urlPath = z.string().regex(/^\/[A-Za-z0-9._~/-]*$/, "expected a URL path, e.g. /health");
+
+/** A stack and the GitHub environment its deploy job runs in. */
+const deployTargetSchema = z.strictObject({
+  /** Stack name, e.g. `staging` (qualified with the Pulumi organization when there is one). */
+  stack: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected a stack name, e.g. staging"),
+  /** GitHub environment of the deploy job; its required reviewers gate the deploy. */
+  environment: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,255}$/, "expected an environment name, e.g. staging"),
+  /** Paths asked after the deploy (smoke test, post-deploy verification); each must answer 2xx. */
+  checkPaths: z.array(urlPath).min(1, "list at least one path"),
+});
+
+/**
+ * `clicky-delivery:workflows`: the GitHub Actions workflows the repository-owning stack commits,
+ * and the ruleset whose required checks come from the pull-request pipeline.
+ *
+ * Every key has a default; the committed stack files need no `workflows` section.
+ */
+export const workflowsConfigSchema = z
+  .strictObject({
+    /** How the generated files reach the default branch. */
+    commit: z
+      .strictObject({
+        /**
+         * `pull-request`: commit to a branch and open a pull request (needed whenever the default
+         * branch is protected, which the ruleset below does). `direct`: commit to the default
+         * branch itself (only when nothing protects it).
+         */
+        mode: z.enum(["pull-request", "direct"]).default("pull-request"),
+        /** Branch name prefix in `pull-request` mode; a hash of the files is appended. */
+        branchPrefix: branchName.default("clicky-delivery/workflows"),
+      })
+      .default({ mode: "pull-request", branchPrefix: "clicky-delivery/workflows" }),
+    /**
+     * How deploy jobs run a stack: `pulumi-deployments` starts a Pulumi Deployments update,
+     * `pulumi-up` runs `pulumi up` in the job. Default: Deployments for a `cloud` backend
+     * (`deployments.backend`), `pulumi up` otherwise.
+     */
+    deployMode: z.enum(["pulumi-deployments", "pulumi-up"]).optional(),
+    /** Python version of the backend jobs. */
+    pythonVersion: z
+      .string()
+      .regex(/^3\.\d+(\.\d+)?$/, "expected a Python 3 version, e.g. 3.11")
+      .default("3.11"),
+    /** Node.js major version of the mobile jobs and of the jobs that run this program. */
+    nodeVersion: z
+      .string()
+      .regex(/^\d+(\.\d+){0,2}$/, "expected a Node.js version, e.g. 20")
+      .default("20"),
+    /** Backend image repository the main pipeline pushes; default `ghcr.io/<owner>/<repo>/backend`. */
+    image: z
+      .string()
+      .regex(
+        /^ghcr\.io\/[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)+$/,
+        "expected a lowercase ghcr.io repository, e.g. ghcr.io/clicky-foundation/clicky-foundation/backend",
+      )
+      .optional(),
+    /** Branches whose pull requests run the PR pipeline; default: the default branch and `develop`. */
+    pullRequestBranches: z.array(refNamePattern).min(1).optional(),
+    /** Pulumi CLI version the jobs install (anything `pulumi/actions` accepts, e.g. `^3`). */
+    pulumiVersion: z.string().min(1).default("^3"),
+    /** The stacks the pipelines deploy, each with its environment and the paths checked after. */
+    targets: z
+      .strictObject({
+        staging: deployTargetSchema.default({
+          stack: "staging",
+          environment: "staging",
+          checkPaths: ["/health", "/api/v1/health"],
+        }),
+        production: deployTargetSchema.default({
+          stack: "production",
+          environment: "production",
+          checkPaths: ["/health", "/health/db"],
+        }),
+      })
+      .default({
+        staging: {
+          stack: "staging",
+          environment: "staging",
+          checkPaths: ["/health", "/api/v1/health"],
+        },
+        production: {
+          stack: "production",
+          environment: "production",
+          checkPaths: ["/health", "/health/db"],
+        },
+      }),
+    /** How long the smoke test and the post-deploy verification retry before failing. */
+    checkDeadlineSeconds: z.number().int().min(10).max(1800).default(180),
+    /** EAS build profile of release builds and EAS Update branch of the OTA updates. */
+    mobile: z
+      .strictObject({
+        buildProfile: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]+$/, "expected an EAS build profile name")
+          .default("production"),
+        updateBranch: z
+          .string()
+          .regex(/^[A-Za-z0-9._/-]+$/, "expected an EAS Update branch name")
+          .default("production"),
+      })
+      .default({ buildProfile: "production", updateBranch: "production" }),
+    /** The default branch's ruleset: pull requests plus the PR pipeline's checks. */
+    ruleset: z
+      .strictObject({
+        /** `active` enforces it; `disabled` keeps it without effect (`evaluate` needs Enterprise). */
+        enforcement: z.enum(["active", "evaluate", "disabled"]).default("active"),
+        /** Approving reviews a pull request needs (0: a pull request, no approval). */
+        requiredApprovals: z.number().int().min(0).max(10).default(0),
+      })
+      .default({ enforcement: "active", requiredApprovals: 0 }),
+  })
+  .superRefine((value, ctx) => {
+    if (value.commit.mode === "direct" && value.ruleset.enforcement === "active") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["commit", "mode"],
+        message:
+          'is "direct" but the active ruleset requires pull requests on the default branch, so every commit after the first would be refused; use "pull-request" (or ruleset.enforcement: disabled)',
+      });
+    }
+    if (value.targets.staging.environment === value.targets.production.environment) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["targets", "production", "environment"],
+        message: "must differ from the staging environment",
+      });
+    }
+  });
+
+/** Without a `workflows` section every default applies. */
+export const workflowsSectionSchema = workflowsConfigSchema.default(
+  workflowsConfigSchema.parse({}),
+);
+
+export type WorkflowsConfig = z.infer<typeof workflowsConfigSchema>;

@@ -1,0 +1,118 @@
+import type { GithubValueSpec } from "../config/catalog";
+import type { Workflow } from "./model";
+import { renderJob } from "./render";
+
+/** Secrets every job has without anyone managing them. */
+const BUILT_IN_SECRETS = new Set(["GITHUB_TOKEN"]);
+
+/** One `secrets.X` or `vars.X` a job's expressions read. */
+export interface ValueReference {
+  readonly file: string;
+  readonly job: string;
+  /** The environment the job runs in, if any: it decides which environment values it sees. */
+  readonly environment?: string;
+  readonly kind: "secret" | "variable";
+  readonly name: string;
+}
+
+/** Every `secrets.X` / `vars.X` in the expressions of each job (scripts hold none by rule). */
+export function valueReferences(workflows: readonly Workflow[]): ValueReference[] {
+  const refs: ValueReference[] = [];
+  for (const workflow of workflows) {
+    for (const { id, job } of workflow.jobs) {
+      const seen = new Set<string>();
+      for (const text of expressionsIn(renderJob(job))) {
+        for (const m of text.matchAll(/\b(secrets|vars)\.([A-Za-z_][A-Za-z0-9_]*)/g)) {
+          const kind = m[1] === "secrets" ? "secret" : "variable";
+          const name = m[2] ?? "";
+          if (seen.has(`${kind}:${name}`)) continue;
+          seen.add(`${kind}:${name}`);
+          refs.push({
+            file: workflow.file,
+            job: id,
+            ...(job.environment ? { environment: job.environment.name } : {}),
+            kind,
+            name,
+          });
+        }
+      }
+    }
+  }
+  return refs;
+}
+
+/** The texts of all expressions in a rendered job: each `${{ ... }}` and every `if`. */
+function expressionsIn(value: unknown, key?: string): string[] {
+  if (typeof value === "string") {
+    if (key === "if") return [value];
+    return [...value.matchAll(/\$\{\{(.*?)\}\}/g)].map((m) => m[1] ?? "");
+  }
+  if (Array.isArray(value)) return value.flatMap((v) => expressionsIn(v));
+  if (value !== null && typeof value === "object") {
+    return Object.entries(value).flatMap(([k, v]) => expressionsIn(v, k));
+  }
+  return [];
+}
+
+/**
+ * The secrets cross-check, both ways, one line per problem naming both sides:
+ * - every `secrets.X` / `vars.X` a job reads is a managed value it can see: a repository value,
+ *   or a value of the environment the job runs in (each of `environments` gets every
+ *   environment-scoped value of the catalog, from its own stack);
+ * - every managed secret is read by some job that can see it (an unused secret is a credential
+ *   kept for nothing); an environment secret, by a job of every environment.
+ * Variables are not held to the second rule: a variable grants nothing.
+ */
+export function crossCheckValues(
+  workflows: readonly Workflow[],
+  catalog: readonly GithubValueSpec[],
+  environments: readonly string[],
+): string[] {
+  const problems: string[] = [];
+  const refs = valueReferences(workflows);
+  const has = (scope: GithubValueSpec["scope"], kind: ValueReference["kind"], name: string) =>
+    catalog.some((v) => v.scope === scope && v.kind === kind && v.name === name);
+  const listOf = (scope: GithubValueSpec["scope"]) =>
+    catalog
+      .filter((v) => v.scope === scope)
+      .map((v) => `${v.kind} ${v.name}`)
+      .join(", ") || "none";
+
+  for (const ref of refs) {
+    const where = `${ref.file}: job "${ref.job}"`;
+    if (ref.environment !== undefined && !environments.includes(ref.environment)) {
+      problems.push(
+        `${where} runs in environment "${ref.environment}", which no stack manages (managed: ${environments.join(", ")})`,
+      );
+      continue;
+    }
+    if (ref.kind === "secret" && BUILT_IN_SECRETS.has(ref.name)) continue;
+    const provided =
+      has("repository", ref.kind, ref.name) ||
+      (ref.environment !== undefined && has("environment", ref.kind, ref.name));
+    if (!provided) {
+      const visible =
+        ref.environment === undefined
+          ? `repository values: ${listOf("repository")}; the job runs in no environment`
+          : `repository values: ${listOf("repository")}; environment "${ref.environment}" values: ${listOf("environment")}`;
+      problems.push(
+        `${where} reads ${ref.kind === "secret" ? "secrets" : "vars"}.${ref.name}, which no managed resource provides to it (src/config/catalog.ts; ${visible})`,
+      );
+    }
+  }
+
+  for (const value of catalog.filter((v) => v.kind === "secret")) {
+    const reads = refs.filter((r) => r.kind === value.kind && r.name === value.name);
+    const label = `src/config/catalog.ts: ${value.scope} ${value.kind} ${value.name}`;
+    if (value.scope === "repository") {
+      if (reads.length === 0) problems.push(`${label} is read by no workflow job`);
+      continue;
+    }
+    for (const environment of environments) {
+      if (!reads.some((r) => r.environment === environment)) {
+        problems.push(`${label} is read by no job of environment "${environment}"`);
+      }
+    }
+  }
+  return problems;
+}

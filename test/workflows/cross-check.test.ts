@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { type GithubValueSpec, githubValues } from "../../src/config/catalog";
+import { buildWorkflows, planWorkflows, WorkflowPlanError } from "../../src/workflows";
+import { crossCheckValues, valueReferences } from "../../src/workflows/cross-check";
+import { pipelineSettings } from "../../src/workflows/settings";
+import { stackConfig } from "./support";
+
+const config = stackConfig("staging");
+const workflows = buildWorkflows(pipelineSettings(config));
+const ENVS = ["staging", "production"];
+
+function problemsOf(error: unknown): readonly string[] {
+  assert.ok(error instanceof WorkflowPlanError, String(error));
+  return error.problems;
+}
+
+describe("the secrets cross-check", () => {
+  test("holds for the committed stacks' workflows and the catalog", () => {
+    assert.deepEqual(crossCheckValues(workflows, githubValues, ENVS), []);
+  });
+
+  test("the generated workflows read exactly these values", () => {
+    const refs = valueReferences(workflows).map(
+      (r) => `${r.file} ${r.job}${r.environment ? `@${r.environment}` : ""} ${r.kind}:${r.name}`,
+    );
+    assert.deepEqual([...new Set(refs.map((r) => r.split(" ").slice(2).join(" ")))].sort(), [
+      "secret:CODECOV_TOKEN",
+      "secret:EXPO_TOKEN",
+      "secret:PULUMI_ACCESS_TOKEN",
+      "secret:PULUMI_DRIFT_TOKEN",
+    ]);
+    assert.ok(refs.includes("deploy-staging.yml deploy@staging secret:PULUMI_ACCESS_TOKEN"));
+    assert.ok(refs.includes("deploy-prod.yml deploy@production secret:PULUMI_ACCESS_TOKEN"));
+  });
+
+  test("a value read but provided by no resource fails, naming the job and what it can see", () => {
+    const catalog = githubValues.filter((v) => v.name !== "EXPO_TOKEN");
+    let error: unknown;
+    try {
+      planWorkflows(config, catalog);
+    } catch (err) {
+      error = err;
+    }
+    const problems = problemsOf(error);
+    assert.ok(
+      problems.includes(
+        'mobile-build.yml: job "build-ios" reads secrets.EXPO_TOKEN, which no managed resource provides to it (src/config/catalog.ts; repository values: secret CODECOV_TOKEN, secret PULUMI_DRIFT_TOKEN; the job runs in no environment)',
+      ),
+      problems.join("\n"),
+    );
+  });
+
+  test("an environment secret is not visible to a job outside that environment", () => {
+    const moved: GithubValueSpec[] = githubValues.map((v) =>
+      v.name === "PULUMI_DRIFT_TOKEN" ? { ...v, scope: "environment" } : v,
+    );
+    const problems = crossCheckValues(workflows, moved, ENVS);
+    assert.ok(
+      problems.some((p) =>
+        /^drift\.yml: job "drift" reads secrets\.PULUMI_DRIFT_TOKEN, which no managed resource provides/.test(
+          p,
+        ),
+      ),
+      problems.join("\n"),
+    );
+  });
+
+  test("a managed secret no workflow reads fails, naming the catalog entry", () => {
+    const extra: GithubValueSpec = {
+      name: "STAGING_SSH_KEY",
+      kind: "secret",
+      scope: "repository",
+      purpose: "the spec's SSH key",
+      source: { kind: "secretKey", key: "sshKey" },
+    };
+    assert.deepEqual(crossCheckValues(workflows, [...githubValues, extra], ENVS), [
+      "src/config/catalog.ts: repository secret STAGING_SSH_KEY is read by no workflow job",
+    ]);
+  });
+
+  test("an environment secret must be read in every environment", () => {
+    const problems = crossCheckValues(workflows, githubValues, [...ENVS, "qa"]);
+    assert.deepEqual(problems, [
+      'src/config/catalog.ts: environment secret PULUMI_ACCESS_TOKEN is read by no job of environment "qa"',
+    ]);
+  });
+
+  test("a deploy job must run in the environment this stack creates", () => {
+    const renamed = stackConfig("staging", {
+      workflows: {
+        targets: { staging: { stack: "staging", environment: "stage", checkPaths: ["/health"] } },
+      },
+    });
+    let error: unknown;
+    try {
+      planWorkflows(renamed);
+    } catch (err) {
+      error = err;
+    }
+    assert.deepEqual(problemsOf(error), [
+      'clicky-delivery:workflows.targets.staging.environment is "stage" but stack staging creates environment "staging" (clicky-delivery:environment.name)',
+    ]);
+  });
+});

@@ -1,0 +1,196 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { parse } from "yaml";
+import { planWorkflows } from "../../src/workflows";
+import { expression, stackConfig } from "./support";
+
+type Doc = {
+  on: Record<string, unknown>;
+  permissions: Record<string, string>;
+  concurrency?: { group: string; "cancel-in-progress": boolean };
+  jobs: Record<
+    string,
+    {
+      name: string;
+      needs?: string[];
+      if?: string;
+      permissions: Record<string, string>;
+      environment?: { name: string; url?: string };
+      outputs?: Record<string, string>;
+      steps: {
+        uses?: string;
+        run?: string;
+        env?: Record<string, string>;
+        with?: Record<string, unknown>;
+      }[];
+    }
+  >;
+};
+
+const plan = planWorkflows(stackConfig("staging"));
+const docs = new Map(
+  plan.files.map((f) => [f.path.replace(".github/workflows/", ""), parse(f.content) as Doc]),
+);
+function doc(name: string): Doc {
+  const found = docs.get(name);
+  assert.ok(found, `no ${name}`);
+  return found;
+}
+
+describe("every workflow", () => {
+  for (const [name, d] of docs) {
+    test(`${name}: grants nothing by default and every job declares its permissions`, () => {
+      assert.deepEqual(d.permissions, {});
+      for (const [id, job] of Object.entries(d.jobs)) assert.ok(job.permissions, `${name} ${id}`);
+    });
+    test(`${name}: no run script expands an expression`, () => {
+      for (const job of Object.values(d.jobs)) {
+        for (const step of job.steps) assert.ok(!step.run?.includes("${{"), step.run);
+      }
+    });
+    test(`${name}: only packages: write in the image job, nothing else writes`, () => {
+      for (const [id, job] of Object.entries(d.jobs)) {
+        const writes = Object.entries(job.permissions).filter(([, level]) => level === "write");
+        const expected =
+          name === "deploy-staging.yml" && id === "image" ? [["packages", "write"]] : [];
+        assert.deepEqual(writes, expected, `${name} ${id}`);
+      }
+    });
+    test(`${name}: every action is pinned to a commit SHA or an exact release tag`, () => {
+      for (const job of Object.values(d.jobs)) {
+        for (const step of job.steps.filter((s) => s.uses)) {
+          assert.match(step.uses ?? "", /@([0-9a-f]{40}|v\d+\.\d+\.\d+)$/);
+        }
+      }
+    });
+  }
+});
+
+describe("pr.yml", () => {
+  const pr = doc("pr.yml");
+  test("runs on pull requests to main and develop", () => {
+    assert.deepEqual(pr.on, { pull_request: { branches: ["main", "develop"] } });
+  });
+  test("cancels superseded runs of the same pull request", () => {
+    assert.deepEqual(pr.concurrency, {
+      group: `pr-${expression("github.event.pull_request.number")}`,
+      "cancel-in-progress": true,
+    });
+  });
+  test("every check waits for the change detection and is skipped by its area's condition", () => {
+    for (const [id, job] of Object.entries(pr.jobs)) {
+      if (id === "changes") continue;
+      assert.deepEqual(job.needs, ["changes"], id);
+      assert.match(job.if ?? "", /^needs\.changes\.outputs\.(backend|mobile) == 'true'$/, id);
+    }
+  });
+  test("tests run against PostgreSQL 16 and Redis 7 after alembic upgrade head, and upload coverage with the token", () => {
+    const job = pr.jobs["backend-test"];
+    assert.ok(job);
+    const services = (job as unknown as { services: Record<string, { image: string }> }).services;
+    assert.equal(services.postgres?.image, "postgres:16");
+    assert.equal(services.redis?.image, "redis:7-alpine");
+    const migrate = job.steps.findIndex((s) => s.run === "alembic upgrade head");
+    const pytest = job.steps.findIndex((s) => s.run?.startsWith("pytest "));
+    assert.ok(migrate >= 0 && migrate < pytest, "alembic upgrade head runs before pytest");
+    const upload = job.steps.find((s) => s.uses?.startsWith("codecov/codecov-action@"));
+    assert.equal(upload?.with?.token, expression("secrets.CODECOV_TOKEN"));
+  });
+});
+
+describe("deploy-staging.yml", () => {
+  const main = doc("deploy-staging.yml");
+  test("runs on pushes to main, queued, never cancelled", () => {
+    assert.deepEqual(main.on, { push: { branches: ["main"] } });
+    assert.deepEqual(main.concurrency, { group: "deploy-staging", "cancel-in-progress": false });
+  });
+  test("runs the same check jobs as the PR pipeline, without the path conditions", () => {
+    const pr = doc("pr.yml");
+    const shared = Object.keys(pr.jobs).filter((id) => !["changes", "docker-build"].includes(id));
+    for (const id of shared) {
+      const { needs: _n, if: _i, ...prJob } = pr.jobs[id] as Doc["jobs"][string];
+      assert.deepEqual(main.jobs[id], prJob, id);
+    }
+  });
+  test("image after every check; deploy after image in staging; smoke after deploy", () => {
+    assert.deepEqual(main.jobs.image?.needs, [
+      "backend-lint",
+      "backend-test",
+      "backend-audit",
+      "mobile-lint",
+      "mobile-test",
+      "mobile-audit",
+    ]);
+    assert.deepEqual(main.jobs.deploy?.needs, ["image"]);
+    assert.equal(main.jobs.deploy?.environment?.name, "staging");
+    assert.deepEqual(main.jobs.smoke?.needs, ["deploy"]);
+    assert.equal(main.jobs.smoke?.environment, undefined);
+  });
+  test("pushes the image tagged with the commit SHA and deploys exactly that tag", () => {
+    const push = main.jobs.image?.steps.find((s) =>
+      s.uses?.startsWith("docker/build-push-action@"),
+    );
+    assert.equal(
+      push?.with?.tags,
+      `ghcr.io/clicky-foundation/clicky-foundation/backend:${expression("github.sha")}`,
+    );
+    assert.equal(main.jobs.image?.outputs?.tag, expression("github.sha"));
+    const deploy = main.jobs.deploy?.steps.find((s) => s.env?.IMAGE_TAG);
+    assert.equal(deploy?.env?.IMAGE_TAG, expression("needs.image.outputs.tag"));
+    assert.match(deploy?.run ?? "", /deploy\.image\.tag "?\$IMAGE_TAG/);
+  });
+});
+
+describe("deploy-prod.yml", () => {
+  const prod = doc("deploy-prod.yml");
+  test("is started by hand with a required version and run_migrations", () => {
+    const inputs = (
+      prod.on.workflow_dispatch as { inputs: Record<string, Record<string, unknown>> }
+    ).inputs;
+    assert.equal(inputs.version?.required, true);
+    assert.equal(inputs.version?.default, undefined, "no 'latest' default");
+    assert.equal(inputs.run_migrations?.type, "boolean");
+  });
+  test("one production deploy at a time, never cancelled midway", () => {
+    assert.deepEqual(prod.concurrency, { group: "deploy-production", "cancel-in-progress": false });
+  });
+  test("deploys exactly inputs.version in the production environment", () => {
+    assert.equal(prod.jobs.deploy?.environment?.name, "production");
+    const step = prod.jobs.deploy?.steps.find((s) => s.env?.IMAGE_TAG);
+    assert.equal(step?.env?.IMAGE_TAG, expression("inputs.version"));
+    assert.equal(step?.env?.RUN_MIGRATIONS, expression("inputs.run_migrations"));
+    assert.match(step?.run ?? "", /deploy\.migrate/);
+  });
+  test("verifies from outside the environment, with the URL from the deploy job", () => {
+    assert.deepEqual(prod.jobs.verify?.needs, ["deploy"]);
+    assert.equal(prod.jobs.verify?.environment, undefined);
+    assert.equal(
+      prod.jobs.verify?.steps[0]?.env?.APP_URL,
+      expression("needs.deploy.outputs.app-url"),
+    );
+  });
+});
+
+describe("mobile and drift", () => {
+  test("mobile-build.yml builds iOS and Android on v*.*.* tags", () => {
+    const d = doc("mobile-build.yml");
+    assert.deepEqual(d.on, { push: { tags: ["v*.*.*"] } });
+    assert.deepEqual(Object.keys(d.jobs), ["build-ios", "build-android"]);
+  });
+  test("mobile-update.yml publishes OTA updates on pushes to main, message through env", () => {
+    const d = doc("mobile-update.yml");
+    assert.deepEqual(d.on, { push: { branches: ["main"], paths: ["mobile/**"] } });
+    const step = d.jobs["ota-update"]?.steps.at(-1);
+    assert.equal(step?.env?.COMMIT_MESSAGE, expression("github.event.head_commit.message"));
+    assert.match(step?.run ?? "", /--message "\$COMMIT_MESSAGE"/);
+  });
+  test("drift.yml previews both stacks on a schedule and by hand, in no environment", () => {
+    const d = doc("drift.yml");
+    assert.deepEqual(d.on, { workflow_dispatch: {}, schedule: [{ cron: "17 5 * * *" }] });
+    const job = d.jobs.drift;
+    assert.equal(job?.environment, undefined);
+    const preview = job?.steps.at(-1);
+    assert.match(preview?.run ?? "", /pulumi preview .*--refresh --expect-no-changes --diff/);
+    assert.equal(preview?.env?.PULUMI_ACCESS_TOKEN, expression("secrets.PULUMI_DRIFT_TOKEN"));
+  });
+});
