@@ -1,0 +1,341 @@
+import { z } from "zod";
+import type { SecretKeySpec } from "./secret-keys";
+
+/**
+ * An absolute POSIX path made of safe characters only: it is embedded in the deploy script and
+ * in the compose file, so no character may need quoting (the script still quotes it).
+ */
+const absolutePath = z
+  .string()
+  .regex(
+    /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/,
+    "expected an absolute path of letters, digits, '.', '_', '-' and '/', e.g. /opt/clicky-foundation",
+  )
+  .refine((p) => !p.split("/").includes(".."), "must not contain '..'")
+  .refine((p) => p.split("/").filter(Boolean).length >= 2, "must be at least two levels deep");
+
+/** A DNS name or an IPv4/IPv6 address. */
+const hostAddress = z
+  .string()
+  .regex(
+    /^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$/,
+    "expected a host name or an IP address",
+  );
+
+/** Public key algorithms an OpenSSH server offers as host keys. */
+const HOST_KEY_TYPES = [
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "ssh-rsa",
+] as const;
+
+/**
+ * Why a host key line is unusable, or `undefined`. A host key line is `<type> <base64 blob>`,
+ * as `ssh-keyscan -t ed25519 <host>` prints it after the host name; the blob itself starts with
+ * the type, which catches a key pasted under the wrong type or truncated.
+ *
+ * @example hostKeyProblem("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI...") // undefined
+ */
+export function hostKeyProblem(line: string): string | undefined {
+  const parts = line.trim().split(/\s+/);
+  const [type, blob] = parts;
+  if (parts.length !== 2 || type === undefined || blob === undefined) {
+    return 'expected "<type> <base64 key>", e.g. the output of `ssh-keyscan -t ed25519 <host>` without the host name';
+  }
+  if (!(HOST_KEY_TYPES as readonly string[]).includes(type)) {
+    return `unknown host key type "${type}" (expected one of: ${HOST_KEY_TYPES.join(", ")})`;
+  }
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(blob)) return "the key is not base64";
+  const bytes = Buffer.from(blob, "base64");
+  const nameLength = bytes.length >= 4 ? bytes.readUInt32BE(0) : -1;
+  const name = nameLength > 0 ? bytes.subarray(4, 4 + nameLength).toString("latin1") : "";
+  if (name !== type) {
+    return `the key is not a ${type} key (its blob says "${name.slice(0, 40)}"); copy the whole line again`;
+  }
+  return undefined;
+}
+
+const hostSchema = z.strictObject({
+  /** Short name of the host: names its resources (`deploy-<name>`), e.g. `web-1`. */
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, "expected a short name: lowercase letters, digits, '-'"),
+  /** Address the deploy connects to over SSH. */
+  host: hostAddress,
+  /** SSH port. */
+  port: z.number().int().min(1).max(65_535).default(22),
+  /** Login user; must be in the `docker` group and own `appDir`. Its login shell must be bash. */
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Unix user name")
+    .default("deploy"),
+  /**
+   * The host's SSH host key, `<type> <base64>` (`ssh-keyscan -t ed25519 <host>`): the deploy
+   * refuses to talk to any other server. Required in production; without it, staging warns.
+   */
+  hostKey: z
+    .string()
+    .superRefine((line, ctx) => {
+      const problem = hostKeyProblem(line);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .transform((line) => line.trim())
+    .optional(),
+});
+
+/** `repository` of an image reference: lowercase path components, optional registry host. */
+const imageRepository = z
+  .string()
+  .regex(
+    /^([A-Za-z0-9.-]+(:[0-9]+)?\/)?[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/,
+    "expected an image repository, e.g. ghcr.io/clicky-foundation/clicky-foundation/backend",
+  );
+const imageTag = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+    "expected an image tag, e.g. sha-1a2b3c4 or v1.4.2",
+  );
+const imageDigest = z
+  .string()
+  .regex(/^sha256:[a-f0-9]{64}$/, "expected a digest: sha256:<64 hex characters>");
+/** A full image reference for an infrastructure service, e.g. `postgres:16`. */
+const imageReference = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9._/:-]+(@sha256:[a-f0-9]{64})?$/,
+    "expected an image reference, e.g. postgres:16 or nginx:1.27-alpine",
+  );
+
+/** Variables the deploy itself sets for the app; config must not override them. */
+export const RESERVED_APP_ENV = [
+  "DATABASE_URL",
+  "REDIS_URL",
+  "JWT_SECRET_KEY",
+  "POSTGRES_PASSWORD",
+] as const;
+
+const healthSchema = z.strictObject({
+  /** Seconds between two probes of a container's health check. */
+  intervalSeconds: z.number().int().min(1).max(300).default(5),
+  /** Seconds one probe may take. */
+  probeTimeoutSeconds: z.number().int().min(1).max(60).default(3),
+  /** Consecutive failed probes that make a container unhealthy. */
+  retries: z.number().int().min(1).max(100).default(5),
+  /** Grace period after start during which failed probes do not count. */
+  startPeriodSeconds: z.number().int().min(0).max(600).default(20),
+  /** The deploy gives up on a new version that is not healthy after this long. */
+  timeoutSeconds: z.number().int().min(5).max(1800).default(180),
+});
+
+/**
+ * `clicky-delivery:deploy`: where and what this stack deploys over SSH, and how.
+ *
+ * Every host runs the same compose project: a reverse proxy (nginx) in front of two backend
+ * slots (`backend-blue`, `backend-green`), PostgreSQL with a named volume, and Redis. A deploy
+ * starts the new version in the idle slot, health-gates it and switches the proxy to it.
+ */
+export const deployConfigSchema = z
+  .strictObject({
+    /** Directory of the compose project on each host; the SSH user must own it. */
+    appDir: absolutePath.default("/opt/clicky-foundation"),
+    /** Compose project name: prefixes containers, the network and the volumes. */
+    composeProject: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "expected lowercase letters, digits, '-' or '_'")
+      .default("clicky"),
+    /**
+     * `auto` uses `docker compose` (v2) when the host has it, else `docker-compose` (v1);
+     * `v2` / `v1` insist on one.
+     */
+    compose: z.enum(["auto", "v2", "v1"]).default("auto"),
+    /** The hosts of this environment, deployed one at a time in this order. */
+    hosts: z.array(hostSchema).min(1, "list at least one host"),
+    /** The backend image this stack runs. */
+    image: z.strictObject({
+      /** Repository without tag, e.g. `ghcr.io/<owner>/<repo>/backend`. */
+      repository: imageRepository,
+      /** Tag to deploy (what a rollback changes). Named in backups and in the host's records. */
+      tag: imageTag,
+      /** Manifest digest; when given the host runs exactly these bytes, whatever the tag says. */
+      digest: imageDigest.optional(),
+    }),
+    /**
+     * Registry to log in to before pulling (needs the `registryUsername` and `registryToken`
+     * secrets); by default the registry host of `image.repository`.
+     */
+    registry: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+(:[0-9]+)?$/, "expected a registry host, e.g. ghcr.io")
+      .optional(),
+    /** Run the migration command with the new image before any traffic moves to it. */
+    migrate: z.boolean().default(true),
+    /** The one-off migration command, run in a container of the new image. */
+    migrationCommand: z.array(z.string().min(1)).min(1).default(["alembic", "upgrade", "head"]),
+    backup: z
+      .strictObject({
+        /** Backups of this stack kept in `<appDir>/backups` (newest first); older are deleted. */
+        keep: z.number().int().min(1).max(1000).default(10),
+        /** Free space (MiB) the backup disk must keep besides the estimated dump size. */
+        minFreeMiB: z.number().int().min(0).default(1024),
+      })
+      .default({ keep: 10, minFreeMiB: 1024 }),
+    /** Images of the infrastructure services (change them for mirrors or tests). */
+    images: z
+      .strictObject({
+        postgres: imageReference.default("postgres:16"),
+        redis: imageReference.default("redis:7-alpine"),
+        proxy: imageReference.default("nginx:1.27-alpine"),
+      })
+      .default({ postgres: "postgres:16", redis: "redis:7-alpine", proxy: "nginx:1.27-alpine" }),
+    database: z
+      .strictObject({
+        /** Database name. */
+        name: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]{0,62}$/, "expected a lowercase SQL identifier")
+          .default("clicky_db"),
+        /** Owner role the app connects as. */
+        user: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]{0,62}$/, "expected a lowercase SQL identifier")
+          .default("clicky"),
+        /** Scheme of DATABASE_URL as the app's driver wants it. */
+        urlScheme: z
+          .string()
+          .regex(/^postgres(ql)?(\+[a-z0-9]+)?$/, "expected e.g. postgresql+asyncpg")
+          .default("postgresql+asyncpg"),
+      })
+      .default({ name: "clicky_db", user: "clicky", urlScheme: "postgresql+asyncpg" }),
+    proxy: z
+      .strictObject({
+        /** Address the proxy's port is published on. */
+        bindAddress: z
+          .string()
+          .regex(/^[0-9.]+$|^\[?[0-9a-fA-F:]+\]?$/, "expected an IP address, e.g. 0.0.0.0")
+          .default("0.0.0.0"),
+        /** Host port of the proxy (plain HTTP; TLS terminates in front of it). */
+        port: z.number().int().min(1).max(65_535).default(80),
+      })
+      .default({ bindAddress: "0.0.0.0", port: 80 }),
+    app: z
+      .strictObject({
+        /** Port the backend listens on inside its container. */
+        port: z.number().int().min(1).max(65_535).default(8000),
+        /** Path the container health check and the deploy's health gate ask. */
+        healthPath: z
+          .string()
+          .regex(/^\/[A-Za-z0-9._~/-]*$/, "expected a URL path")
+          .default("/health"),
+        /** Paths checked through the proxy after the switch; each must answer 2xx. */
+        verifyPaths: z
+          .array(z.string().regex(/^\/[A-Za-z0-9._~/-]*$/, "expected a URL path"))
+          .min(1)
+          .default(["/health", "/api/v1/health"]),
+        /** Plain (non-secret) environment of the app, e.g. `APP_ENV: production`. */
+        env: z.record(z.string(), z.string()).default({}),
+      })
+      .default({
+        port: 8000,
+        healthPath: "/health",
+        verifyPaths: ["/health", "/api/v1/health"],
+        env: {},
+      }),
+    health: healthSchema.default({
+      intervalSeconds: 5,
+      probeTimeoutSeconds: 3,
+      retries: 5,
+      startPeriodSeconds: 20,
+      timeoutSeconds: 180,
+    }),
+    /** Seconds between the switch and stopping the old version (its requests finish). */
+    drainSeconds: z.number().int().min(0).max(600).default(10),
+    /** Seconds the old version gets after SIGTERM before it is killed. */
+    stopTimeoutSeconds: z.number().int().min(1).max(600).default(30),
+  })
+  .superRefine((deploy, ctx) => {
+    const seen = new Set<string>();
+    deploy.hosts.forEach((host, index) => {
+      if (seen.has(host.name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["hosts", index, "name"],
+          message: `"${host.name}" is used by two hosts`,
+        });
+      }
+      seen.add(host.name);
+    });
+    for (const key of Object.keys(deploy.app.env)) {
+      if (!/^[A-Z_][A-Z0-9_]*$/.test(key)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["app", "env", key],
+          message: `"${key}" is not an upper-case variable name (A-Z, 0-9, _)`,
+        });
+      }
+      if ((RESERVED_APP_ENV as readonly string[]).includes(key)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["app", "env", key],
+          message: `${key} is set by the deploy from the stack's secrets; remove it here`,
+        });
+      }
+    }
+    if (deploy.migrationCommand.some((word) => /[\n\0]/.test(word))) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["migrationCommand"],
+        message: "must not contain newlines",
+      });
+    }
+  });
+
+export type DeployConfig = z.infer<typeof deployConfigSchema>;
+export type DeployHost = DeployConfig["hosts"][number];
+
+/**
+ * Secrets of the deploy. They reach a host only as dotenv lines on the deploy command's stdin,
+ * never in a command string or a copied file.
+ */
+export const deploySecretKeys: readonly SecretKeySpec[] = [
+  {
+    key: "sshPrivateKey",
+    description:
+      "OpenSSH private key of the deploy user (ssh-keygen -t ed25519); its public key is in ~/.ssh/authorized_keys of that user on every host",
+    requiredWhen: () => true,
+  },
+  {
+    key: "postgresPassword",
+    description:
+      "Password of the app's PostgreSQL role; set once, before the first deploy (changing it later needs the password-rotation runbook)",
+    requiredWhen: () => true,
+  },
+  {
+    key: "jwtSecretKey",
+    description: "JWT_SECRET_KEY of the backend (e.g. `openssl rand -hex 32`)",
+    requiredWhen: () => true,
+  },
+  {
+    key: "registryUsername",
+    description:
+      "User for pulling the backend image (ghcr.io: a GitHub user or bot); only with a private image, together with registryToken",
+    requiredWhen: () => false,
+  },
+  {
+    key: "registryToken",
+    description:
+      "Token for pulling the backend image (ghcr.io: a token with read:packages only); only with a private image, together with registryUsername",
+    requiredWhen: () => false,
+  },
+];
+
+/** The registry host of an image repository: its first path part when that names a host. */
+export function registryOf(repository: string): string {
+  const first = repository.split("/")[0] ?? "";
+  const isHost =
+    repository.includes("/") &&
+    (first.includes(".") || first.includes(":") || first === "localhost");
+  return isHost ? first : "docker.io";
+}

@@ -1,0 +1,190 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import type { DeployConfig, DeployHost } from "../config/deploy";
+import { buildRelease, contentHash } from "./compose";
+import { buildPrepareScript } from "./prepare";
+import { buildDeployScript, imageReference } from "./script";
+import { buildDeployStdin } from "./stdin";
+
+/** The deploy's secrets as the stack holds them: secret Outputs, never plain strings. */
+export interface DeploySecrets {
+  readonly sshPrivateKey: pulumi.Input<string>;
+  readonly postgresPassword: pulumi.Input<string>;
+  readonly jwtSecretKey: pulumi.Input<string>;
+  readonly registryUsername?: pulumi.Input<string>;
+  readonly registryToken?: pulumi.Input<string>;
+}
+
+export interface RemoteDeployArgs {
+  readonly stack: string;
+  readonly deploy: DeployConfig;
+  readonly host: DeployHost;
+  readonly secrets: DeploySecrets;
+  /** What this host's deploy waits for: the previous host's deploy, so hosts go one by one. */
+  readonly after?: readonly pulumi.Resource[];
+}
+
+/**
+ * The SSH connection of a host, shared by all its commands. The host key is pinned when
+ * configured; the private key stays a secret Output inside an otherwise plain object, so
+ * previews and synth show host, port, user and host key, and mask only the key.
+ */
+export function hostConnection(
+  host: DeployHost,
+  privateKey: pulumi.Input<string>,
+): command.types.input.remote.ConnectionArgs {
+  return {
+    host: host.host,
+    port: host.port,
+    user: host.user,
+    privateKey: pulumi.secret(privateKey),
+    ...(host.hostKey ? { hostKey: host.hostKey } : {}),
+    dialErrorLimit: 5,
+    perDialTimeout: 20,
+  };
+}
+
+/**
+ * Deploys the stack's image to one host over SSH: lays out the app directory, copies the
+ * compose project (non-secret files only), then runs the deploy script with the secrets on
+ * stdin. The script's own steps keep the old version serving whenever anything fails.
+ *
+ * The run command reruns only when its triggers change: the image reference, the release
+ * (compose files), the script and a hash of the env. It has no `delete`: replacing or
+ * destroying it never stops the app.
+ */
+export class RemoteDeploy extends pulumi.ComponentResource {
+  /** The deploy script's command; later hosts wait for it. */
+  readonly run: command.remote.Command;
+  readonly image: string;
+  readonly release: string;
+
+  constructor(name: string, args: RemoteDeployArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("clicky:deploy:RemoteDeploy", name, {}, opts);
+    const { deploy, host, stack, secrets } = args;
+    const release = buildRelease(stack, deploy);
+    const connection = hostConnection(host, secrets.sshPrivateKey);
+
+    const prepare = new command.remote.Command(
+      `${name}-prepare`,
+      {
+        connection,
+        create: buildPrepareScript(deploy.appDir, release.dir),
+        addPreviousOutputInEnv: false,
+      },
+      { parent: this, dependsOn: [...(args.after ?? [])] },
+    );
+
+    const copies = [...release.files].map(
+      ([file, text]) =>
+        new command.remote.CopyToRemote(
+          `${name}-${file.replace(/[^A-Za-z0-9]+/g, "-").replace(/-+$/, "")}`,
+          {
+            connection,
+            source: new pulumi.asset.StringAsset(text),
+            remotePath: `${release.dir}/${file}`,
+            triggers: [contentHash([text]).slice(0, 16)],
+          },
+          { parent: this, dependsOn: [prepare] },
+        ),
+    );
+
+    const script = buildDeployScript({ stack, host, deploy, release: release.id });
+    const stdin = pulumi.secret(
+      pulumi
+        .all([
+          secrets.postgresPassword,
+          secrets.jwtSecretKey,
+          secrets.registryUsername,
+          secrets.registryToken,
+        ])
+        .apply(([postgresPassword, jwtSecretKey, registryUsername, registryToken]) =>
+          buildDeployStdin(deploy.database, {
+            postgresPassword,
+            jwtSecretKey,
+            ...(registryUsername !== undefined ? { registryUsername } : {}),
+            ...(registryToken !== undefined ? { registryToken } : {}),
+          }),
+        ),
+    );
+    this.image = imageReference(deploy.image);
+    this.release = release.id;
+
+    this.run = new command.remote.Command(
+      `${name}-run`,
+      {
+        connection,
+        create: script,
+        stdin,
+        triggers: deployTriggers(this.image, release.id, script, stdin),
+        addPreviousOutputInEnv: false,
+        logging: "stdoutAndStderr",
+      },
+      { parent: this, dependsOn: copies, additionalSecretOutputs: ["stdout", "stderr"] },
+    );
+    this.registerOutputs({ image: this.image, release: this.release });
+  }
+}
+
+/**
+ * What makes a deploy run again: the image reference, the release id, a hash of the script,
+ * and a secret hash of the env (so a rotated secret redeploys without showing its value).
+ */
+export function deployTriggers(
+  image: string,
+  release: string,
+  script: string,
+  stdin: pulumi.Output<string>,
+): pulumi.Input<unknown>[] {
+  return [
+    image,
+    `release:${release}`,
+    `script:${contentHash([script]).slice(0, 16)}`,
+    pulumi.secret(stdin.apply((text) => `env:${contentHash([text]).slice(0, 16)}`)),
+  ];
+}
+
+/** Config problems and warnings about host keys; production refuses an unpinned host. */
+export function hostKeyPolicy(
+  stack: string,
+  hosts: readonly DeployHost[],
+  file = `Pulumi.${stack}.yaml`,
+): { readonly errors: string[]; readonly warnings: string[] } {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  hosts.forEach((host, index) => {
+    if (host.hostKey) return;
+    const where = `${file}: clicky-delivery:deploy.hosts[${index}].hostKey`;
+    const how = `pin it: ssh-keyscan -p ${host.port} -t ed25519 ${host.host}, checked against the host's console`;
+    if (stack === "production") errors.push(`${where}: required in production (${how})`);
+    else
+      warnings.push(
+        `${where}: not set, so the deploy to ${host.host} trusts any server that answers; ${how}`,
+      );
+  });
+  return { errors, warnings };
+}
+
+/**
+ * One RemoteDeploy per host, strictly one after the other: each host's first command waits
+ * for the previous host's deploy, so a failure stops the rollout at the first failed host.
+ */
+export function deployHosts(
+  stack: string,
+  deploy: DeployConfig,
+  secrets: DeploySecrets,
+  opts?: pulumi.ComponentResourceOptions,
+): RemoteDeploy[] {
+  const deployed: RemoteDeploy[] = [];
+  for (const host of deploy.hosts) {
+    const previous = deployed[deployed.length - 1];
+    deployed.push(
+      new RemoteDeploy(
+        `deploy-${host.name}`,
+        { stack, deploy, host, secrets, ...(previous ? { after: [previous.run] } : {}) },
+        opts,
+      ),
+    );
+  }
+  return deployed;
+}

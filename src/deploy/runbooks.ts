@@ -1,0 +1,97 @@
+import type { DeployConfig } from "../config/deploy";
+import { quote } from "./shell";
+
+/**
+ * The operator runbooks of the README, The deploy, as the exact commands to run on a host (as the
+ * deploy user). The docs show them rendered for the default config, a test checks that they
+ * match, and the e2e runs them against a real host: what the README says is what works.
+ */
+export interface RunbookContext {
+  readonly appDir: string;
+  readonly project: string;
+  readonly database: DeployConfig["database"];
+  /** `docker compose` (v2) or `docker-compose` (v1), as the host has it. */
+  readonly compose: string;
+}
+
+export function runbookContext(deploy: DeployConfig, compose = "docker compose"): RunbookContext {
+  return {
+    appDir: deploy.appDir,
+    project: deploy.composeProject,
+    database: deploy.database,
+    compose,
+  };
+}
+
+/** `sed` that reads one key of a deploy state file (`state/current`, `state/previous`). */
+function stateValue(ctx: RunbookContext, file: "current" | "previous", key: string): string {
+  return `"$(sed -n 's/^${key}=//p' ${quote(`${ctx.appDir}/state/${file}`)})"`;
+}
+
+function inPostgres(ctx: RunbookContext, command: string): string {
+  return `${ctx.compose} exec -T postgres ${command}`;
+}
+
+/**
+ * Restores a backup into a scratch database next to the live one, to inspect it or copy rows
+ * back; the app keeps serving. `backup` is a file name in `<appDir>/backups`.
+ */
+export function restoreToScratchCommands(
+  ctx: RunbookContext,
+  backup: string,
+  scratch = `${ctx.database.name}_restore`,
+): string[] {
+  const user = quote(ctx.database.user);
+  return [
+    `cd ${quote(`${ctx.appDir}/current`)}`,
+    inPostgres(ctx, `dropdb -U ${user} --if-exists ${quote(scratch)}`),
+    inPostgres(ctx, `createdb -U ${user} ${quote(scratch)}`),
+    `${inPostgres(ctx, `pg_restore -U ${user} -d ${quote(scratch)} --no-owner --exit-on-error`)} < ${quote(`${ctx.appDir}/backups/${backup}`)}`,
+  ];
+}
+
+/**
+ * Replaces the live database with a backup. The app is stopped meanwhile (the proxy answers
+ * 502 until it is healthy again): everything written since the backup is lost.
+ */
+export function restoreLiveCommands(ctx: RunbookContext, backup: string): string[] {
+  const user = quote(ctx.database.user);
+  const db = quote(ctx.database.name);
+  return [
+    `cd ${quote(`${ctx.appDir}/current`)}`,
+    `slot=${stateValue(ctx, "current", "slot")}`,
+    `${ctx.compose} stop "backend-$slot"`,
+    inPostgres(ctx, `dropdb -U ${user} --force ${db}`),
+    inPostgres(ctx, `createdb -U ${user} ${db}`),
+    `${inPostgres(ctx, `pg_restore -U ${user} -d ${db} --no-owner --exit-on-error`)} < ${quote(`${ctx.appDir}/backups/${backup}`)}`,
+    `${ctx.compose} start "backend-$slot"`,
+  ];
+}
+
+/**
+ * Undoes the newest migration(s) with the image that ran them: after a rollback, that is the
+ * previous version recorded on the host (`state/previous`), run as a one-off container on the
+ * project's network with the serving slot's env file.
+ */
+export function downgradeCommands(ctx: RunbookContext, steps = 1): string[] {
+  return [
+    `cd ${quote(ctx.appDir)}`,
+    `image=${stateValue(ctx, "previous", "image")}`,
+    `slot=${stateValue(ctx, "current", "slot")}`,
+    `docker run --rm --network ${quote(`${ctx.project}_default`)} --env-file "env/$slot.env" "$image" alembic downgrade -${steps}`,
+  ];
+}
+
+/** What a rollback is: the previous version's tag in the stack file, deployed like any other. */
+export function rollbackCommands(
+  ctx: RunbookContext,
+  host: { readonly user: string; readonly host: string; readonly port: number },
+  stack: string,
+): string[] {
+  return [
+    `ssh -p ${host.port} ${quote(`${host.user}@${host.host}`)} cat ${quote(`${ctx.appDir}/state/previous`)} ${quote(`${ctx.appDir}/state/current`)}`,
+    `# In Pulumi.${stack}.yaml set deploy.image.tag (and digest) to the previous version, and deploy.migrate: false`,
+    `pulumi preview --stack ${quote(stack)}`,
+    `pulumi up --stack ${quote(stack)}`,
+  ];
+}

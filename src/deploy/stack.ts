@@ -1,0 +1,50 @@
+import * as pulumi from "@pulumi/pulumi";
+import { type SecretValues, StackConfigError } from "../config/load";
+import type { StackConfig } from "../config/schema";
+import { type DeploySecrets, deployHosts, hostKeyPolicy } from "./component";
+
+/**
+ * Checks of the deploy config that need the stack name or the secrets, run before the program
+ * registers anything: production hosts must pin their host key; the registry secrets come in
+ * pairs. Throws a StackConfigError listing every problem; logs the warnings.
+ */
+export function checkDeployConfig(config: StackConfig, secrets: SecretValues): void {
+  const file = `Pulumi.${config.stack}.yaml`;
+  const { errors, warnings } = hostKeyPolicy(config.stack, config.deploy.hosts, file);
+  const hasUser = secrets.registryUsername !== undefined;
+  const hasToken = secrets.registryToken !== undefined;
+  if (hasUser !== hasToken) {
+    errors.push(
+      `${file}: clicky-delivery:${hasUser ? "registryToken" : "registryUsername"}: is not set, but ${hasUser ? "registryUsername" : "registryToken"} is; set both or neither`,
+    );
+  }
+  if (errors.length > 0) throw new StackConfigError(errors);
+  for (const warning of warnings) pulumi.log.warn(warning);
+}
+
+/** The deploy's secrets from the loaded stack secrets. */
+export function deploySecrets(secrets: SecretValues): DeploySecrets {
+  const need = (key: string) => {
+    const value = secrets[key];
+    if (value === undefined) throw new Error(`secret config key "${key}" was not loaded`);
+    return value;
+  };
+  return {
+    sshPrivateKey: need("sshPrivateKey"),
+    postgresPassword: need("postgresPassword"),
+    jwtSecretKey: need("jwtSecretKey"),
+    ...(secrets.registryUsername ? { registryUsername: secrets.registryUsername } : {}),
+    ...(secrets.registryToken ? { registryToken: secrets.registryToken } : {}),
+  };
+}
+
+/** The deploy of this stack: every host, one at a time. Returns the stack outputs it adds. */
+export function deployStack(config: StackConfig, secrets: SecretValues) {
+  const deployed = deployHosts(config.stack, config.deploy, deploySecrets(secrets));
+  return {
+    image: deployed[0]?.image,
+    imageTag: config.deploy.image.tag,
+    release: deployed[0]?.release,
+    hosts: config.deploy.hosts.map((h) => `${h.user}@${h.host}:${h.port}`),
+  };
+}

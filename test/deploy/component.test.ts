@@ -1,0 +1,283 @@
+import assert from "node:assert/strict";
+import { before, describe, test } from "node:test";
+import { deployConfigSchema } from "../../src/config/deploy";
+import { hostKeyPolicy } from "../../src/deploy/component";
+import { buildRelease, contentHash } from "../../src/deploy/compose";
+import { buildPrepareScript } from "../../src/deploy/prepare";
+import { buildDeployScript } from "../../src/deploy/script";
+import type { MockRun, RecordedResource } from "../../src/synth/engine";
+import { COMMAND_TYPE, COPY_TYPE, dotenvKeys } from "../../src/synth/outputs";
+import { isSecret, redact, reveal } from "../../src/synth/wire";
+import { runProgram } from "../support/program";
+import { ED25519 } from "./support/keys";
+import { TEST_SECRETS } from "./support/render";
+
+const deploy = {
+  appDir: "/srv/clicky",
+  hosts: [
+    { name: "web-1", host: "web-1.example.org", port: 2201, user: "ops", hostKey: ED25519 },
+    { name: "web-2", host: "10.1.2.3" },
+  ],
+  image: { repository: "ghcr.io/o/r/backend", tag: "v7" },
+};
+
+function named(run: MockRun<unknown>, type: string, name: string): RecordedResource {
+  const found = run.resources.find((r) => r.type === type && r.name === name);
+  assert.ok(found, `${type} ${name} was registered`);
+  return found;
+}
+
+describe("the deploy of a stack with two hosts", () => {
+  let run: MockRun<unknown>;
+  const options = (name: string) => run.resources.find((r) => r.name === name && r.custom)?.options;
+  before(async () => {
+    run = await runProgram({
+      stack: "staging",
+      overrides: { deploy },
+      secrets: TEST_SECRETS,
+      mode: "synth",
+    });
+    assert.equal(run.error, undefined);
+  });
+
+  test("registers per host a component with prepare, two copies and the run command", () => {
+    for (const host of ["web-1", "web-2"]) {
+      const name = `deploy-${host}`;
+      named(run, "clicky:deploy:RemoteDeploy", name);
+      const children = run.resources
+        .filter((r) => r.parent === name)
+        .map((r) => `${r.type} ${r.name}`);
+      assert.deepEqual(children, [
+        `${COMMAND_TYPE} ${name}-prepare`,
+        `${COPY_TYPE} ${name}-docker-compose-yml`,
+        `${COPY_TYPE} ${name}-site-conf`,
+        `${COMMAND_TYPE} ${name}-run`,
+      ]);
+    }
+  });
+
+  test("connects with the configured host, port, user and pinned host key; the connection is secret", () => {
+    const wire = named(run, COMMAND_TYPE, "deploy-web-1-run").inputs.connection;
+    assert.ok(isSecret(wire), "the command SDK keeps the whole connection secret");
+    const connection = reveal(wire) as Record<string, unknown>;
+    assert.equal(connection.host, "web-1.example.org");
+    assert.equal(connection.port, 2201);
+    assert.equal(connection.user, "ops");
+    assert.equal(connection.hostKey, ED25519);
+    assert.equal(connection.privateKey, TEST_SECRETS.sshPrivateKey);
+  });
+
+  test("uses port 22 and user deploy by default, and no host key when none is configured", () => {
+    const connection = reveal(
+      named(run, COMMAND_TYPE, "deploy-web-2-prepare").inputs.connection,
+    ) as Record<string, unknown>;
+    assert.equal(connection.port, 22);
+    assert.equal(connection.user, "deploy");
+    assert.equal(connection.hostKey, undefined);
+  });
+
+  test("every command and copy of a host shares one connection", () => {
+    const connections = run.resources
+      .filter((r) => r.parent === "deploy-web-1")
+      .map((r) => JSON.stringify(reveal(r.inputs.connection)));
+    assert.equal(new Set(connections).size, 1);
+  });
+
+  test("the run command's create is the deploy script, and no secret is in any command or copy", () => {
+    const parsed = deployConfigSchema.parse(deploy);
+    const host = parsed.hosts[0];
+    assert.ok(host);
+    const release = buildRelease("staging", parsed);
+    const runCommand = named(run, COMMAND_TYPE, "deploy-web-1-run");
+    assert.equal(
+      runCommand.inputs.create,
+      buildDeployScript({ stack: "staging", host, deploy: parsed, release: release.id }),
+    );
+    assert.equal(
+      named(run, COMMAND_TYPE, "deploy-web-1-prepare").inputs.create,
+      buildPrepareScript("/srv/clicky", release.dir),
+    );
+    const texts = run.resources
+      .filter((r) => r.type === COMMAND_TYPE || r.type === COPY_TYPE)
+      .flatMap((r) => [
+        String(r.inputs.create ?? ""),
+        JSON.stringify(redact(r.inputs.source) ?? ""),
+      ]);
+    for (const value of [
+      TEST_SECRETS.postgresPassword,
+      TEST_SECRETS.jwtSecretKey,
+      "not-a-real-key",
+    ]) {
+      for (const text of texts)
+        assert.ok(!text.includes(value), "a secret leaked into a command or file");
+    }
+  });
+
+  test("copies the release files into the release directory as plain text assets", () => {
+    const release = buildRelease("staging", deployConfigSchema.parse(deploy));
+    const copy = named(run, COPY_TYPE, "deploy-web-1-docker-compose-yml");
+    assert.equal(copy.inputs.remotePath, `${release.dir}/docker-compose.yml`);
+    assert.deepEqual(redact(copy.inputs.source), {
+      asset: "string",
+      text: release.files.get("docker-compose.yml"),
+    });
+  });
+
+  test("sends the secrets on stdin as dotenv lines, the stdin itself secret", () => {
+    const stdin = named(run, COMMAND_TYPE, "deploy-web-1-run").inputs.stdin;
+    assert.ok(isSecret(stdin));
+    const text = String(reveal(stdin));
+    assert.deepEqual(dotenvKeys(text), ["POSTGRES_PASSWORD", "DATABASE_URL", "JWT_SECRET_KEY"]);
+    assert.ok(text.includes(`JWT_SECRET_KEY=${TEST_SECRETS.jwtSecretKey}\n`));
+  });
+
+  test("reruns on a change of image, release, script or env; the env's hash stays secret", () => {
+    const runCommand = named(run, COMMAND_TYPE, "deploy-web-1-run");
+    const triggers = runCommand.inputs.triggers as unknown[];
+    assert.equal(triggers.length, 4);
+    assert.equal(triggers[0], "ghcr.io/o/r/backend:v7");
+    const release = buildRelease("staging", deployConfigSchema.parse(deploy));
+    assert.equal(triggers[1], `release:${release.id}`);
+    assert.equal(
+      triggers[2],
+      `script:${contentHash([String(runCommand.inputs.create)]).slice(0, 16)}`,
+    );
+    assert.ok(isSecret(triggers[3]));
+    assert.match(String(reveal(triggers[3])), /^env:[0-9a-f]{16}$/);
+  });
+
+  test("has no delete command, so replacing or destroying it never stops the app", () => {
+    for (const r of run.resources.filter((x) => x.type === COMMAND_TYPE)) {
+      assert.equal(r.inputs.delete, undefined, r.name);
+      assert.equal(r.inputs.update, undefined, r.name);
+      assert.equal(options(r.name)?.deleteBeforeReplace, false, r.name);
+    }
+  });
+
+  test("marks the run command's stdout and stderr secret", () => {
+    const secretOutputs = options("deploy-web-1-run")?.additionalSecretOutputs ?? [];
+    assert.ok(
+      secretOutputs.includes("stdout") && secretOutputs.includes("stderr"),
+      String(secretOutputs),
+    );
+  });
+
+  test("copies after prepare, runs after the copies, and the second host waits for the first", () => {
+    assert.deepEqual(options("deploy-web-1-prepare")?.dependsOn, []);
+    assert.deepEqual(options("deploy-web-1-docker-compose-yml")?.dependsOn, [
+      "deploy-web-1-prepare",
+    ]);
+    assert.deepEqual(options("deploy-web-1-site-conf")?.dependsOn, ["deploy-web-1-prepare"]);
+    assert.deepEqual([...(options("deploy-web-1-run")?.dependsOn ?? [])].sort(), [
+      "deploy-web-1-docker-compose-yml",
+      "deploy-web-1-site-conf",
+    ]);
+    assert.deepEqual(options("deploy-web-2-prepare")?.dependsOn, ["deploy-web-1-run"]);
+  });
+});
+
+describe("what makes a deploy run again", () => {
+  async function triggersOf(patch: { deploy?: unknown; secrets?: Record<string, string> }) {
+    const run = await runProgram({
+      stack: "staging",
+      overrides: { deploy: patch.deploy ?? deploy },
+      secrets: { ...TEST_SECRETS, ...patch.secrets },
+      mode: "synth",
+    });
+    const r = named(run, COMMAND_TYPE, "deploy-web-1-run");
+    return {
+      triggers: (r.inputs.triggers as unknown[]).map((t) => String(reveal(t))),
+      create: r.inputs.create,
+    };
+  }
+
+  test("nothing, when nothing changed: same triggers and the same script", async () => {
+    const a = await triggersOf({});
+    const b = await triggersOf({});
+    assert.deepEqual(a, b);
+  });
+
+  test("a new image tag", async () => {
+    const a = await triggersOf({});
+    const b = await triggersOf({ deploy: { ...deploy, image: { ...deploy.image, tag: "v8" } } });
+    assert.notEqual(a.triggers[0], b.triggers[0]);
+    assert.equal(a.triggers[1], b.triggers[1], "the compose files did not change");
+  });
+
+  test("a rotated secret, without showing it", async () => {
+    const a = await triggersOf({});
+    const b = await triggersOf({ secrets: { jwtSecretKey: "rotated" } });
+    assert.deepEqual(a.triggers.slice(0, 3), b.triggers.slice(0, 3));
+    assert.notEqual(a.triggers[3], b.triggers[3]);
+    assert.ok(!b.triggers[3]?.includes("rotated"));
+  });
+
+  test("a compose setting", async () => {
+    const a = await triggersOf({});
+    const b = await triggersOf({ deploy: { ...deploy, stopTimeoutSeconds: 45 } });
+    assert.notEqual(a.triggers[1], b.triggers[1]);
+  });
+});
+
+describe("host keys", () => {
+  test("production refuses a host without a pinned key, naming the key path and how to get it", async () => {
+    const run = await runProgram({
+      stack: "production",
+      overrides: { deploy: { ...deploy, hosts: [{ name: "prod-1", host: "api.example.org" }] } },
+      secrets: TEST_SECRETS,
+      mode: "synth",
+    });
+    assert.equal(
+      (run.error as Error | undefined)?.message,
+      "Pulumi.production.yaml: clicky-delivery:deploy.hosts[0].hostKey: required in production (pin it: ssh-keyscan -p 22 -t ed25519 api.example.org, checked against the host's console)",
+    );
+    assert.deepEqual(run.resources, [], "nothing was registered");
+  });
+
+  test("production's committed stack file pins every host", async () => {
+    const run = await runProgram({ stack: "production", secrets: TEST_SECRETS, mode: "synth" });
+    const commands = run.resources.filter((r) => r.type === COMMAND_TYPE || r.type === COPY_TYPE);
+    assert.ok(commands.length > 0);
+    for (const r of commands) {
+      const hostKey = (reveal(r.inputs.connection) as Record<string, unknown>).hostKey;
+      assert.match(String(hostKey), /^ssh-ed25519 [A-Za-z0-9+/=]+$/, r.name);
+    }
+  });
+
+  test("staging warns about an unpinned host and does not fail", () => {
+    const policy = hostKeyPolicy("staging", [
+      { name: "s", host: "staging.example.org", port: 22, user: "deploy" },
+    ]);
+    assert.deepEqual(policy.errors, []);
+    assert.deepEqual(policy.warnings, [
+      "Pulumi.staging.yaml: clicky-delivery:deploy.hosts[0].hostKey: not set, so the deploy to staging.example.org trusts any server that answers; pin it: ssh-keyscan -p 22 -t ed25519 staging.example.org, checked against the host's console",
+    ]);
+  });
+});
+
+describe("registry credentials", () => {
+  test("go to stdin as a pair", async () => {
+    const run = await runProgram({
+      stack: "staging",
+      overrides: { deploy },
+      secrets: { ...TEST_SECRETS, registryUsername: "bot", registryToken: "ghp_token" },
+      mode: "synth",
+    });
+    const stdin = String(reveal(named(run, COMMAND_TYPE, "deploy-web-1-run").inputs.stdin));
+    assert.deepEqual(dotenvKeys(stdin).slice(-2), ["REGISTRY_USERNAME", "REGISTRY_TOKEN"]);
+  });
+
+  test("half a pair stops the program before it registers anything", async () => {
+    const run = await runProgram({
+      stack: "staging",
+      overrides: { deploy },
+      secrets: { ...TEST_SECRETS, registryToken: "ghp_token" },
+      mode: "synth",
+    });
+    assert.equal(
+      (run.error as Error | undefined)?.message,
+      "Pulumi.staging.yaml: clicky-delivery:registryUsername: is not set, but registryToken is; set both or neither",
+    );
+    assert.deepEqual(run.resources, []);
+  });
+});

@@ -1,0 +1,306 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { type DeployConfig, deployConfigSchema } from "../../src/config/deploy";
+import { buildPrepareScript } from "../../src/deploy/prepare";
+import {
+  buildDeployScript,
+  DEPLOY_STEPS,
+  imageReference,
+  LOCK_BUSY_EXIT,
+  proxyUrl,
+} from "../../src/deploy/script";
+
+function config(patch: Record<string, unknown> = {}): DeployConfig {
+  return deployConfigSchema.parse({
+    hosts: [{ name: "web-1", host: "web-1.example.org" }],
+    image: { repository: "ghcr.io/o/r/backend", tag: "v1.2.3" },
+    ...patch,
+  });
+}
+
+function script(patch: Record<string, unknown> = {}, stack = "staging"): string {
+  const deploy = config(patch);
+  const host = deploy.hosts[0];
+  assert.ok(host);
+  return buildDeployScript({ stack, host, deploy, release: "0123456789ab" });
+}
+
+function settingLines(text: string): string[] {
+  return text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => /^[A-Z_]+=/.test(line));
+}
+
+describe("the deploy script's settings", () => {
+  test("are the config's values, one readonly variable each", () => {
+    const lines = settingLines(script());
+    for (const expected of [
+      "STACK=staging",
+      "HOST_NAME=web-1",
+      "APP_DIR=/opt/clicky-foundation",
+      "PROJECT=clicky",
+      "RELEASE=0123456789ab",
+      "IMAGE=ghcr.io/o/r/backend:v1.2.3",
+      "IMAGE_TAG=v1.2.3",
+      "IMAGE_PINNED=0",
+      "REGISTRY=ghcr.io",
+      "COMPOSE_PREFERENCE=auto",
+      "MIGRATE=1",
+      "MIGRATION_COMMAND=(alembic upgrade head)",
+      "DB_NAME=clicky_db",
+      "DB_USER=clicky",
+      "BACKUP_KEEP=10",
+      "BACKUP_MIN_FREE_MIB=1024",
+      "VERIFY_PATHS=(/health /api/v1/health)",
+      "PROXY_URL=http://127.0.0.1:80",
+      "HEALTH_TIMEOUT=180",
+      "DRAIN_SECONDS=10",
+      "STOP_TIMEOUT=30",
+      "POSTGRES_IMAGE=postgres:16",
+      "REDIS_IMAGE=redis:7-alpine",
+      "PROXY_IMAGE=nginx:1.27-alpine",
+    ]) {
+      assert.ok(lines.includes(expected), `missing ${expected}`);
+    }
+    assert.match(script(), /^readonly STACK HOST_NAME APP_DIR .* PROXY_DIR$/m);
+  });
+
+  test("a digest pins the image; the tag stays as its name", () => {
+    const digest = `sha256:${"a".repeat(64)}`;
+    const lines = settingLines(
+      script({ image: { repository: "ghcr.io/o/r/backend", tag: "v2", digest } }),
+    );
+    assert.ok(lines.includes(`IMAGE=ghcr.io/o/r/backend@${digest}`));
+    assert.ok(lines.includes("IMAGE_TAG=v2"));
+    assert.ok(lines.includes("IMAGE_PINNED=1"));
+  });
+
+  test("migrate: false switches the migration off", () => {
+    assert.ok(settingLines(script({ migrate: false })).includes("MIGRATE=0"));
+  });
+
+  test("a migration command with spaces, quotes and non-ASCII text is quoted word by word", () => {
+    const lines = settingLines(
+      script({ migrationCommand: ["python", "-c", "print('héllo wörld')", "$HOME"] }),
+    );
+    assert.ok(
+      lines.includes(`MIGRATION_COMMAND=(python -c 'print('\\''héllo wörld'\\'')' '$HOME')`),
+      lines.join("\n"),
+    );
+  });
+
+  test("the registry is the configured one, else the image's", () => {
+    assert.ok(
+      settingLines(script({ registry: "registry.example.org:5000" })).includes(
+        "REGISTRY=registry.example.org:5000",
+      ),
+    );
+  });
+
+  test("compose v1 or v2 can be forced", () => {
+    assert.ok(settingLines(script({ compose: "v1" })).includes("COMPOSE_PREFERENCE=v1"));
+    assert.ok(settingLines(script({ compose: "v2" })).includes("COMPOSE_PREFERENCE=v2"));
+  });
+
+  test("the proxy is checked where it listens", () => {
+    assert.equal(proxyUrl({ bindAddress: "0.0.0.0", port: 80 }), "http://127.0.0.1:80");
+    assert.equal(proxyUrl({ bindAddress: "127.0.0.1", port: 18080 }), "http://127.0.0.1:18080");
+    assert.equal(proxyUrl({ bindAddress: "::", port: 80 }), "http://[::1]:80");
+    assert.equal(proxyUrl({ bindAddress: "::1", port: 80 }), "http://[::1]:80");
+  });
+
+  test("imageReference prefers the digest", () => {
+    assert.equal(imageReference({ repository: "r/x", tag: "v1" }), "r/x:v1");
+    assert.equal(
+      imageReference({ repository: "r/x", tag: "v1", digest: `sha256:${"b".repeat(64)}` }),
+      `r/x@sha256:${"b".repeat(64)}`,
+    );
+  });
+});
+
+describe("the deploy script's flow", () => {
+  const text = script();
+  test("runs the steps in the documented order, after reading stdin", () => {
+    const calls = text
+      .split("\n")
+      .filter((line) => /^(read_stdin|step_[a-z]+)$/.test(line))
+      .map((line) => line.replace(/^step_/, ""));
+    assert.deepEqual(calls, ["read_stdin", ...DEPLOY_STEPS]);
+  });
+
+  test("stops before the infra step when the same release already serves", () => {
+    const main = text.slice(text.indexOf("step_preflight\n"));
+    assert.ok(main.indexOf("if already_deployed; then") < main.indexOf("step_infra"));
+  });
+
+  test("accepts only the known stdin keys, and needs the three app secrets", () => {
+    assert.match(
+      text,
+      /POSTGRES_PASSWORD \| DATABASE_URL \| JWT_SECRET_KEY \| REGISTRY_USERNAME \| REGISTRY_TOKEN\) printf -v "\$key" '%s' "\$\{line#\*=\}" ;;/,
+    );
+    assert.match(text, /for key in POSTGRES_PASSWORD DATABASE_URL JWT_SECRET_KEY; do/);
+  });
+
+  test("never exports the secrets to every command, only to the compose calls that need them", () => {
+    assert.doesNotMatch(text, /export (POSTGRES_PASSWORD|DATABASE_URL|JWT_SECRET_KEY|REGISTRY)/);
+    assert.match(text, /DATABASE_URL="\$DATABASE_URL" JWT_SECRET_KEY="\$JWT_SECRET_KEY" "\$@"/);
+    assert.match(text, /printf '%s' "\$REGISTRY_TOKEN" \| DOCKER_CONFIG=/);
+  });
+
+  test("has no delete-like command for the serving slot before the switch succeeded", () => {
+    const beforeVerify = text.slice(0, text.indexOf("step_verify() {"));
+    assert.doesNotMatch(beforeVerify, /remove_slot "\$OLD_SLOT"/);
+    assert.doesNotMatch(beforeVerify, /stop .*OLD_SLOT/);
+  });
+});
+
+/** Runs a rendered script with bash as a login shell would (`bash -c <script>`). */
+function runScript(text: string, stdin: string, shell = "bash") {
+  return spawnSync(shell, ["-c", text], { input: stdin, encoding: "utf8", timeout: 20_000 });
+}
+
+describe("the deploy script, run for real up to its lock", () => {
+  const root = mkdtempSync(join(tmpdir(), "clicky-deploy-"));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const appDir = join(root, "app");
+  const text = script({ appDir });
+  mkdirSync(join(appDir, "state"), { recursive: true });
+  const secrets = "POSTGRES_PASSWORD=pw\nDATABASE_URL=postgresql://x\nJWT_SECRET_KEY=jwt-value\n";
+
+  test("refuses an unknown stdin key, naming the key and never the value", () => {
+    const r = runScript(text, `${secrets}EXTRA_KEY=very-secret-value\n`);
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /deploy FAILED on web-1 \(stack staging\) at step stdin: stdin: unexpected key EXTRA_KEY/,
+    );
+    assert.doesNotMatch(r.stdout + r.stderr, /very-secret-value|jwt-value/);
+  });
+
+  test("names a missing secret", () => {
+    const r = runScript(text, "POSTGRES_PASSWORD=pw\nDATABASE_URL=x\n");
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /at step stdin: stdin: JWT_SECRET_KEY is missing/);
+  });
+
+  test("fails fast when another deploy holds the lock, saying who and since when", () => {
+    writeFileSync(
+      join(appDir, "state", "deploy.lock.owner"),
+      "deploy of ghcr.io/o/r/backend:v9 (stack staging) by deploy from 10.0.0.9, pid 4242, since 2026-01-02T03:04:05Z\n",
+    );
+    // A shell that holds the lock runs the deploy script, as a second deploy would meet it.
+    const held = spawnSync(
+      "bash",
+      [
+        "-c",
+        `exec 9>>"$1"; flock -n 9 || exit 99; bash -c "$2" <<<"$3"`,
+        "holder",
+        join(appDir, "state", "deploy.lock"),
+        text,
+        secrets,
+      ],
+      { encoding: "utf8", timeout: 20_000 },
+    );
+    assert.equal(held.status, LOCK_BUSY_EXIT, held.stderr);
+    assert.match(
+      held.stderr,
+      /at step lock: another deploy holds .*state\/deploy\.lock: deploy of ghcr\.io\/o\/r\/backend:v9 \(stack staging\) by deploy from 10\.0\.0\.9, pid 4242, since 2026-01-02T03:04:05Z; this one changed nothing/,
+    );
+    assert.doesNotMatch(held.stderr, /backup taken/);
+    assert.equal(
+      readFileSync(join(appDir, "state", "deploy.lock.owner"), "utf8").includes("pid 4242"),
+      true,
+      "the holder's record is left alone",
+    );
+  });
+
+  test("stops with a clear message under a shell that is not bash", () => {
+    const r = runScript(text, secrets, "sh");
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /deploy: this script needs bash; make bash the login shell of /);
+  });
+});
+
+describe("the prepare script, run for real", () => {
+  test("lays out the app directory with private dirs for secrets, state and backups", () => {
+    const root = mkdtempSync(join(tmpdir(), "clicky-prepare-"));
+    try {
+      const appDir = join(root, "srv", "app");
+      const r = spawnSync("sh", ["-c", buildPrepareScript(appDir, `${appDir}/releases/abc123`)], {
+        encoding: "utf8",
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, `prepare: ${appDir}/releases/abc123 ready\n`);
+      const modes = spawnSync(
+        "stat",
+        [
+          "-c",
+          "%n %a",
+          ...["releases", "releases/abc123", "proxy", "backups", "env", "state"].map((d) =>
+            join(appDir, d),
+          ),
+        ],
+        { encoding: "utf8" },
+      );
+      assert.equal(
+        modes.stdout.replaceAll(`${appDir}/`, ""),
+        "releases 755\nreleases/abc123 755\nproxy 755\nbackups 700\nenv 700\nstate 700\n",
+      );
+      const again = spawnSync("sh", [
+        "-c",
+        buildPrepareScript(appDir, `${appDir}/releases/abc123`),
+      ]);
+      assert.equal(again.status, 0, "idempotent");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+/** shellcheck, or a reason it cannot run here (a failure in CI). */
+function shellcheckAvailable(): string | undefined {
+  const r = spawnSync("shellcheck", ["--version"], { encoding: "utf8" });
+  return r.status === 0 ? undefined : "shellcheck is not installed (apt-get install shellcheck)";
+}
+
+describe("shellcheck", () => {
+  const missing = shellcheckAvailable();
+  if (missing && process.env.CI === "true") {
+    test("is installed in CI", () => assert.fail(missing));
+    return;
+  }
+  if (missing) console.log(`# skipping shellcheck tests: ${missing}`);
+  const variants: [string, Record<string, unknown>][] = [
+    ["defaults", {}],
+    [
+      "a pinned digest",
+      { image: { repository: "ghcr.io/o/r/b", tag: "v1", digest: `sha256:${"c".repeat(64)}` } },
+    ],
+    ["no migration", { migrate: false }],
+    [
+      "compose v1 and an odd migration command",
+      { compose: "v1", migrationCommand: ["sh", "-c", "echo 'a b' $HOME"] },
+    ],
+  ];
+  for (const [name, patch] of variants) {
+    test(`finds nothing in the deploy script (${name})`, { skip: missing }, () => {
+      const r = spawnSync("shellcheck", ["--shell=bash", "--severity=style", "-"], {
+        input: script(patch),
+        encoding: "utf8",
+      });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+    });
+  }
+  test("finds nothing in the prepare script (POSIX sh)", { skip: missing }, () => {
+    const r = spawnSync("shellcheck", ["--shell=sh", "--severity=style", "-"], {
+      input: buildPrepareScript("/opt/clicky-foundation", "/opt/clicky-foundation/releases/abc"),
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+});

@@ -1,0 +1,490 @@
+/**
+ * The deploy, end to end, against real parts: the harness's OpenSSH server (pinned host key),
+ * Docker engine, compose, registry, PostgreSQL, nginx and the stand-in app's v1..v4 images.
+ * Every deploy here runs the exact commands the program registers (rendered by running the
+ * program under Pulumi's mocks), in Pulumi's order: prepare, copies, then the deploy script
+ * with its stdin, over SSH as the command provider does.
+ *
+ * Scenarios, in order on one host: (a) first deploy, (b) upgrade with a schema change and a
+ * restore of the backup into a scratch database, (c) a version whose health check never
+ * passes, (d) a failing migration, (e) two deploys at once, (f) a rerun with nothing changed,
+ * (g) rollback to v1 with the downgrade and live-restore runbooks; (h) continuous requests
+ * through the proxy during (b), (c) and (g), every one counted.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import {
+  downgradeCommands,
+  type RunbookContext,
+  restoreLiveCommands,
+  restoreToScratchCommands,
+} from "../../src/deploy/runbooks";
+import { LOCK_BUSY_EXIT } from "../../src/deploy/script";
+import {
+  E2E_APP_DIR,
+  E2E_PROJECT,
+  e2eDeployConfig,
+  e2eSecrets,
+} from "../deploy/support/e2e-config";
+import { type RenderedHost, renderStack, TEST_SECRETS } from "../deploy/support/render";
+import {
+  type CommandResult,
+  cleanupProject,
+  composeContainers,
+  copyOverSsh,
+  ensureHarness,
+  freePort,
+  type Harness,
+  harnessAvailability,
+  httpGet,
+  type LoadHandle,
+  type LoadResult,
+  psqlInContainer,
+  runLocal,
+  runOverSsh,
+  startLoad,
+} from "./harness/harness";
+
+const availability = harnessAvailability();
+const mustRun = process.env.CI === "true";
+const skip =
+  !availability.ok && !mustRun ? `deploy e2e cannot run here: ${availability.reason}` : false;
+if (skip) console.log(`# skipping: ${skip}`);
+
+interface Deployed {
+  readonly host: RenderedHost;
+  readonly result: CommandResult;
+  readonly seconds: number;
+}
+
+describe("deploy over SSH, end to end", { skip }, () => {
+  let h: Harness;
+  let port = 0;
+  let ctx: RunbookContext;
+  const timings: string[] = [];
+
+  before(
+    async () => {
+      if (!availability.ok)
+        throw new Error(`CI=true but e2e cannot run here: ${availability.reason}`);
+      h = await ensureHarness();
+      port = await freePort();
+      ctx = {
+        appDir: E2E_APP_DIR,
+        project: E2E_PROJECT,
+        database: { name: "clicky_db", user: "clicky", urlScheme: "postgresql+asyncpg" },
+        compose: h.docker.composeV2 ? "docker compose" : "docker-compose",
+      };
+      await cleanupProject(h, E2E_APP_DIR, E2E_PROJECT);
+    },
+    { timeout: 40 * 60_000 },
+  );
+
+  after(async () => {
+    console.log(`# deploy e2e timings:\n${timings.map((t) => `#   ${t}`).join("\n")}`);
+    if (h) await cleanupProject(h, E2E_APP_DIR, E2E_PROJECT);
+  });
+
+  /** The program's registrations for one deploy: the e2e stack with this image and extras. */
+  async function render(
+    tag: string,
+    opts: { pinned?: boolean; extra?: Record<string, unknown> } = {},
+  ): Promise<RenderedHost> {
+    const rendered = await renderStack({
+      deploy: e2eDeployConfig(h, port, { tag, pinned: opts.pinned ?? false }, opts.extra),
+      secrets: e2eSecrets(h),
+    });
+    assert.equal(rendered.run.error, undefined, String(rendered.run.error));
+    const host = rendered.hosts[0];
+    assert.ok(host, "the program registered a deploy for the e2e host");
+    return host;
+  }
+
+  /** Prepare and copies as Pulumi runs them before the deploy command. */
+  async function prepareAndCopy(host: RenderedHost): Promise<void> {
+    const prepared = await runOverSsh(h, String(host.prepare.inputs.create));
+    assert.equal(prepared.code, 0, prepared.stderr);
+    await copyOverSsh(
+      h,
+      host.copies.map((c) => ({ remotePath: c.remotePath, content: c.text })),
+    );
+  }
+
+  async function runDeploy(host: RenderedHost): Promise<Deployed> {
+    const started = Date.now();
+    const result = await runOverSsh(h, host.script, { stdin: host.stdin, timeoutMs: 5 * 60_000 });
+    return { host, result, seconds: (Date.now() - started) / 1000 };
+  }
+
+  async function deploy(
+    label: string,
+    tag: string,
+    opts: { pinned?: boolean; extra?: Record<string, unknown> } = {},
+  ): Promise<Deployed> {
+    const host = await render(tag, opts);
+    await prepareAndCopy(host);
+    const deployed = await runDeploy(host);
+    timings.push(
+      `${label}: deploy script ${deployed.seconds.toFixed(1)} s, exit ${deployed.result.code}`,
+    );
+    return deployed;
+  }
+
+  function output(d: Deployed): string {
+    return `--- stdout\n${d.result.stdout}\n--- stderr\n${d.result.stderr}`;
+  }
+
+  function succeeded(d: Deployed): void {
+    assert.equal(d.result.code, 0, output(d));
+    assert.doesNotMatch(d.result.stdout + d.result.stderr, /deploy FAILED/);
+  }
+
+  /** No secret of the stack may appear in what the deploy printed. */
+  function printsNoSecret(d: Deployed): void {
+    const printed = d.result.stdout + d.result.stderr;
+    for (const secret of [
+      TEST_SECRETS.postgresPassword,
+      TEST_SECRETS.jwtSecretKey,
+      h.registry.password,
+    ]) {
+      assert.ok(!printed.includes(secret), "a secret was printed");
+    }
+  }
+
+  const url = (path: string) => `http://127.0.0.1:${port}${path}`;
+
+  async function serving(): Promise<{ version: string; slot: string }> {
+    const answer = await httpGet(url("/version"));
+    assert.equal(answer.status, 200, answer.body);
+    return {
+      version: (JSON.parse(answer.body) as { version: string }).version,
+      slot: String(answer.headers["x-clicky-slot"]),
+    };
+  }
+
+  async function onHost(script: string): Promise<string> {
+    const r = await runOverSsh(h, `set -euo pipefail\n${script}`);
+    assert.equal(r.code, 0, `${script}\n--- stderr\n${r.stderr}`);
+    return r.stdout;
+  }
+
+  async function stateOf(file: "current" | "previous"): Promise<Record<string, string>> {
+    const text = await onHost(`cat ${E2E_APP_DIR}/state/${file}`);
+    return Object.fromEntries(
+      text
+        .trim()
+        .split("\n")
+        .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+    );
+  }
+
+  async function backups(): Promise<string[]> {
+    return (await onHost(`ls -1 ${E2E_APP_DIR}/backups`)).split("\n").filter(Boolean);
+  }
+
+  async function postgres(): Promise<string> {
+    const [name] = await composeContainers(E2E_PROJECT, "postgres");
+    assert.ok(name, "the postgres container exists");
+    return name;
+  }
+
+  async function sql(query: string, database = "clicky_db"): Promise<string> {
+    return psqlInContainer(await postgres(), query, { database });
+  }
+
+  async function itemColumns(database = "clicky_db"): Promise<string[]> {
+    const out = await sql(
+      "SELECT column_name FROM information_schema.columns WHERE table_name = 'items' ORDER BY ordinal_position",
+      database,
+    );
+    return out.split("\n").filter(Boolean);
+  }
+
+  /** All containers of the project with their ids, for "nothing changed" checks. */
+  async function containers(): Promise<string> {
+    const r = await runLocal("docker", [
+      "ps",
+      "-a",
+      "--no-trunc",
+      "--format",
+      "{{.ID}} {{.Names}} {{.Status}}",
+      "--filter",
+      `label=com.docker.compose.project=${E2E_PROJECT}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.replace(/ Up .*/, " Up"))
+      .sort()
+      .join("\n");
+  }
+
+  function backupPathIn(text: string): string {
+    const match =
+      /backup taken before this deploy: (\S+\.dump)/.exec(text) ??
+      /database saved to (\S+\.dump)/.exec(text);
+    assert.ok(match?.[1], `no backup path in:\n${text}`);
+    return match[1];
+  }
+
+  function load(): LoadHandle {
+    return startLoad({ url: url("/health"), ratePerSecond: 40, durationMs: 5 * 60_000 });
+  }
+
+  /** (h): every request through the proxy got a 2xx answer, and there were plenty of them. */
+  function noRequestDropped(label: string, r: LoadResult): void {
+    timings.push(
+      `${label}: ${r.sent} requests through the proxy, ${r.ok2xx} 2xx, ${r.non2xxTotal} non-2xx, ${r.errorsTotal} errors, versions ${JSON.stringify(r.versions)}`,
+    );
+    assert.ok(r.sent >= 200, `only ${r.sent} requests were sent`);
+    assert.equal(r.inFlight, 0);
+    assert.deepEqual(
+      { non2xx: r.non2xx, errors: r.errors },
+      { non2xx: {}, errors: {} },
+      `failures: ${JSON.stringify(r.failures.slice(0, 10))}`,
+    );
+    assert.equal(r.ok2xx, r.sent);
+  }
+
+  test("(a) a first deploy on an empty host brings up the proxy, v1, PostgreSQL and Redis", async () => {
+    const d = await deploy("(a) first deploy v1", "v1");
+    succeeded(d);
+    printsNoSecret(d);
+    assert.match(
+      d.result.stdout,
+      /pull: pulled 127\.0\.0\.1:5000\/clicky\/backend:v1/,
+      "pulled with the registry login",
+    );
+    assert.match(d.result.stdout, /migrate: running alembic upgrade head/);
+    assert.match(d.result.stdout, /finished: deployed v1/);
+    assert.deepEqual(await serving(), { version: "v1", slot: "blue" });
+    const items = await httpGet(url("/items"));
+    assert.equal((JSON.parse(items.body) as unknown[]).length, 3);
+    // The secrets arrived intact (spaces, quotes, $ and non-ASCII) through stdin and compose.
+    const config = JSON.parse((await httpGet(url("/config"))).body) as Record<string, unknown>;
+    assert.equal(
+      config.jwt_secret_sha256_12,
+      createHash("sha256").update(TEST_SECRETS.jwtSecretKey).digest("hex").slice(0, 12),
+    );
+    assert.equal(config.app_env, "e2e");
+    assert.equal(config.redis_url_set, true);
+    const names = (await composeContainers(E2E_PROJECT)).map((n) =>
+      n.replace(/^clickye2e[-_]|[-_]1$/g, ""),
+    );
+    assert.deepEqual(names.sort(), ["backend-blue", "postgres", "proxy", "redis"]);
+    const current = await stateOf("current");
+    assert.equal(current.slot, "blue");
+    assert.equal(current.tag, "v1");
+    assert.equal(current.digest, h.images.backend.tags.v1?.digest);
+    assert.equal(
+      await onHost(
+        `stat -c '%a %U' ${E2E_APP_DIR}/env/blue.env ${E2E_APP_DIR}/env ${E2E_APP_DIR}/state`,
+      ),
+      "600 deploy\n700 deploy\n700 deploy\n",
+    );
+    assert.equal((await backups()).length, 1);
+  });
+
+  test("(b) an upgrade to v2 migrates the schema with zero dropped requests, and its backup restores v1's rows", async () => {
+    const traffic = load();
+    const d = await deploy("(b) upgrade v1 -> v2", "v2");
+    const counted = await traffic.stop();
+    succeeded(d);
+    printsNoSecret(d);
+    noRequestDropped("(b) during the upgrade", counted);
+    assert.ok(
+      (counted.versions.v1 ?? 0) > 0 && (counted.versions.v2 ?? 0) > 0,
+      JSON.stringify(counted.versions),
+    );
+    assert.deepEqual(await serving(), { version: "v2", slot: "green" });
+    assert.deepEqual(await itemColumns(), ["id", "name", "price_cents"]);
+    assert.deepEqual(
+      await composeContainers(E2E_PROJECT, "backend-blue"),
+      [],
+      "v1 was stopped and removed",
+    );
+    assert.equal((await stateOf("previous")).tag, "v1");
+
+    const backup = backupPathIn(d.result.stdout);
+    assert.match(backup, /\/backups\/staging-\d{8}T\d{6}Z-v2\.dump$/);
+    const started = Date.now();
+    await onHost(
+      restoreToScratchCommands(ctx, backup.slice(backup.lastIndexOf("/") + 1)).join("\n"),
+    );
+    timings.push(
+      `(b) restore runbook into a scratch database: ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+    assert.equal(
+      await sql("SELECT string_agg(name, ',' ORDER BY id) FROM items", "clicky_db_restore"),
+      "alpha,beta,gamma",
+    );
+    assert.deepEqual(await itemColumns("clicky_db_restore"), ["id", "name"], "v1's schema");
+    await sql("DROP DATABASE clicky_db_restore", "postgres");
+  });
+
+  test("(c) a v3 that never gets healthy is removed; v2 keeps serving every request", async () => {
+    const traffic = load();
+    const d = await deploy("(c) v3, health never passes", "v3");
+    const counted = await traffic.stop();
+    assert.equal(d.result.code, 1, output(d));
+    printsNoSecret(d);
+    assert.match(
+      d.result.stderr,
+      /deploy FAILED on e2e \(stack staging\) at step health: backend-blue is unhealthy: .*503/,
+    );
+    assert.match(
+      d.result.stderr,
+      /the previous version keeps serving: 127\.0\.0\.1:5000\/clicky\/backend:v2 in backend-green/,
+    );
+    const backup = backupPathIn(d.result.stderr);
+    assert.ok(
+      (await backups()).includes(backup.slice(backup.lastIndexOf("/") + 1)),
+      "the backup is kept",
+    );
+    noRequestDropped("(c) during the failed v3 deploy", counted);
+    assert.deepEqual(Object.keys(counted.versions), ["v2"]);
+    assert.deepEqual(await serving(), { version: "v2", slot: "green" });
+    assert.deepEqual(await composeContainers(E2E_PROJECT, "backend-blue"), [], "v3 was removed");
+    assert.equal((await stateOf("current")).tag, "v2");
+  });
+
+  test("(d) a failing migration aborts before any traffic moves: v2 serves, schema unchanged, backup kept", async () => {
+    const d = await deploy("(d) v4, migration fails", "v4");
+    assert.equal(d.result.code, 1, output(d));
+    assert.match(
+      d.result.stderr,
+      /at step migrate: the migration \(alembic upgrade head\) failed with 127\.0\.0\.1:5000\/clicky\/backend:v4; no traffic was moved/,
+    );
+    assert.match(d.result.stdout + d.result.stderr, /migration 003 failed and was rolled back/);
+    const backup = backupPathIn(d.result.stderr);
+    assert.ok((await backups()).includes(backup.slice(backup.lastIndexOf("/") + 1)));
+    assert.deepEqual(await serving(), { version: "v2", slot: "green" });
+    assert.deepEqual(await itemColumns(), ["id", "name", "price_cents"]);
+    assert.equal(await sql("SELECT to_regclass('audit_log') IS NULL"), "t");
+    assert.equal(await sql("SELECT version_num FROM alembic_version"), "002");
+    assert.deepEqual(await composeContainers(E2E_PROJECT, "backend-blue"), []);
+  });
+
+  let settled: RenderedHost;
+
+  test("(e) a second deploy while one runs fails fast, naming who holds the lock and since when", async () => {
+    settled = await render("v2", { extra: { app: { env: { APP_ENV: "e2e", FEATURE_X: "on" } } } });
+    await prepareAndCopy(settled);
+    const first = runDeploy(settled);
+    const owner = `${E2E_APP_DIR}/state/deploy.lock.owner`;
+    const deadline = Date.now() + 30_000;
+    while (!(await onHost(`cat ${owner} 2>/dev/null || true`)).includes("pid")) {
+      assert.ok(Date.now() < deadline, "the first deploy never took the lock");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const second = await runDeploy(settled);
+    const firstDone = await first;
+    timings.push(
+      `(e) the second deploy failed after ${second.seconds.toFixed(1)} s; the first took ${firstDone.seconds.toFixed(1)} s`,
+    );
+    assert.equal(second.result.code, LOCK_BUSY_EXIT, output(second));
+    assert.ok(second.seconds < 10, `the second deploy took ${second.seconds} s`);
+    assert.match(
+      second.result.stderr,
+      /at step lock: another deploy holds \/home\/deploy\/clicky-e2e\/state\/deploy\.lock: deploy of 127\.0\.0\.1:5000\/clicky\/backend:v2 \(stack staging\) by deploy from 127\.0\.0\.1, pid \d+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ; this one changed nothing/,
+    );
+    succeeded(firstDone);
+    assert.deepEqual(await serving(), { version: "v2", slot: "blue" });
+    const config = JSON.parse((await httpGet(url("/config"))).body) as Record<string, unknown>;
+    assert.equal(config.version, "v2");
+    assert.equal(await onHost(`test -e ${owner} && echo held || echo free`), "free\n");
+  });
+
+  test("(f) a rerun with nothing changed changes nothing on the host", async () => {
+    const again = await render("v2", {
+      extra: { app: { env: { APP_ENV: "e2e", FEATURE_X: "on" } } },
+    });
+    // What Pulumi compares: the same script, stdin and triggers, so `pulumi up` would not even run it.
+    assert.equal(again.script, settled.script);
+    assert.equal(again.stdin, settled.stdin);
+    assert.deepEqual(again.run.inputs.triggers, settled.run.inputs.triggers);
+
+    const before = {
+      containers: await containers(),
+      backups: await backups(),
+      state: await onHost(
+        `cat ${E2E_APP_DIR}/state/current ${E2E_APP_DIR}/proxy/upstream.conf; ls -l --time-style=full-iso ${E2E_APP_DIR}/state ${E2E_APP_DIR}/env ${E2E_APP_DIR}/proxy`,
+      ),
+    };
+    await prepareAndCopy(again);
+    const d = await runDeploy(again);
+    timings.push(`(f) rerun with nothing changed: ${d.seconds.toFixed(1)} s`);
+    succeeded(d);
+    assert.match(
+      d.result.stdout,
+      /nothing to do: v2 \(127\.0\.0\.1:5000\/clicky\/backend:v2\) already serves from backend-blue/,
+    );
+    assert.doesNotMatch(d.result.stdout, /backup:|pull:|start:|switch:/);
+    assert.deepEqual(
+      {
+        containers: await containers(),
+        backups: await backups(),
+        state: await onHost(
+          `cat ${E2E_APP_DIR}/state/current ${E2E_APP_DIR}/proxy/upstream.conf; ls -l --time-style=full-iso ${E2E_APP_DIR}/state ${E2E_APP_DIR}/env ${E2E_APP_DIR}/proxy`,
+        ),
+      },
+      before,
+    );
+  });
+
+  test("(g) a rollback to v1's tag serves v1 without dropping a request; the runbooks downgrade and restore", async () => {
+    const kept = await backups();
+    assert.equal(kept.length, 5);
+    const traffic = load();
+    const d = await deploy("(g) rollback to v1", "v1", { pinned: true, extra: { migrate: false } });
+    const counted = await traffic.stop();
+    succeeded(d);
+    noRequestDropped("(g) during the rollback", counted);
+    assert.ok(
+      (counted.versions.v1 ?? 0) > 0 && (counted.versions.v2 ?? 0) > 0,
+      JSON.stringify(counted.versions),
+    );
+    assert.match(
+      d.result.stdout,
+      /pull: 127\.0\.0\.1:5000\/clicky\/backend@sha256:[0-9a-f]{64} is already on this host/,
+    );
+    assert.match(d.result.stdout, /migrate: skipped: deploy\.migrate is false/);
+    assert.deepEqual(await serving(), { version: "v1", slot: "green" });
+    assert.equal((await stateOf("previous")).tag, "v2");
+    assert.equal((await stateOf("current")).tag, "v1");
+    // Retention: the newest five backups stay; the oldest went.
+    const now = await backups();
+    assert.deepEqual(now.slice(0, 4), kept.slice(1));
+    assert.equal(now.length, 5);
+
+    // Runbook: alembic downgrade with the image that ran the migration (state/previous: v2).
+    let started = Date.now();
+    await onHost(downgradeCommands(ctx).join("\n"));
+    timings.push(`(g) downgrade runbook: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.deepEqual(await itemColumns(), ["id", "name"]);
+    assert.equal(await sql("SELECT version_num FROM alembic_version"), "001");
+    assert.equal((await httpGet(url("/items"))).status, 200);
+
+    // Runbook: restore a backup into the live database; what was written since is gone.
+    const v1Backup = (await backups()).find((b) => b.endsWith("-v2.dump"));
+    assert.ok(v1Backup, "the backup taken before v2 (v1's data, from (b)) is still kept");
+    await sql("INSERT INTO items (name) VALUES ('written after the backup')");
+    started = Date.now();
+    await onHost(restoreLiveCommands(ctx, v1Backup).join("\n"));
+    timings.push(`(g) live restore runbook: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.equal(
+      await sql("SELECT string_agg(name, ',' ORDER BY id) FROM items"),
+      "alpha,beta,gamma",
+    );
+    assert.deepEqual(await itemColumns(), ["id", "name"]);
+    assert.equal(await sql("SELECT version_num FROM alembic_version"), "001");
+    const deadline = Date.now() + 60_000;
+    while ((await httpGet(url("/health")).catch(() => ({ status: 0 }))).status !== 200) {
+      assert.ok(Date.now() < deadline, "the app did not come back after the restore");
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.deepEqual(await serving(), { version: "v1", slot: "green" });
+  });
+});
