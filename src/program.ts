@@ -2,10 +2,14 @@ import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
 import { StackDeployments, stackDeploymentsArgs } from "./cloud/deployments";
 import { type GithubValueSpec, githubValues } from "./config/catalog";
-import { type LoadedStack, loadStack } from "./config/load";
+import { type LoadedStack, loadStack, StackConfigError } from "./config/load";
 import type { StackConfig } from "./config/schema";
+import { checkDeployConfig, deployStack } from "./deploy/stack";
 import { DeploymentEnvironment, type ResolvedGithubValue } from "./github/environment";
 import { RepositorySettings } from "./github/repository";
+import { DefaultBranchRuleset } from "./github/ruleset";
+import { WorkflowFiles } from "./github/workflow-files";
+import { planWorkflows, WorkflowPlanError } from "./workflows";
 
 /**
  * The whole program: reads and validates the stack config once (throwing before any resource
@@ -13,6 +17,9 @@ import { RepositorySettings } from "./github/repository";
  */
 export async function program(loaded: LoadedStack = loadStack()) {
   const { config, secrets } = loaded;
+  checkDeployConfig(config, secrets);
+  // The workflows and their secrets cross-check, before any resource is registered.
+  const workflows = config.ownsRepository ? planWorkflowsOrStop(config) : undefined;
   const repository = config.github.repository;
   const githubProvider = githubProviderFor(config);
   const githubOpts = { providers: { github: githubProvider } };
@@ -34,6 +41,29 @@ export async function program(loaded: LoadedStack = loadStack()) {
       { repository, values: resolveValues(config, secrets, "repository") },
       githubOpts,
     );
+    if (workflows) {
+      const files = new WorkflowFiles(
+        "workflows",
+        {
+          repository,
+          defaultBranch: config.github.defaultBranch,
+          files: workflows.files,
+          mode: config.workflows.commit.mode,
+          branchPrefix: config.workflows.commit.branchPrefix,
+        },
+        githubOpts,
+      );
+      new DefaultBranchRuleset(
+        "default-branch",
+        {
+          repository,
+          requiredContexts: workflows.requiredContexts,
+          enforcement: config.workflows.ruleset.enforcement,
+          requiredApprovals: config.workflows.ruleset.requiredApprovals,
+        },
+        { ...githubOpts, dependsOn: [files] },
+      );
+    }
   }
 
   const cloud = stackDeploymentsArgs(config.deployments, {
@@ -45,10 +75,13 @@ export async function program(loaded: LoadedStack = loadStack()) {
   });
   if (cloud) new StackDeployments(config.stack, cloud);
 
+  const deploy = deployStack(config, secrets);
+
   return {
     repository: `${config.github.owner}/${repository}`,
     environment: environment.environment.environment,
     ownsRepositoryResources: config.ownsRepository,
+    deploy,
   };
 }
 
@@ -82,4 +115,14 @@ export function resolveValues(
       }
       return { spec, value };
     });
+}
+
+/** {@link planWorkflows}, its problems reported like config problems (one line each, no trace). */
+function planWorkflowsOrStop(config: StackConfig) {
+  try {
+    return planWorkflows(config);
+  } catch (err) {
+    if (err instanceof WorkflowPlanError) throw new StackConfigError(err.problems);
+    throw err;
+  }
 }

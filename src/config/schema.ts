@@ -1,9 +1,11 @@
 import { z } from "zod";
+import { deployConfigSchema, deploySecretKeys } from "./deploy";
 import { deploymentsSectionSchema } from "./deployments";
 import { environmentConfigSchema } from "./environment";
 import { githubConfigSchema } from "./github";
 import { formatIssues, formatKeyPath } from "./problems";
 import { githubSecretKeys, type SecretKeySpec } from "./secret-keys";
+import { workflowsSectionSchema } from "./workflows";
 
 /** The Pulumi project name, and so the namespace of every config key of ours. */
 export const PROJECT = "clicky-delivery";
@@ -16,10 +18,12 @@ export const sectionSchemas = {
   github: githubConfigSchema,
   environment: environmentConfigSchema,
   deployments: deploymentsSectionSchema,
+  deploy: deployConfigSchema,
+  workflows: workflowsSectionSchema,
 } as const;
 
 /** Every secret config key the program knows, from all capabilities. */
-export const secretKeySpecs: readonly SecretKeySpec[] = [...githubSecretKeys];
+export const secretKeySpecs: readonly SecretKeySpec[] = [...githubSecretKeys, ...deploySecretKeys];
 
 const secretKeyShape = Object.fromEntries(
   secretKeySpecs.map((spec) => [spec.key, z.string().min(1, "must not be empty").optional()]),

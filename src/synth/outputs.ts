@@ -1,5 +1,6 @@
+import { connectionView } from "../deploy/connection-view";
 import type { RecordedResource } from "./engine";
-import { isSecret, redact, reveal } from "./wire";
+import { isSecret, redact, reveal, SECRET_MASK } from "./wire";
 
 /** The resource types whose inputs synth turns into files. */
 export const FILE_TYPE = "github:index/repositoryFile:RepositoryFile";
@@ -31,7 +32,7 @@ export function buildOutputs(resources: readonly RecordedResource[]): SynthOutpu
     type: r.type,
     name: r.name,
     ...(r.parent ? { parent: r.parent } : {}),
-    inputs: redact(r.inputs),
+    inputs: entryInputs(r),
   }));
   files.set("resources.json", `${JSON.stringify(entries, null, 2)}\n`);
 
@@ -59,6 +60,19 @@ export function buildOutputs(resources: readonly RecordedResource[]): SynthOutpu
     }
   }
   return { files, resources: entries };
+}
+
+/**
+ * A resource's inputs as `resources.json` shows them. The command provider marks a remote
+ * connection secret as a whole (it holds the private key); synth shows where a command goes
+ * (host, port, user, host key) and masks only the secret fields.
+ */
+function entryInputs(r: RecordedResource): unknown {
+  const inputs = redact(r.inputs) as Record<string, unknown>;
+  if ((r.type === COMMAND_TYPE || r.type === COPY_TYPE) && r.inputs.connection !== undefined) {
+    return { ...inputs, connection: connectionView(reveal(r.inputs.connection), SECRET_MASK) };
+  }
+  return inputs;
 }
 
 /** The keys of dotenv lines (`KEY=value`), in order; values are never returned. */

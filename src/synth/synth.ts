@@ -60,7 +60,11 @@ export async function synth(opts: SynthOptions): Promise<SynthResult> {
     stack: opts.stack,
     config: fromFile.config,
     secretKeys: fromFile.secretKeys,
-    program: async () => (await import(indexPath)) as unknown,
+    // index.ts is CommonJS (`export = program()`): its exports are the program's promise.
+    program: async () => {
+      const mod = (await import(indexPath)) as { default?: unknown };
+      return await (mod.default ?? mod);
+    },
   });
   if ("error" in run) {
     const err = run.error;

@@ -71,6 +71,10 @@ describe("a self-managed (local backend) stack", async () => {
 describe("drift auto-remediation", () => {
   const base = {
     github: { owner: "clicky-foundation", repository: "clicky-foundation" },
+    deploy: {
+      hosts: [{ name: "web-1", host: "web-1.example.org" }],
+      image: { repository: "ghcr.io/clicky-foundation/clicky-foundation/backend", tag: "v1.0.0" },
+    },
     deployments: { backend: "cloud", organization: "clicky-foundation", driftAutoRemediate: true },
   };
   test("is refused for an environment that requires approval", () => {
@@ -101,6 +105,7 @@ describe("drift auto-remediation", () => {
     const result = parseStackConfig(
       {
         github: base.github,
+        deploy: base.deploy,
         environment: { name: "staging", url: "https://staging.example.org" },
         deployments: { backend: "cloud" },
       },

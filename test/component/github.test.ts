@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { StackConfigError } from "../../src/config/load";
+import { secretKeySpecs } from "../../src/config/schema";
 import type { RecordedResource } from "../../src/synth/engine";
 import { buildOutputs } from "../../src/synth/outputs";
 import { isSecret, reveal } from "../../src/synth/wire";
@@ -13,12 +14,10 @@ const ENV_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecr
 const ENV_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable";
 const REPO_SECRET = "github:index/actionsSecret:ActionsSecret";
 
-/** Distinctive secret values, so a leak anywhere is easy to find. */
-const SECRETS = {
-  codecovToken: "codecov-7f3a9c1e-leak-canary",
-  expoToken: "expo-b41d22aa-leak-canary",
-  pulumiAccessToken: "pul-9e8d7c6b-leak-canary",
-};
+/** Distinctive values for every secret key, so a leak anywhere is easy to find. */
+const SECRETS: Record<string, string> = Object.fromEntries(
+  secretKeySpecs.map((spec) => [spec.key, `${spec.key}-7f3a9c1e-leak-canary`]),
+);
 
 function inputs(r: RecordedResource): Record<string, unknown> {
   return r.inputs;
@@ -80,9 +79,8 @@ describe("production's environment", async () => {
     assert.equal(secret.inputs.plaintextValue, undefined, "the deprecated input is not used");
   });
 
-  test("publishes its URL as the APP_URL variable", () => {
-    const variables = ofType(run, ENV_VARIABLE).map((v) => [v.inputs.variableName, v.inputs.value]);
-    assert.deepEqual(variables, [["APP_URL", "https://api.clicky-foundation.example"]]);
+  test("has no variables: the URL lives in the stack config, where the jobs read it", () => {
+    assert.deepEqual(ofType(run, ENV_VARIABLE), []);
   });
 
   test("creates no repository-wide secret: staging owns those", () => {
@@ -119,6 +117,7 @@ describe("staging's environment", async () => {
     assert.deepEqual(secrets.map((s) => s.inputs.secretName).sort(), [
       "CODECOV_TOKEN",
       "EXPO_TOKEN",
+      "PULUMI_DRIFT_TOKEN",
     ]);
     for (const s of secrets) {
       assert.ok(isSecret(s.inputs.value), `${String(s.inputs.secretName)} must be secret`);
@@ -143,8 +142,16 @@ describe("a missing secret outside synth", async () => {
 
   test("says the exact command that sets it", () => {
     const message = (run.error as Error).message;
-    assert.match(message, /^Pulumi\.production\.yaml: 1 required secret is not set/);
-    assert.match(message, /pulumi config set --secret pulumiAccessToken --stack production/);
+    assert.match(
+      message,
+      /^Pulumi\.production\.yaml: 4 required secrets are not set; nothing was changed/,
+    );
+    for (const key of ["pulumiAccessToken", "sshPrivateKey", "postgresPassword", "jwtSecretKey"]) {
+      assert.match(
+        message,
+        new RegExp(`^  pulumi config set --secret ${key} --stack production {3}# `, "m"),
+      );
+    }
   });
 });
 

@@ -8,6 +8,10 @@ import { parseStackConfig, requiredSecretKeys, secretKeySpecs } from "../../src/
 
 const github = { owner: "clicky-foundation", repository: "clicky-foundation" };
 const environment = { name: "staging", url: "https://staging.example.org" };
+const deploy = {
+  hosts: [{ name: "web-1", host: "web-1.example.org" }],
+  image: { repository: "ghcr.io/clicky-foundation/clicky-foundation/backend", tag: "v1.0.0" },
+};
 
 function problemsOf(values: Record<string, unknown>, stack = "staging"): readonly string[] {
   const result = parseStackConfig(values, { stack });
@@ -15,12 +19,12 @@ function problemsOf(values: Record<string, unknown>, stack = "staging"): readonl
 }
 
 function withEnv(patch: Record<string, unknown>): Record<string, unknown> {
-  return { github, environment: { ...environment, ...patch } };
+  return { github, deploy, environment: { ...environment, ...patch } };
 }
 
 describe("a minimal stack config", () => {
   test("gets the spec's defaults", () => {
-    const result = parseStackConfig({ github, environment }, { stack: "staging" });
+    const result = parseStackConfig({ github, environment, deploy }, { stack: "staging" });
     assert.ok(result.ok);
     assert.equal(result.config.github.defaultBranch, "main");
     assert.equal(result.config.github.repositoryStack, "staging");
@@ -35,8 +39,8 @@ describe("a minimal stack config", () => {
   });
 
   test("makes the repositoryStack the owner of repository-wide resources, and no other", () => {
-    const staging = parseStackConfig({ github, environment }, { stack: "staging" });
-    const production = parseStackConfig({ github, environment }, { stack: "production" });
+    const staging = parseStackConfig({ github, environment, deploy }, { stack: "staging" });
+    const production = parseStackConfig({ github, environment, deploy }, { stack: "production" });
     assert.ok(staging.ok && production.ok);
     assert.equal(staging.config.ownsRepository, true);
     assert.equal(production.config.ownsRepository, false);
@@ -47,12 +51,12 @@ describe("each config rule names the file, the key path and what was expected", 
   const cases: [string, Record<string, unknown>, string][] = [
     [
       "a missing section",
-      { github },
+      { github, deploy },
       "Pulumi.staging.yaml: clicky-delivery:environment: expected object, but the key is missing",
     ],
     [
       "an unknown top-level key",
-      { github, environment, enviroment: {} },
+      { github, environment, deploy, enviroment: {} },
       "Pulumi.staging.yaml: clicky-delivery:enviroment: unknown key (expected one of: github, environment, ",
     ],
     [
@@ -124,17 +128,17 @@ describe("each config rule names the file, the key path and what was expected", 
     ],
     [
       "a default branch that is a pattern",
-      { github: { ...github, defaultBranch: "main*" }, environment },
+      { github: { ...github, defaultBranch: "main*" }, environment, deploy },
       "Pulumi.staging.yaml: clicky-delivery:github.defaultBranch: expected a branch name, not a pattern",
     ],
     [
       "an owner that is not a login",
-      { github: { ...github, owner: "clicky foundation" }, environment },
+      { github: { ...github, owner: "clicky foundation" }, environment, deploy },
       "Pulumi.staging.yaml: clicky-delivery:github.owner: expected a GitHub login",
     ],
     [
       "a repository name with a slash",
-      { github: { ...github, repository: "org/repo" }, environment },
+      { github: { ...github, repository: "org/repo" }, environment, deploy },
       "Pulumi.staging.yaml: clicky-delivery:github.repository: expected a repository name",
     ],
     [
@@ -161,6 +165,7 @@ describe("each config rule names the file, the key path and what was expected", 
   test("every problem is reported at once, one line each", () => {
     const problems = problemsOf({
       github: { ...github, owner: "-x" },
+      deploy,
       environment: { ...environment, approval: { waitTimerMinutes: "5" }, colour: "blue" },
       typo: 1,
     });
@@ -171,7 +176,7 @@ describe("each config rule names the file, the key path and what was expected", 
 
   test("a secret stored in plain text is an error that says how to store it", () => {
     const result = parseStackConfig(
-      { github, environment, codecovToken: "plain-value-123" },
+      { github, environment, deploy, codecovToken: "plain-value-123" },
       { stack: "staging", secretKeys: new Set() },
     );
     assert.ok(!result.ok);
@@ -182,7 +187,12 @@ describe("each config rule names the file, the key path and what was expected", 
   });
 
   test("a secret of the wrong type never has its value quoted", () => {
-    const problems = problemsOf({ github, environment, expoToken: { nested: "hunter2-secret" } });
+    const problems = problemsOf({
+      github,
+      environment,
+      deploy,
+      expoToken: { nested: "hunter2-secret" },
+    });
     assert.equal(problems.length, 1);
     assert.ok(!problems[0]?.includes("hunter2-secret"));
     assert.match(problems[0] ?? "", /clicky-delivery:expoToken: expected string/);
@@ -249,8 +259,8 @@ describe("reading the engine's config map", () => {
 
 describe("required secrets", () => {
   test("the repository-owning stack needs the repository secrets, the other stack does not", () => {
-    const staging = parseStackConfig({ github, environment }, { stack: "staging" });
-    const production = parseStackConfig({ github, environment }, { stack: "production" });
+    const staging = parseStackConfig({ github, environment, deploy }, { stack: "staging" });
+    const production = parseStackConfig({ github, environment, deploy }, { stack: "production" });
     assert.ok(staging.ok && production.ok);
     const keys = (c: typeof staging.config) => requiredSecretKeys(c).map((s) => s.key);
     assert.ok(keys(staging.config).includes("codecovToken"));

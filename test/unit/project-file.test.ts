@@ -26,7 +26,12 @@ test("Pulumi.yaml declares every config key of the program, each with a descript
     ...Object.keys(sectionSchemas).map((k) => `${PROJECT}:${k}`),
     ...secretKeySpecs.map((s) => `${PROJECT}:${s.key}`),
   ].sort();
-  assert.deepEqual(Object.keys(declared).filter((k) => k.startsWith(`${PROJECT}:`)).sort(), expected);
+  assert.deepEqual(
+    Object.keys(declared)
+      .filter((k) => k.startsWith(`${PROJECT}:`))
+      .sort(),
+    expected,
+  );
   for (const [key, value] of Object.entries(declared)) {
     assert.ok((value.description ?? "").length > 20, `${key} needs a description`);
   }
@@ -35,6 +40,7 @@ test("Pulumi.yaml declares every config key of the program, each with a descript
 test("secret keys are declared secret, and nothing else is", () => {
   const secretKeys = new Set(secretKeySpecs.map((s) => `${PROJECT}:${s.key}`));
   for (const [key, value] of Object.entries(declared)) {
-    if (key.startsWith(`${PROJECT}:`)) assert.equal(value.secret ?? false, secretKeys.has(key), key);
+    if (key.startsWith(`${PROJECT}:`))
+      assert.equal(value.secret ?? false, secretKeys.has(key), key);
   }
 });
