@@ -75,13 +75,13 @@ export async function program(loaded: LoadedStack = loadStack()) {
   });
   if (cloud) new StackDeployments(config.stack, cloud);
 
-  const deploy = deployStack(config, secrets);
+  const deploy = await deployStack(config, secrets);
 
   return {
     repository: `${config.github.owner}/${repository}`,
     environment: environment.environment.environment,
     ownsRepositoryResources: config.ownsRepository,
-    deploy,
+    ...deploy,
   };
 }
 

@@ -157,8 +157,12 @@ export const deployConfigSchema = z
     image: z.strictObject({
       /** Repository without tag, e.g. `ghcr.io/<owner>/<repo>/backend`. */
       repository: imageRepository,
-      /** Tag to deploy (what a rollback changes). Named in backups and in the host's records. */
-      tag: imageTag,
+      /**
+       * Tag to deploy, named in backups and in the host's records. Usually unset in the stack
+       * file: the pipelines set it for the run they deploy (and a rollback sets it by hand);
+       * without it a run keeps the tag the stack last deployed (see README "Which image runs").
+       */
+      tag: imageTag.optional(),
       /** Manifest digest; when given the host runs exactly these bytes, whatever the tag says. */
       digest: imageDigest.optional(),
     }),
@@ -292,8 +296,24 @@ export const deployConfigSchema = z
     }
   });
 
-export type DeployConfig = z.infer<typeof deployConfigSchema>;
-export type DeployHost = DeployConfig["hosts"][number];
+/** The `deploy` section as validated: `image.tag` may still be unset. */
+export type DeployConfigInput = z.infer<typeof deployConfigSchema>;
+
+/** The image a deploy runs, once resolved (`src/deploy/image.ts`): always with a tag. */
+export interface DeployImage {
+  readonly repository: string;
+  readonly tag: string;
+  readonly digest?: string;
+}
+
+/** The `deploy` section with its image resolved: what the deploy builders work from. */
+export type DeployConfig = Omit<DeployConfigInput, "image"> & { readonly image: DeployImage };
+export type DeployHost = DeployConfigInput["hosts"][number];
+
+/** The section with the given image (the program resolves it; tests pass it directly). */
+export function withDeployImage(deploy: DeployConfigInput, image: DeployImage): DeployConfig {
+  return { ...deploy, image };
+}
 
 /**
  * Secrets of the deploy. They reach a host only as dotenv lines on the deploy command's stdin,

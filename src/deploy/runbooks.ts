@@ -82,16 +82,19 @@ export function downgradeCommands(ctx: RunbookContext, steps = 1): string[] {
   ];
 }
 
-/** What a rollback is: the previous version's tag in the stack file, deployed like any other. */
+/** A rollback: the previous version named for one run, deployed like any other (README). */
 export function rollbackCommands(
   ctx: RunbookContext,
   host: { readonly user: string; readonly host: string; readonly port: number },
   stack: string,
 ): string[] {
+  const s = quote(stack);
   return [
     `ssh -p ${host.port} ${quote(`${host.user}@${host.host}`)} cat ${quote(`${ctx.appDir}/state/previous`)} ${quote(`${ctx.appDir}/state/current`)}`,
-    `# In Pulumi.${stack}.yaml set deploy.image.tag (and digest) to the previous version, and deploy.migrate: false`,
-    `pulumi preview --stack ${quote(stack)}`,
-    `pulumi up --stack ${quote(stack)}`,
+    `pulumi config set --path deploy.image.tag <previous tag> --stack ${s}`,
+    `pulumi config set --path deploy.migrate false --stack ${s}`,
+    `pulumi preview --diff --stack ${s}`,
+    `pulumi up --stack ${s}`,
+    `git checkout -- Pulumi.${stack}.yaml`,
   ];
 }

@@ -1,7 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
-import { type SecretValues, StackConfigError } from "../config/load";
+import { withDeployImage } from "../config/deploy";
+import { type SecretValues, StackConfigError, SYNTH_ENV } from "../config/load";
 import type { StackConfig } from "../config/schema";
 import { type DeploySecrets, deployHosts, hostKeyPolicy } from "./component";
+import {
+  DEPLOYED_IMAGE_OUTPUT,
+  deployedImageOutput,
+  liveImageSources,
+  resolveImage,
+  synthImageSources,
+} from "./image";
 
 /**
  * Checks of the deploy config that need the stack name or the secrets, run before the program
@@ -38,13 +46,32 @@ export function deploySecrets(secrets: SecretValues): DeploySecrets {
   };
 }
 
-/** The deploy of this stack: every host, one at a time. Returns the stack outputs it adds. */
-export function deployStack(config: StackConfig, secrets: SecretValues) {
-  const deployed = deployHosts(config.stack, config.deploy, deploySecrets(secrets));
+/**
+ * The deploy of this stack: resolves the image of this run (`./image.ts`), then deploys it to
+ * every host, one at a time. Returns the stack outputs it adds; `deployedImage` is what the
+ * next run reads back when it names no tag.
+ */
+export async function deployStack(config: StackConfig, secrets: SecretValues) {
+  const live = liveImageSources(
+    config.deploy,
+    secrets.registryUsername && secrets.registryToken
+      ? { username: secrets.registryUsername, password: secrets.registryToken }
+      : undefined,
+  );
+  const resolved = await resolveImage(
+    config.deploy,
+    process.env[SYNTH_ENV] === "1" ? synthImageSources(live, config.deploy) : live,
+    { stack: config.stack, file: `Pulumi.${config.stack}.yaml` },
+  );
+  const deploy = { ...withDeployImage(config.deploy, resolved.image), migrate: resolved.migrate };
+  const deployed = deployHosts(config.stack, deploy, deploySecrets(secrets));
   return {
-    image: deployed[0]?.image,
-    imageTag: config.deploy.image.tag,
-    release: deployed[0]?.release,
-    hosts: config.deploy.hosts.map((h) => `${h.user}@${h.host}:${h.port}`),
+    [DEPLOYED_IMAGE_OUTPUT]: deployedImageOutput(resolved),
+    deploy: {
+      image: deployed[0]?.image,
+      imageFrom: { tag: resolved.tagFrom, digest: resolved.digestFrom },
+      release: deployed[0]?.release,
+      hosts: config.deploy.hosts.map((h) => `${h.user}@${h.host}:${h.port}`),
+    },
   };
 }

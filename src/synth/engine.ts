@@ -44,11 +44,18 @@ export interface MockRun<T> {
 export interface MockRunOptions<T> {
   readonly project: string;
   readonly stack: string;
+  /** Pulumi organization (`organization` is what a self-managed backend reports). */
+  readonly organization?: string;
   /** Flat engine config: `namespace:key` -> string (objects as JSON). */
   readonly config: Readonly<Record<string, string>>;
   /** Full keys (`namespace:key`) whose values are secret. */
   readonly secretKeys?: readonly string[];
   readonly program: () => Promise<T> | T;
+  /**
+   * Outputs of other stacks (or of this one) that StackReferences read, by fully qualified
+   * stack name; a stack not listed reads as one with no outputs (never deployed).
+   */
+  readonly stackOutputs?: Readonly<Record<string, Record<string, unknown>>>;
 }
 
 /**
@@ -97,7 +104,16 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
 
   await pulumi.runtime.setMocks(
     {
-      newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }),
+      newResource: (args) => {
+        if (args.type === "pulumi:pulumi:StackReference") {
+          const name = String(args.inputs.name);
+          return {
+            id: name,
+            state: { name, outputs: opts.stackOutputs?.[name] ?? {}, secretOutputNames: [] },
+          };
+        }
+        return { id: `${args.name}-id`, state: args.inputs };
+      },
       call: (args) => {
         calls.push({ token: args.token, args: args.inputs as Record<string, unknown> });
         return mockCallResult(args.token, args.inputs as Record<string, unknown>);
@@ -106,6 +122,7 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
     opts.project,
     opts.stack,
     true,
+    opts.organization ?? "organization",
   );
   pulumi.runtime.setAllConfig({ ...opts.config }, [...(opts.secretKeys ?? [])]);
 
@@ -135,6 +152,29 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
       if (urn) nameByUrn.set(urn, req.getName());
       callback(err, response);
     });
+  };
+
+  // Reads (StackReference, `get` functions of resources) are registrations too.
+  const read = monitor.readResource.bind(monitor);
+  monitor.readResource = (req, callback) => {
+    const parentUrn = req.getParent();
+    resources.push({
+      type: req.getType(),
+      name: req.getName(),
+      ...(parentUrn ? { parent: nameByUrn.get(parentUrn) ?? urnName(parentUrn) } : {}),
+      custom: true,
+      inputs: (req.getProperties()?.toJavaScript() ?? {}) as Record<string, unknown>,
+      options: {
+        dependsOn: [],
+        ignoreChanges: [],
+        replaceOnChanges: [],
+        additionalSecretOutputs: [],
+        protect: false,
+        retainOnDelete: false,
+        deleteBeforeReplace: false,
+      },
+    });
+    return read(req, callback);
   };
 
   let outcome: { result: T } | { error: unknown };
@@ -176,7 +216,17 @@ interface RegisterRequest {
 interface RegisterResponse {
   getUrn(): string;
 }
+interface ReadRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getProperties(): { toJavaScript(): unknown } | undefined;
+}
 interface MonitorWithRegister {
+  readResource(
+    req: ReadRequest,
+    callback: (err: Error | null, response?: unknown) => void,
+  ): unknown;
   registerResource(
     req: RegisterRequest,
     callback: (err: Error | null, response?: RegisterResponse) => void,

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { deployConfigSchema } from "../../src/config/deploy";
 import { hostKeyPolicy } from "../../src/deploy/component";
 import { buildRelease, contentHash } from "../../src/deploy/compose";
 import { buildPrepareScript } from "../../src/deploy/prepare";
@@ -9,6 +8,7 @@ import type { MockRun, RecordedResource } from "../../src/synth/engine";
 import { COMMAND_TYPE, COPY_TYPE, dotenvKeys } from "../../src/synth/outputs";
 import { isSecret, redact, reveal } from "../../src/synth/wire";
 import { runProgram } from "../support/program";
+import { parseDeploy } from "./support/config";
 import { ED25519 } from "./support/keys";
 import { TEST_SECRETS } from "./support/render";
 
@@ -25,6 +25,16 @@ function named(run: MockRun<unknown>, type: string, name: string): RecordedResou
   const found = run.resources.find((r) => r.type === type && r.name === name);
   assert.ok(found, `${type} ${name} was registered`);
   return found;
+}
+
+/**
+ * The deploy section as the program deploys it: the tag names no digest, so the program looks
+ * it up in the registry (under mocks the lookup answers with a marker naming the reference).
+ */
+function resolvedDeploy() {
+  const parsed = parseDeploy(deploy);
+  const { repository, tag } = parsed.image;
+  return { ...parsed, image: { repository, tag, digest: `lookup:digest/${repository}:${tag}` } };
 }
 
 describe("the deploy of a stack with two hosts", () => {
@@ -84,7 +94,7 @@ describe("the deploy of a stack with two hosts", () => {
   });
 
   test("the run command's create is the deploy script, and no secret is in any command or copy", () => {
-    const parsed = deployConfigSchema.parse(deploy);
+    const parsed = resolvedDeploy();
     const host = parsed.hosts[0];
     assert.ok(host);
     const release = buildRelease("staging", parsed);
@@ -114,7 +124,7 @@ describe("the deploy of a stack with two hosts", () => {
   });
 
   test("copies the release files into the release directory as plain text assets", () => {
-    const release = buildRelease("staging", deployConfigSchema.parse(deploy));
+    const release = buildRelease("staging", resolvedDeploy());
     const copy = named(run, COPY_TYPE, "deploy-web-1-docker-compose-yml");
     assert.equal(copy.inputs.remotePath, `${release.dir}/docker-compose.yml`);
     assert.deepEqual(redact(copy.inputs.source), {
@@ -135,8 +145,8 @@ describe("the deploy of a stack with two hosts", () => {
     const runCommand = named(run, COMMAND_TYPE, "deploy-web-1-run");
     const triggers = runCommand.inputs.triggers as unknown[];
     assert.equal(triggers.length, 4);
-    assert.equal(triggers[0], "ghcr.io/o/r/backend:v7");
-    const release = buildRelease("staging", deployConfigSchema.parse(deploy));
+    assert.equal(triggers[0], "ghcr.io/o/r/backend@lookup:digest/ghcr.io/o/r/backend:v7");
+    const release = buildRelease("staging", resolvedDeploy());
     assert.equal(triggers[1], `release:${release.id}`);
     assert.equal(
       triggers[2],

@@ -1,8 +1,8 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: expected strings are bash and compose, where ${...} is their syntax
+
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
-import { deployConfigSchema } from "../../src/config/deploy";
 import {
   buildRelease,
   composeLiteral,
@@ -10,8 +10,9 @@ import {
   renderProxySite,
   renderUpstream,
 } from "../../src/deploy/compose";
+import { parseDeploy } from "./support/config";
 
-const deploy = deployConfigSchema.parse({
+const deploy = parseDeploy({
   hosts: [{ name: "web-1", host: "web-1.example.org" }],
   image: { repository: "ghcr.io/o/r/backend", tag: "v1" },
   app: { env: { APP_ENV: "production", GREETING: "costs $5, yes" } },
@@ -116,7 +117,7 @@ describe("the compose project", () => {
   });
 
   test("brackets an IPv6 bind address", () => {
-    const v6 = deployConfigSchema.parse({ ...deploy, proxy: { bindAddress: "::1", port: 8080 } });
+    const v6 = parseDeploy({ ...deploy, proxy: { bindAddress: "::1", port: 8080 } });
     const parsed = parse(renderComposeFile("s", v6), { version: "1.1" }) as typeof doc;
     assert.deepEqual(parsed.services.proxy?.ports, ["[::1]:8080:80"]);
   });
@@ -155,11 +156,11 @@ describe("a release", () => {
 
   test("changes when a compose setting changes, not when the image does", () => {
     const base = buildRelease("production", deploy).id;
-    const otherImage = deployConfigSchema.parse({
+    const otherImage = parseDeploy({
       ...deploy,
       image: { ...deploy.image, tag: "v2" },
     });
-    const otherHealth = deployConfigSchema.parse({
+    const otherHealth = parseDeploy({
       ...deploy,
       health: { ...deploy.health, retries: 9 },
     });

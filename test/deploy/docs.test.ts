@@ -14,9 +14,10 @@ import {
 import { DEPLOY_STEPS } from "../../src/deploy/script";
 import { STDIN_KEYS } from "../../src/deploy/stdin";
 import { REPO_ROOT } from "../support/program";
+import { parseDeploy } from "./support/config";
 
 const docs = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
-const production = deployConfigSchema.parse({
+const production = parseDeploy({
   hosts: [{ name: "prod-1", host: "api.clicky-foundation.example" }],
   image: { repository: "ghcr.io/clicky-foundation/clicky-foundation/backend", tag: "v1.0.0" },
 });

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { type DeployConfig, deployConfigSchema } from "../../src/config/deploy";
+import type { DeployConfig } from "../../src/config/deploy";
 import { buildPrepareScript } from "../../src/deploy/prepare";
 import {
   buildDeployScript,
@@ -13,9 +13,10 @@ import {
   LOCK_BUSY_EXIT,
   proxyUrl,
 } from "../../src/deploy/script";
+import { parseDeploy } from "./support/config";
 
 function config(patch: Record<string, unknown> = {}): DeployConfig {
-  return deployConfigSchema.parse({
+  return parseDeploy({
     hosts: [{ name: "web-1", host: "web-1.example.org" }],
     image: { repository: "ghcr.io/o/r/backend", tag: "v1.2.3" },
     ...patch,

@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
-import { deployConfigSchema } from "../../src/config/deploy";
+import { deployConfigSchema, withDeployImage } from "../../src/config/deploy";
 import { buildRelease } from "../../src/deploy/compose";
+import { SYNTH_LAST_DEPLOYED } from "../../src/deploy/image";
 import { buildPrepareScript } from "../../src/deploy/prepare";
 import { buildDeployScript } from "../../src/deploy/script";
 import { ENCRYPTED_PLACEHOLDER } from "../../src/synth/stack-file";
@@ -30,12 +31,17 @@ function filesUnder(dir: string): string[] {
     .map((e) => relative(dir, join(e.parentPath, e.name)));
 }
 
-/** The committed stack file's deploy section, parsed as the program parses it. */
+/**
+ * The committed stack file's deploy section, parsed as the program parses it, with the image
+ * synth resolves for it: the committed files name no tag, so synth shows the last deploy's
+ * markers.
+ */
 function committedDeploy(stack: string) {
   const doc = parse(readFileSync(join(REPO_ROOT, `Pulumi.${stack}.yaml`), "utf8")) as {
     config: Record<string, unknown>;
   };
-  return deployConfigSchema.parse(doc.config["clicky-delivery:deploy"]);
+  const deploy = deployConfigSchema.parse(doc.config["clicky-delivery:deploy"]);
+  return withDeployImage(deploy, { repository: deploy.image.repository, ...SYNTH_LAST_DEPLOYED });
 }
 
 for (const [stack, hostName] of [

@@ -77,9 +77,25 @@ describe("deploy over SSH, end to end", { skip }, () => {
         compose: h.docker.composeV2 ? "docker compose" : "docker-compose",
       };
       await cleanupProject(h, E2E_APP_DIR, E2E_PROJECT);
+      // An empty host has none of the app's images: drop v1's local copy so that (a) really
+      // logs in and pulls (best effort: another project may still be running it).
+      const v1 = [imageRef("v1"), `${h.images.backend.repository}:v1`];
+      await runLocal("docker", ["image", "rm", ...v1]).catch(() => undefined);
     },
     { timeout: 40 * 60_000 },
   );
+
+  /** The reference a host pulls for a tag: the program resolves every tag to its digest. */
+  function imageRef(tag: string): string {
+    const digest = h.images.backend.tags[tag]?.digest;
+    if (!digest) throw new Error(`the harness has no digest for ${tag}`);
+    return `${h.images.backend.repository}@${digest}`;
+  }
+
+  /** {@link imageRef} as a regular expression source. */
+  function ref(tag: string): string {
+    return imageRef(tag).replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  }
 
   after(async () => {
     console.log(`# deploy e2e timings:\n${timings.map((t) => `#   ${t}`).join("\n")}`);
@@ -89,10 +105,10 @@ describe("deploy over SSH, end to end", { skip }, () => {
   /** The program's registrations for one deploy: the e2e stack with this image and extras. */
   async function render(
     tag: string,
-    opts: { pinned?: boolean; extra?: Record<string, unknown> } = {},
+    opts: { extra?: Record<string, unknown> } = {},
   ): Promise<RenderedHost> {
     const rendered = await renderStack({
-      deploy: e2eDeployConfig(h, port, { tag, pinned: opts.pinned ?? false }, opts.extra),
+      deploy: e2eDeployConfig(h, port, { tag }, opts.extra),
       secrets: e2eSecrets(h),
     });
     assert.equal(rendered.run.error, undefined, String(rendered.run.error));
@@ -120,7 +136,7 @@ describe("deploy over SSH, end to end", { skip }, () => {
   async function deploy(
     label: string,
     tag: string,
-    opts: { pinned?: boolean; extra?: Record<string, unknown> } = {},
+    opts: { extra?: Record<string, unknown> } = {},
   ): Promise<Deployed> {
     const host = await render(tag, opts);
     await prepareAndCopy(host);
@@ -254,7 +270,7 @@ describe("deploy over SSH, end to end", { skip }, () => {
     printsNoSecret(d);
     assert.match(
       d.result.stdout,
-      /pull: pulled 127\.0\.0\.1:5000\/clicky\/backend:v1/,
+      new RegExp(`pull: pulled ${ref("v1")}`),
       "pulled with the registry login",
     );
     assert.match(d.result.stdout, /migrate: running alembic upgrade head/);
@@ -336,7 +352,7 @@ describe("deploy over SSH, end to end", { skip }, () => {
     );
     assert.match(
       d.result.stderr,
-      /the previous version keeps serving: 127\.0\.0\.1:5000\/clicky\/backend:v2 in backend-green/,
+      new RegExp(`the previous version keeps serving: ${ref("v2")} in backend-green`),
     );
     const backup = backupPathIn(d.result.stderr);
     assert.ok(
@@ -355,7 +371,9 @@ describe("deploy over SSH, end to end", { skip }, () => {
     assert.equal(d.result.code, 1, output(d));
     assert.match(
       d.result.stderr,
-      /at step migrate: the migration \(alembic upgrade head\) failed with 127\.0\.0\.1:5000\/clicky\/backend:v4; no traffic was moved/,
+      new RegExp(
+        `at step migrate: the migration \\(alembic upgrade head\\) failed with ${ref("v4")}; no traffic was moved`,
+      ),
     );
     assert.match(d.result.stdout + d.result.stderr, /migration 003 failed and was rolled back/);
     const backup = backupPathIn(d.result.stderr);
@@ -388,7 +406,9 @@ describe("deploy over SSH, end to end", { skip }, () => {
     assert.ok(second.seconds < 10, `the second deploy took ${second.seconds} s`);
     assert.match(
       second.result.stderr,
-      /at step lock: another deploy holds \/home\/deploy\/clicky-e2e\/state\/deploy\.lock: deploy of 127\.0\.0\.1:5000\/clicky\/backend:v2 \(stack staging\) by deploy from 127\.0\.0\.1, pid \d+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ; this one changed nothing/,
+      new RegExp(
+        `at step lock: another deploy holds /home/deploy/clicky-e2e/state/deploy\\.lock: deploy of ${ref("v2")} \\(stack staging\\) by deploy from 127\\.0\\.0\\.1, pid \\d+, since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ; this one changed nothing`,
+      ),
     );
     succeeded(firstDone);
     assert.deepEqual(await serving(), { version: "v2", slot: "blue" });
@@ -419,7 +439,7 @@ describe("deploy over SSH, end to end", { skip }, () => {
     succeeded(d);
     assert.match(
       d.result.stdout,
-      /nothing to do: v2 \(127\.0\.0\.1:5000\/clicky\/backend:v2\) already serves from backend-blue/,
+      new RegExp(`nothing to do: v2 \\(${ref("v2")}\\) already serves from backend-blue`),
     );
     assert.doesNotMatch(d.result.stdout, /backup:|pull:|start:|switch:/);
     assert.deepEqual(
@@ -438,7 +458,7 @@ describe("deploy over SSH, end to end", { skip }, () => {
     const kept = await backups();
     assert.equal(kept.length, 5);
     const traffic = load();
-    const d = await deploy("(g) rollback to v1", "v1", { pinned: true, extra: { migrate: false } });
+    const d = await deploy("(g) rollback to v1", "v1", { extra: { migrate: false } });
     const counted = await traffic.stop();
     succeeded(d);
     noRequestDropped("(g) during the rollback", counted);

@@ -17,6 +17,12 @@ export interface RunProgramOptions {
   readonly overrides?: Readonly<Record<string, unknown>>;
   /** Run as synth does (missing secrets become placeholders) or as `pulumi up` (they stop it). */
   readonly mode: "synth" | "up";
+  /**
+   * Outputs StackReferences read, by fully qualified stack name (see `runUnderMocks`). By
+   * default the stack has deployed before (its `deployedImage` names the configured
+   * repository), as a stack is on every run but its first; `{}` is a never-deployed stack.
+   */
+  readonly stackOutputs?: Readonly<Record<string, Record<string, unknown>>>;
 }
 
 /** The mock runtime is process-global: runs must not overlap, so they queue here. */
@@ -50,11 +56,30 @@ async function runProgramNow(opts: RunProgramOptions): Promise<MockRun<unknown>>
       config,
       secretKeys,
       program: () => program(),
+      stackOutputs: opts.stackOutputs ?? previouslyDeployed(opts.stack, config),
     });
   } finally {
     if (previous === undefined) delete process.env[SYNTH_ENV];
     else process.env[SYNTH_ENV] = previous;
   }
+}
+
+/** Test digest of the image a stack "deployed before". */
+export const PREVIOUS_DIGEST = `sha256:${"0".repeat(64)}`;
+
+function previouslyDeployed(
+  stack: string,
+  config: Record<string, string>,
+): Record<string, Record<string, unknown>> {
+  const deploy = JSON.parse(config[`${PROJECT}:deploy`] ?? "{}") as {
+    image?: { repository?: string };
+  };
+  const repository = deploy.image?.repository ?? "ghcr.io/example/backend";
+  return {
+    [`organization/${PROJECT}/${stack}`]: {
+      deployedImage: { repository, tag: "v0.9.0", digest: PREVIOUS_DIGEST, migrate: true },
+    },
+  };
 }
 
 /** The registrations of one resource type, e.g. `github:index/actionsSecret:ActionsSecret`. */

@@ -11,7 +11,7 @@ export const E2E_PROJECT = "clickye2e";
 export function e2eDeployConfig(
   h: Harness,
   proxyPort: number,
-  image: { tag: string; pinned?: boolean },
+  image: { tag: string },
   extra: Record<string, unknown> = {},
 ): Record<string, unknown> {
   const backend = h.images.backend;
@@ -32,7 +32,9 @@ export function e2eDeployConfig(
     image: {
       repository: backend.repository,
       tag: image.tag,
-      ...(image.pinned ? { digest: tag.digest } : {}),
+      // The program resolves a tag to its digest with the registry; the harness already knows
+      // it (it pushed the image), so the e2e passes it as a pipeline run would find it.
+      digest: tag.digest,
     },
     images: { postgres: h.images.postgres, redis: h.images.redis, proxy: h.images.proxy },
     proxy: { bindAddress: "127.0.0.1", port: proxyPort },
