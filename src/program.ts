@@ -4,11 +4,11 @@ import { StackDeployments, stackDeploymentsArgs } from "./cloud/deployments";
 import { type GithubValueSpec, githubValues } from "./config/catalog";
 import { type LoadedStack, loadStack, StackConfigError } from "./config/load";
 import type { StackConfig } from "./config/schema";
-import { checkDeployConfig, deployStack } from "./deploy/stack";
+import { checkDeployConfig, deployStack, resolveStackImage } from "./deploy/stack";
 import { DeploymentEnvironment, type ResolvedGithubValue } from "./github/environment";
 import { RepositorySettings } from "./github/repository";
 import { DefaultBranchRuleset } from "./github/ruleset";
-import { WorkflowFiles } from "./github/workflow-files";
+import { filesToCommit, readBranchFiles, WorkflowFiles } from "./github/workflow-files";
 import { planWorkflows, WorkflowPlanError } from "./workflows";
 
 /**
@@ -20,6 +20,8 @@ export async function program(loaded: LoadedStack = loadStack()) {
   checkDeployConfig(config, secrets);
   // The workflows and their secrets cross-check, before any resource is registered.
   const workflows = config.ownsRepository ? planWorkflowsOrStop(config) : undefined;
+  // The image of this run, before any managed resource: a run that cannot name one changes nothing.
+  const image = await resolveStackImage(config, secrets);
   const repository = config.github.repository;
   const githubProvider = githubProviderFor(config);
   const githubOpts = { providers: { github: githubProvider } };
@@ -42,17 +44,36 @@ export async function program(loaded: LoadedStack = loadStack()) {
       githubOpts,
     );
     if (workflows) {
-      const files = new WorkflowFiles(
-        "workflows",
-        {
-          repository,
-          defaultBranch: config.github.defaultBranch,
-          files: workflows.files,
-          mode: config.workflows.commit.mode,
-          branchPrefix: config.workflows.commit.branchPrefix,
-        },
-        githubOpts,
-      );
+      const mode = config.workflows.commit.mode;
+      const defaultBranch = config.github.defaultBranch;
+      // In pull-request mode only what differs from the default branch goes into a new pull
+      // request; direct mode commits (and refreshes) every file on the default branch itself.
+      const pending =
+        mode === "pull-request"
+          ? filesToCommit(
+              workflows.files,
+              await readBranchFiles(
+                repository,
+                defaultBranch,
+                workflows.files.map((f) => f.path),
+                { provider: githubProvider },
+              ),
+            )
+          : workflows.files;
+      const files =
+        pending.length > 0
+          ? new WorkflowFiles(
+              "workflows",
+              {
+                repository,
+                defaultBranch,
+                files: pending,
+                mode,
+                branchPrefix: config.workflows.commit.branchPrefix,
+              },
+              githubOpts,
+            )
+          : undefined;
       new DefaultBranchRuleset(
         "default-branch",
         {
@@ -61,7 +82,7 @@ export async function program(loaded: LoadedStack = loadStack()) {
           enforcement: config.workflows.ruleset.enforcement,
           requiredApprovals: config.workflows.ruleset.requiredApprovals,
         },
-        { ...githubOpts, dependsOn: [files] },
+        { ...githubOpts, ...(files ? { dependsOn: [files] } : {}) },
       );
     }
   }
@@ -75,7 +96,7 @@ export async function program(loaded: LoadedStack = loadStack()) {
   });
   if (cloud) new StackDeployments(config.stack, cloud);
 
-  const deploy = await deployStack(config, secrets);
+  const deploy = deployStack(config, secrets, image);
 
   return {
     repository: `${config.github.owner}/${repository}`,

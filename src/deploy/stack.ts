@@ -7,6 +7,7 @@ import {
   DEPLOYED_IMAGE_OUTPUT,
   deployedImageOutput,
   liveImageSources,
+  type ResolvedImage,
   resolveImage,
   synthImageSources,
 } from "./image";
@@ -47,22 +48,31 @@ export function deploySecrets(secrets: SecretValues): DeploySecrets {
 }
 
 /**
- * The deploy of this stack: resolves the image of this run (`./image.ts`), then deploys it to
- * every host, one at a time. Returns the stack outputs it adds; `deployedImage` is what the
- * next run reads back when it names no tag.
+ * The image this run deploys (`./image.ts`). Called before the program registers any managed
+ * resource, so a run that cannot name an image stops with nothing changed.
  */
-export async function deployStack(config: StackConfig, secrets: SecretValues) {
+export function resolveStackImage(
+  config: StackConfig,
+  secrets: SecretValues,
+): Promise<ResolvedImage> {
   const live = liveImageSources(
     config.deploy,
     secrets.registryUsername && secrets.registryToken
       ? { username: secrets.registryUsername, password: secrets.registryToken }
       : undefined,
   );
-  const resolved = await resolveImage(
+  return resolveImage(
     config.deploy,
     process.env[SYNTH_ENV] === "1" ? synthImageSources(live, config.deploy) : live,
     { stack: config.stack, file: `Pulumi.${config.stack}.yaml` },
   );
+}
+
+/**
+ * The deploy of this stack: the resolved image to every host, one at a time. Returns the stack
+ * outputs it adds; `deployedImage` is what the next run reads back when it names no tag.
+ */
+export function deployStack(config: StackConfig, secrets: SecretValues, resolved: ResolvedImage) {
   const deploy = { ...withDeployImage(config.deploy, resolved.image), migrate: resolved.migrate };
   const deployed = deployHosts(config.stack, deploy, deploySecrets(secrets));
   return {

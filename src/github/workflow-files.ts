@@ -128,3 +128,44 @@ export class WorkflowFiles extends pulumi.ComponentResource {
     this.registerOutputs({ branch: plan.branch });
   }
 }
+
+/**
+ * In `pull-request` mode, the files to put on a new branch: those whose content on the default
+ * branch differs from the rendered one (missing, changed by a model change, or edited by hand).
+ * When every file on the default branch is already what the model renders, nothing is
+ * registered, so a merged pull request (and its deleted branch) is not recreated, and a hand
+ * edit on the default branch shows in the next preview as a new pull request that undoes it.
+ */
+export function filesToCommit(
+  files: readonly CommittedFile[],
+  onDefaultBranch: ReadonlyMap<string, string | undefined>,
+): CommittedFile[] {
+  return files.filter((f) => onDefaultBranch.get(f.path) !== f.content);
+}
+
+/**
+ * The current content of each path on a branch, `undefined` for a file that is not there.
+ * GitHub's API answers a missing file with an error or an empty record, depending on the
+ * provider version: both mean "not there".
+ */
+export async function readBranchFiles(
+  repository: string,
+  branch: string,
+  paths: readonly string[],
+  opts: pulumi.InvokeOptions,
+): Promise<Map<string, string | undefined>> {
+  const entries = await Promise.all(
+    paths.map(async (file): Promise<[string, string | undefined]> => {
+      try {
+        const found = await github.getRepositoryFile({ repository, branch, file }, opts);
+        return [
+          file,
+          typeof found.content === "string" && found.id !== "" ? found.content : undefined,
+        ];
+      } catch {
+        return [file, undefined];
+      }
+    }),
+  );
+  return new Map(entries);
+}

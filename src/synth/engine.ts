@@ -56,6 +56,11 @@ export interface MockRunOptions<T> {
    * stack name; a stack not listed reads as one with no outputs (never deployed).
    */
   readonly stackOutputs?: Readonly<Record<string, Record<string, unknown>>>;
+  /** Answers to provider function calls that tests set up; `undefined` falls back to markers. */
+  readonly callResult?: (
+    token: string,
+    args: Record<string, unknown>,
+  ) => Record<string, unknown> | undefined;
 }
 
 /**
@@ -116,7 +121,8 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
       },
       call: (args) => {
         calls.push({ token: args.token, args: args.inputs as Record<string, unknown> });
-        return mockCallResult(args.token, args.inputs as Record<string, unknown>);
+        const inputs = args.inputs as Record<string, unknown>;
+        return opts.callResult?.(args.token, inputs) ?? mockCallResult(args.token, inputs);
       },
     },
     opts.project,

@@ -102,7 +102,10 @@ describe("staging's environment", async () => {
 
   test("has no reviewers and looks nobody up", () => {
     assert.deepEqual(inputs(byName(run, ENV, "staging")).reviewers, []);
-    assert.deepEqual(run.calls, []);
+    assert.deepEqual(
+      run.calls.filter((c) => /getUser|getTeam/.test(c.token)),
+      [],
+    );
   });
 
   test("deploys from main only", () => {

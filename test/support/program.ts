@@ -23,6 +23,11 @@ export interface RunProgramOptions {
    * repository), as a stack is on every run but its first; `{}` is a never-deployed stack.
    */
   readonly stackOutputs?: Readonly<Record<string, Record<string, unknown>>>;
+  /** Answers to provider function calls (see `runUnderMocks`). */
+  readonly callResult?: (
+    token: string,
+    args: Record<string, unknown>,
+  ) => Record<string, unknown> | undefined;
 }
 
 /** The mock runtime is process-global: runs must not overlap, so they queue here. */
@@ -57,6 +62,7 @@ async function runProgramNow(opts: RunProgramOptions): Promise<MockRun<unknown>>
       secretKeys,
       program: () => program(),
       stackOutputs: opts.stackOutputs ?? previouslyDeployed(opts.stack, config),
+      ...(opts.callResult ? { callResult: opts.callResult } : {}),
     });
   } finally {
     if (previous === undefined) delete process.env[SYNTH_ENV];
