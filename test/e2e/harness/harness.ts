@@ -465,6 +465,10 @@ export function runLocal(
       if (signal) r.signal = signal;
       resolve(r);
     });
+    // A command that exits without reading its stdin closes the pipe first: not an error.
+    child.stdin?.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code !== "EPIPE") reject(err);
+    });
     child.stdin?.end(opts.stdin ?? "");
   });
 }
