@@ -131,7 +131,8 @@ export function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] |
   return schema instanceof z.ZodObject ? Object.keys(schema.shape) : undefined;
 }
 
-function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
+/** The schema inside defaults, optionals and transforms: what a key's value must look like. */
+export function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
   let current = schema;
   for (;;) {
     if (current instanceof z.ZodDefault || current instanceof z.ZodOptional) {

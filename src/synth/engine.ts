@@ -134,14 +134,17 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
 
   const monitor = pulumi.runtime.getMonitor() as unknown as MonitorWithRegister;
   const register = monitor.registerResource.bind(monitor);
+  const parentName = (urn: string) => (urn ? { parent: nameByUrn.get(urn) ?? urnName(urn) } : {});
+  const wireObject = (struct: { toJavaScript(): unknown } | undefined) =>
+    (struct?.toJavaScript() ?? {}) as Record<string, unknown>;
+
   monitor.registerResource = (req, callback) => {
-    const parentUrn = req.getParent();
     resources.push({
       type: req.getType(),
       name: req.getName(),
-      ...(parentUrn ? { parent: nameByUrn.get(parentUrn) ?? urnName(parentUrn) } : {}),
+      ...parentName(req.getParent()),
       custom: req.getCustom(),
-      inputs: (req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
+      inputs: wireObject(req.getObject()),
       options: {
         dependsOn: req.getDependenciesList().map((urn) => nameByUrn.get(urn) ?? urnName(urn)),
         ignoreChanges: req.getIgnorechangesList(),
@@ -160,25 +163,16 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
     });
   };
 
-  // Reads (StackReference, `get` functions of resources) are registrations too.
+  // Reads (a StackReference, a resource's `get`) are registrations too, with no options.
   const read = monitor.readResource.bind(monitor);
   monitor.readResource = (req, callback) => {
-    const parentUrn = req.getParent();
     resources.push({
       type: req.getType(),
       name: req.getName(),
-      ...(parentUrn ? { parent: nameByUrn.get(parentUrn) ?? urnName(parentUrn) } : {}),
+      ...parentName(req.getParent()),
       custom: true,
-      inputs: (req.getProperties()?.toJavaScript() ?? {}) as Record<string, unknown>,
-      options: {
-        dependsOn: [],
-        ignoreChanges: [],
-        replaceOnChanges: [],
-        additionalSecretOutputs: [],
-        protect: false,
-        retainOnDelete: false,
-        deleteBeforeReplace: false,
-      },
+      inputs: wireObject(req.getProperties()),
+      options: NO_OPTIONS,
     });
     return read(req, callback);
   };
@@ -197,6 +191,16 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
 export function urnName(urn: string): string {
   return urn.slice(urn.lastIndexOf("::") + 2);
 }
+
+const NO_OPTIONS: RecordedOptions = {
+  dependsOn: [],
+  ignoreChanges: [],
+  replaceOnChanges: [],
+  additionalSecretOutputs: [],
+  protect: false,
+  retainOnDelete: false,
+  deleteBeforeReplace: false,
+};
 
 /** A provider reference is `<urn>::<id>`; its name is the URN's last part. */
 function providerName(ref: string): string {

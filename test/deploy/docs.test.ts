@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { z } from "zod";
 import { deployConfigSchema, deploySecretKeys } from "../../src/config/deploy";
+import { unwrap } from "../../src/config/schema";
 import {
   downgradeCommands,
   restoreLiveCommands,
@@ -47,14 +48,7 @@ describe("the README shows the runbooks exactly as the code (and the e2e) runs t
 
 /** Every leaf key path of the deploy section, e.g. `hosts[].hostKey`, `backup.keep`. */
 function keyPaths(schema: z.core.$ZodType, prefix = ""): string[] {
-  let current = schema;
-  for (;;) {
-    if (current instanceof z.ZodDefault || current instanceof z.ZodOptional) {
-      current = current.unwrap() as z.core.$ZodType;
-    } else if (current instanceof z.ZodPipe) {
-      current = current.in as z.core.$ZodType;
-    } else break;
-  }
+  const current = unwrap(schema);
   if (current instanceof z.ZodObject) {
     return Object.entries(current.shape).flatMap(([key, child]) =>
       keyPaths(child as z.core.$ZodType, prefix ? `${prefix}.${key}` : key),
