@@ -184,8 +184,14 @@ export const deployConfigSchema = z
         keep: z.number().int().min(1).max(1000).default(10),
         /** Free space (MiB) the backup disk must keep besides the estimated dump size. */
         minFreeMiB: z.number().int().min(0).default(1024),
+        /**
+         * gzip level of the custom-format dump (`pg_dump -Fc -Z`): 1 is the fastest that still
+         * halves typical data, so a backup takes no longer than a plain SQL dump; higher levels
+         * save a little more space for a lot more time (docs/benchmarks.md); 0 stores it raw.
+         */
+        compressionLevel: z.number().int().min(0).max(9).default(1),
       })
-      .default({ keep: 10, minFreeMiB: 1024 }),
+      .default({ keep: 10, minFreeMiB: 1024, compressionLevel: 1 }),
     /** Images of the infrastructure services (change them for mirrors or tests). */
     images: z
       .strictObject({
@@ -254,7 +260,19 @@ export const deployConfigSchema = z
       startPeriodSeconds: 20,
       timeoutSeconds: 180,
     }),
-    /** Seconds between the switch and stopping the old version (its requests finish). */
+    /**
+     * Seconds after the switch during which the new version must stay up (no exit, restart or
+     * failed health probe) while the old one still runs; if it falls over, traffic goes back
+     * to the old version and the deploy fails at step `watch`. 0 turns the watch off. Every
+     * second of it is a second of the deploy's wall time (docs/benchmarks.md); a version that
+     * crashes on its first real traffic does so within the default.
+     */
+    watchSeconds: z.number().int().min(0).max(600).default(5),
+    /**
+     * The most seconds the old version gets to finish the requests nginx already sent it
+     * before it is stopped. The deploy stops it as soon as no nginx worker of an older
+     * configuration is left, which under ordinary traffic takes well under a second.
+     */
     drainSeconds: z.number().int().min(0).max(600).default(10),
     /** Seconds the old version gets after SIGTERM before it is killed. */
     stopTimeoutSeconds: z.number().int().min(1).max(600).default(30),

@@ -1,9 +1,12 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are shell, where ${...} is its syntax
 import { type Cmd, raw, type Token, v } from "./shell";
 
 /**
  * The commands the deploy script runs, as tokens. `compose` is the script's own function that
  * calls the detected compose variant (`docker compose` or `docker-compose`) with the project
- * name and the release's compose file, so every builder here works with both.
+ * name and the release's compose file, so every compose builder here works with both. What
+ * only needs a container that already exists goes to the Docker CLI directly: compose v1 is a
+ * Python program that takes most of a second to start, and a deploy asks dozens of questions.
  */
 
 /** `compose <args>`: the project's compose command. */
@@ -26,51 +29,98 @@ export function composeStart(service: Token): Cmd {
   return compose("up", "-d", "--no-deps", service);
 }
 
-/** Stops and removes a service's containers (and their anonymous volumes). */
-export function composeRemove(service: Token): Cmd {
-  return compose("rm", "-f", "-s", "-v", service);
-}
-
-/** Stops a service, giving it `timeoutVariable` seconds after SIGTERM. */
-export function composeStop(service: Token, timeoutVariable: string): Cmd {
-  return compose("stop", "-t", v(timeoutVariable), service);
-}
-
-/** The id of a service's container, empty when it has none. */
-export function composeContainerId(service: Token): Cmd {
-  return compose("ps", "-q", service);
-}
-
 /** Runs a one-off command in a fresh container of a service (no dependencies started). */
 export function composeRunOnce(service: Token, command: readonly Token[]): Cmd {
   return compose("run", "--rm", "--no-deps", "-T", service, ...command);
 }
 
-/** Runs a command in the running container of a service, without a TTY. */
-export function composeExec(service: Token, command: readonly Token[]): Cmd {
-  return compose("exec", "-T", service, ...command);
+/**
+ * The ids of a compose service's containers, running or not, by the labels both compose v1
+ * and v2 set; one-off `run` containers (a migration) are not the service's.
+ */
+export function serviceContainers(projectVariable: string, serviceVariable: string): Cmd {
+  return [
+    "docker",
+    "ps",
+    "-aq",
+    "--no-trunc",
+    "--filter",
+    raw(`"label=com.docker.compose.project=$${projectVariable}"`),
+    "--filter",
+    raw(`"label=com.docker.compose.service=$${serviceVariable}"`),
+    "--filter",
+    "label=com.docker.compose.oneoff=False",
+  ];
 }
 
-/** A custom-format dump of the app database, written to stdout. */
-export function pgDump(userVariable: string, databaseVariable: string): Cmd {
-  return composeExec("postgres", [
-    "pg_dump",
-    "-U",
-    v(userVariable),
-    "-d",
-    v(databaseVariable),
-    "-Fc",
-  ]);
+/** Runs a command in a running container, without a TTY. */
+export function dockerExec(containerVariable: string, command: readonly Token[]): Cmd {
+  return ["docker", "exec", v(containerVariable), ...command];
 }
 
-/** Lists the table of contents of a dump read on stdin: fails when the dump is unreadable. */
-export function pgRestoreList(): Cmd {
-  return composeExec("postgres", ["pg_restore", "--list"]);
+/** Stops a container, giving it `timeoutVariable` seconds after its stop signal. */
+export function dockerStop(containerVariable: string, timeoutVariable: string): Cmd {
+  return ["docker", "stop", "-t", v(timeoutVariable), v(containerVariable)];
+}
+
+/** Removes a container (stopping it first) and its anonymous volumes. */
+export function dockerRemove(containerVariable: string): Cmd {
+  return ["docker", "rm", "-f", "-v", v(containerVariable)];
+}
+
+/**
+ * A custom-format dump of the app database into `<backup dir>/<file>`, read back with
+ * `pg_restore --list` (its table of contents on stdout). It runs in a one-off container of
+ * the running PostgreSQL's own image (same pg_dump version as the server), in that
+ * container's network namespace, as the deploy user (the dump is the deploy user's file), and
+ * writes straight into the backup directory: no copy of the dump through `docker exec`'s
+ * output stream, which costs more than the compression on a large database. The password
+ * comes from the environment (`PGPASSWORD`), never the command line.
+ */
+export function pgDumpToDir(opts: {
+  readonly name: string;
+  readonly postgresContainer: string;
+  readonly postgresImage: string;
+  readonly backupDir: string;
+  readonly user: string;
+  readonly database: string;
+  readonly compressionLevel: string;
+  readonly file: string;
+}): Cmd {
+  return [
+    "docker",
+    "run",
+    "--rm",
+    "--name",
+    v(opts.name),
+    "--network",
+    raw(`"container:$${opts.postgresContainer}"`),
+    "--user",
+    raw('"$(id -u):$(id -g)"'),
+    "-e",
+    "PGPASSWORD",
+    "-v",
+    raw(`"$${opts.backupDir}:/backups"`),
+    "--entrypoint",
+    "sh",
+    v(opts.postgresImage),
+    "-c",
+    'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fc -Z "$3" -f "/backups/$4" && pg_restore --list "/backups/$4"',
+    "sh",
+    v(opts.user),
+    v(opts.database),
+    v(opts.compressionLevel),
+    v(opts.file),
+  ];
 }
 
 /** The size of the app database in bytes. */
-export function pgDatabaseSize(userVariable: string, databaseVariable: string): Cmd {
-  return composeExec("postgres", [
+export function pgDatabaseSize(
+  containerVariable: string,
+  userVariable: string,
+  databaseVariable: string,
+): Cmd {
+  return dockerExec(containerVariable, [
     "psql",
     "-X",
     "-At",
@@ -83,17 +133,62 @@ export function pgDatabaseSize(userVariable: string, databaseVariable: string): 
   ]);
 }
 
+/**
+ * nginx checks a candidate configuration directory in a throwaway container of the proxy's
+ * image, mounted where the live one mounts `conf.d`: a configuration nginx rejects is found
+ * before anything changes, and never reaches the running proxy.
+ */
+export function nginxCheck(imageVariable: string, dirVariable: string): Cmd {
+  return [
+    "docker",
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "-v",
+    raw(`"$${dirVariable}:/etc/nginx/conf.d:ro"`),
+    "--entrypoint",
+    "nginx",
+    v(imageVariable),
+    "-t",
+    "-q",
+  ];
+}
+
 /** nginx checks the configuration it would load. */
-export function nginxTest(): Cmd {
-  return composeExec("proxy", ["nginx", "-t", "-q"]);
+export function nginxTest(containerVariable: string): Cmd {
+  return dockerExec(containerVariable, ["nginx", "-t", "-q"]);
 }
 
 /**
  * nginx re-reads its configuration gracefully: new workers take new connections, old workers
  * finish the requests they hold, nothing is dropped.
  */
-export function nginxReload(): Cmd {
-  return composeExec("proxy", ["nginx", "-s", "reload"]);
+export function nginxReload(containerVariable: string): Cmd {
+  return dockerExec(containerVariable, ["nginx", "-s", "reload"]);
+}
+
+/**
+ * The pids of nginx's worker processes (serving or shutting down), read from `/proc`, so
+ * any image with a POSIX shell answers (busybox or coreutils).
+ */
+export function nginxWorkerPids(containerVariable: string): Cmd {
+  return dockerExec(containerVariable, [
+    "sh",
+    "-c",
+    'for f in /proc/[0-9]*/cmdline; do case "$(tr "\\000" " " <"$f" 2>/dev/null)" in "nginx: worker process"*) p=${f#/proc/}; echo "${p%/cmdline}" ;; esac; done',
+  ]);
+}
+
+/** Which of the pids in the array `pidsVariable` still run in the container. */
+export function pidsAlive(containerVariable: string, pidsVariable: string): Cmd {
+  return dockerExec(containerVariable, [
+    "sh",
+    "-c",
+    'for p in "$@"; do [ -e "/proc/$p" ] && echo "$p"; done; exit 0',
+    "sh",
+    raw(`"\${${pidsVariable}[@]}"`),
+  ]);
 }
 
 /** One `docker inspect` field of a container, by Go template. */

@@ -18,6 +18,8 @@ export function slotImageVariable(slot: Slot): string {
 
 /** The nginx variable holding the serving slot's URL (the deploy script rewrites its file). */
 export const BACKEND_VARIABLE = "$clicky_backend";
+/** The nginx upstream group of the fallback path: the serving slot's address, and a backup. */
+export const FALLBACK_UPSTREAM = "clicky_slots";
 /** Docker's embedded DNS server, on every user-defined network (compose's default one is). */
 export const DOCKER_DNS = "127.0.0.11";
 /** Response header naming the slot that answered, for the deploy's own verification. */
@@ -50,10 +52,23 @@ export function composeLiteral(value: string): string {
   return value.replaceAll("$", () => "$$");
 }
 
+/**
+ * The backend's health probe, run inside its container: by Docker as the container's health
+ * check, and by the deploy script itself (`docker exec`) at a faster cadence while it waits
+ * for a new version and watches it after the switch. Python, because the app image has it.
+ */
+export function healthProbeCommand(deploy: DeployConfig): string[] {
+  const { app, health } = deploy;
+  return [
+    "python3",
+    "-c",
+    `import sys, urllib.request; urllib.request.urlopen('http://127.0.0.1:${app.port}${app.healthPath}', timeout=${health.probeTimeoutSeconds}); sys.exit(0)`,
+  ];
+}
+
 /** The compose service of one backend slot. */
 function backendService(deploy: DeployConfig, slot: Slot): Record<string, unknown> {
   const { app, health } = deploy;
-  const probe = `import sys, urllib.request; urllib.request.urlopen('http://127.0.0.1:${app.port}${app.healthPath}', timeout=${health.probeTimeoutSeconds}); sys.exit(0)`;
   return {
     image: `\${${slotImageVariable(slot)}:?set by the deploy script; see the README}`,
     restart: "unless-stopped",
@@ -70,7 +85,7 @@ function backendService(deploy: DeployConfig, slot: Slot): Record<string, unknow
       redis: { condition: "service_healthy" },
     },
     healthcheck: {
-      test: ["CMD", "python3", "-c", probe],
+      test: ["CMD", ...healthProbeCommand(deploy)],
       interval: seconds(health.intervalSeconds),
       timeout: seconds(health.probeTimeoutSeconds),
       retries: health.retries,
@@ -145,40 +160,73 @@ function publishAddress(address: string): string {
 /**
  * The nginx site: everything to the serving slot, whose URL comes from `upstream.conf` (the
  * deploy script rewrites it at each switch). The slot's name is resolved through Docker's DNS
- * at request time (cached 5 s), so a slot container that restarts with a new address is found
- * again without a reload. Responses carry the slot that answered, which the script checks.
+ * at request time (cached 5 s), so a slot container that comes back with a new address is
+ * found again without a reload. Responses carry the slot that serves, which the script checks.
+ *
+ * A request that path cannot serve (Docker's DNS stalled past `resolver_timeout`, which a busy
+ * host does, or the slot refused, reset or timed out: nginx's own 502 or 504) is sent once
+ * more through the fallback group, which names the slot by the address it had at the switch,
+ * plus, during a deploy's watch window, the previous slot as `backup` (nginx's
+ * `proxy_next_upstream`). Only methods that are safe to repeat take the fallback.
  */
 export function renderProxySite(stack: string): string {
+  const forward = `    proxy_set_header Host $host;
+    proxy_set_header X-Real-IP $remote_addr;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_connect_timeout 2s;
+    proxy_read_timeout 60s;
+    add_header ${SLOT_HEADER} $clicky_slot always;`;
   return `${HEADER(stack, "nginx site")}server {
   listen 80 default_server;
   server_name _;
   client_max_body_size 25m;
   resolver ${DOCKER_DNS} valid=5s ipv6=off;
-  resolver_timeout 2s;
+  resolver_timeout 1s;
 
   location / {
     proxy_pass ${BACKEND_VARIABLE};
-    proxy_set_header Host $host;
-    proxy_set_header X-Real-IP $remote_addr;
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Proto $scheme;
-    proxy_connect_timeout 5s;
-    proxy_read_timeout 60s;
-    add_header ${SLOT_HEADER} $clicky_slot always;
+${forward}
+    error_page 502 504 = @clicky_fallback;
+  }
+
+  location @clicky_fallback {
+    if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {
+      return 502;
+    }
+    proxy_pass http://${FALLBACK_UPSTREAM};
+    proxy_next_upstream error timeout;
+${forward}
   }
 }
 `;
 }
 
+/** A slot and the address its container had when the script wrote the upstream file. */
+export interface UpstreamTarget {
+  readonly slot: Slot;
+  readonly address: string;
+}
+
 /**
- * The upstream file for one slot, as the deploy script writes it. Exported so tests and docs
- * show exactly what the script writes.
+ * The upstream file, as the deploy script writes it: the serving slot by name (resolved per
+ * request) and by address (the fallback group), and during the watch window the previous
+ * slot as the fallback group's backup. Exported so tests and docs show exactly what the
+ * script writes.
  */
-export function renderUpstream(slot: Slot, appPort: number): string {
+export function renderUpstream(
+  serving: UpstreamTarget,
+  appPort: number,
+  backup?: UpstreamTarget,
+): string {
   return [
-    `# Serving slot, written by the deploy script at each switch. slot=${slot}`,
-    `map $host ${BACKEND_VARIABLE} { default http://${slotService(slot)}:${appPort}; }`,
-    `map $host $clicky_slot { default ${slot}; }`,
+    `# Serving slot, written by the deploy script at each switch. slot=${serving.slot}`,
+    `map $host ${BACKEND_VARIABLE} { default http://${slotService(serving.slot)}:${appPort}; }`,
+    `map $host $clicky_slot { default ${serving.slot}; }`,
+    `upstream ${FALLBACK_UPSTREAM} {`,
+    `  server ${serving.address}:${appPort};`,
+    ...(backup ? [`  server ${backup.address}:${appPort} backup;`] : []),
+    "}",
     "",
   ].join("\n");
 }

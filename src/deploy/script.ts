@@ -2,34 +2,38 @@
 import { type DeployConfig, type DeployHost, registryOf } from "../config/deploy";
 import {
   compose,
-  composeContainerId,
   composeEnsureRunning,
-  composeRemove,
   composeRunOnce,
   composeStart,
-  composeStop,
   curlThroughProxy,
+  dockerExec,
   dockerImagePresent,
   dockerInspect,
   dockerLogin,
   dockerPull,
+  dockerRemove,
+  dockerStop,
+  nginxCheck,
   nginxReload,
   nginxTest,
+  nginxWorkerPids,
   pgDatabaseSize,
-  pgDump,
-  pgRestoreList,
+  pgDumpToDir,
+  pidsAlive,
+  serviceContainers,
   slotServiceOf,
 } from "./commands";
 import {
   APP_SECRET_ENV,
   COMPOSE_FILE,
+  healthProbeCommand,
   renderUpstream,
   SITE_FILE,
   SLOT_HEADER,
   type Slot,
   slotImageVariable,
 } from "./compose";
-import { all, assign, assignArray, type Cmd, quiet, quote, raw, render } from "./shell";
+import { all, assign, assignArray, type Cmd, quiet, quote, render, v } from "./shell";
 import { REQUIRED_STDIN_KEYS, STDIN_KEYS } from "./stdin";
 
 /** Everything the deploy script of one host is built from. */
@@ -53,9 +57,13 @@ export const DEPLOY_STEPS = [
   "health",
   "switch",
   "verify",
+  "watch",
   "drain",
   "record",
 ] as const;
+
+/** Deploy logs kept on the host (`<appDir>/logs`, one `.out` and one `.err` per run). */
+export const RUN_LOGS_KEPT = 20;
 
 /** Exit code of a deploy that found another one running (EX_TEMPFAIL). */
 export const LOCK_BUSY_EXIT = 75;
@@ -119,9 +127,13 @@ function settings(input: DeployScriptInput): string[] {
     assign("DB_USER", deploy.database.user),
     assign("BACKUP_KEEP", String(deploy.backup.keep)),
     assign("BACKUP_MIN_FREE_MIB", String(deploy.backup.minFreeMiB)),
+    assign("BACKUP_COMPRESSION", String(deploy.backup.compressionLevel)),
     assignArray("VERIFY_PATHS", deploy.app.verifyPaths),
     assign("PROXY_URL", proxyUrl(deploy.proxy)),
     assign("HEALTH_TIMEOUT", String(deploy.health.timeoutSeconds)),
+    assign("HEALTH_RETRIES", String(deploy.health.retries)),
+    assignArray("HEALTH_PROBE", healthProbeCommand(deploy)),
+    assign("WATCH_SECONDS", String(deploy.watchSeconds)),
     assign("DRAIN_SECONDS", String(deploy.drainSeconds)),
     assign("STOP_TIMEOUT", String(deploy.stopTimeoutSeconds)),
     assign("POSTGRES_IMAGE", deploy.images.postgres),
@@ -141,17 +153,36 @@ function settings(input: DeployScriptInput): string[] {
     'BACKUP_DIR="$APP_DIR/backups"',
     'ENV_DIR="$APP_DIR/env"',
     'PROXY_DIR="$APP_DIR/proxy"',
-    `readonly ${[...names, "RELEASE_DIR", "COMPOSE_FILE", "STATE_DIR", "BACKUP_DIR", "ENV_DIR", "PROXY_DIR"].join(" ")}`,
+    'LOG_DIR="$APP_DIR/logs"',
+    `readonly ${[...names, "RELEASE_DIR", "COMPOSE_FILE", "STATE_DIR", "BACKUP_DIR", "ENV_DIR", "PROXY_DIR", "LOG_DIR"].join(" ")}`,
   ];
 }
 
-/** Helpers every step uses: logging, failing, state files, waiting for health. */
-function helpers(): string[] {
+/** Helpers every step uses: logging, failing, state files, containers, waiting for health. */
+function helpers(appPort: number): string[] {
   const secretAssignments = APP_SECRET_ENV.map((key) => `${key}="$${key}"`).join(" ");
   return [
     ...fn("log", ['printf \'[deploy %s] %s: %s\\n\' "$HOST_NAME" "$STEP" "$*"']),
     "# Ends the deploy with a reason; the EXIT trap undoes what this run changed and reports.",
     ...fn("fail", ['FAIL_REASON="$*"', "exit 1"]),
+    "# Milliseconds since the epoch (bash 5's clock, else date).",
+    ...fn("now_ms", [
+      "if [[ -n ${EPOCHREALTIME:-} ]]; then",
+      "  local t=${EPOCHREALTIME/./}",
+      "  printf '%s\\n' \"$((t / 1000))\"",
+      "else",
+      "  date +%s%3N",
+      "fi",
+    ]),
+    "# Milliseconds as seconds with one decimal.",
+    ...fn("seconds_of", ['printf \'%d.%d\' "$(($1 / 1000))" "$(($1 % 1000 / 100))"']),
+    "# Runs one step and records how long it took.",
+    ...fn("run_step", [
+      "local t0",
+      't0="$(now_ms)"',
+      '"step_$1"',
+      'TIMINGS+=("$1 $(seconds_of "$(($(now_ms) - t0))") s")',
+    ]),
     "# The project's compose command, with the variant found by preflight.",
     ...fn("compose", ['"${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_FILE" "$@"']),
     "# Runs a command with the app's secrets in its environment (for compose to pass on).",
@@ -174,8 +205,10 @@ function helpers(): string[] {
       'cat >"$tmp"',
       'mv -f "$tmp" "$path"',
     ]),
+    "# The container of a compose service of this project (Docker labels; no compose start-up).",
     ...fn("container_of", [
-      `${render(composeContainerId(raw('"$1"')))} 2>/dev/null | head -n 1 || true`,
+      "local service=$1",
+      `${render(serviceContainers("PROJECT", "service"))} 2>/dev/null | head -n 1 || true`,
     ]),
     ...fn("is_running", [
       '[[ -n $1 ]] && [[ "$(docker inspect -f \'{{.State.Running}}\' "$1" 2>/dev/null)" == true ]]',
@@ -188,9 +221,16 @@ function helpers(): string[] {
       'docker inspect -f \'{{with .State.Health}}{{range .Log}}{{.ExitCode}}: {{.Output}}{{"\\n"}}{{end}}{{end}}\' "$1" 2>/dev/null |',
       "  grep -v '^$' | tail -n 1 | tr '\\n\\r\\t' '   ' | cut -c 1-300",
     ]),
-    "# Waits until a service's container is healthy; fails on exit, crash loop, unhealthy or timeout.",
+    "# The backend's own health probe, run in its container now (Docker runs it every interval).",
+    ...fn("probe_app", [
+      "local cid=$1",
+      `${render(dockerExec("cid", [all("HEALTH_PROBE")]))} >/dev/null 2>&1`,
+    ]),
+    "# Waits until a service's container is healthy; fails on exit, crash loop, unhealthy or",
+    "# timeout. With `probe`, a backend passes as soon as its own probe does (checked every",
+    "# half second) instead of at Docker's next interval.",
     ...fn("wait_healthy", [
-      "local service=$1 timeout=$2 cid state deadline",
+      "local service=$1 timeout=$2 probe=${3:-} cid state deadline",
       "deadline=$((SECONDS + timeout))",
       'cid="$(container_of "$service")"',
       '[[ -n $cid ]] || fail "$service has no container"',
@@ -204,19 +244,44 @@ function helpers(): string[] {
       "  if [[ ${state#* } -ge 3 ]]; then",
       '    fail "$service keeps restarting (${state#* } restarts); see: docker logs $cid"',
       "  fi",
+      '  if [[ -n $probe && $state == running* ]] && probe_app "$cid"; then',
+      "    return 0",
+      "  fi",
       "  if ((SECONDS >= deadline)); then",
       '    fail "$service was not healthy after $timeout s (last probe: $(last_probe "$cid"))"',
       "  fi",
-      "  sleep 1",
+      "  sleep 0.5",
       "done",
     ]),
     "# Stops and removes a backend slot's container, if any.",
-    ...fn("remove_slot", [`${render(quiet(composeRemove(slotServiceOf("1"))))} || true`]),
+    ...fn("remove_slot", [
+      "local cid",
+      'cid="$(container_of "backend-$1")"',
+      `if [[ -n $cid ]]; then ${render(quiet(dockerRemove("cid")))} || true; fi`,
+    ]),
     "# The slot the proxy's upstream file names, empty before the first switch.",
     ...fn("serving_slot", [
       "local slot",
       'slot="$(sed -n \'s/^# .*slot=\\([a-z]*\\)$/\\1/p\' "$PROXY_DIR/upstream.conf" 2>/dev/null | head -n 1 || true)"',
       "case $slot in blue | green) printf '%s\\n' \"$slot\" ;; esac",
+    ]),
+    "# The proxy's upstream file: slot $1 serves, by name and by its address $2; the address $3",
+    "# (may be empty) is the fallback group's backup.",
+    ...fn("render_upstream", [
+      "if [[ -n ${3:-} ]]; then",
+      "  # shellcheck disable=SC2016 # $host and the $clicky_* names are nginx variables",
+      `  printf '%s\\n' ${upstreamWords(appPort, true)}`,
+      "else",
+      "  # shellcheck disable=SC2016",
+      `  printf '%s\\n' ${upstreamWords(appPort, false)}`,
+      "fi",
+    ]),
+    "# The address of a container on the project's network.",
+    ...fn("address_of", [
+      "local cid=$1 address",
+      `address="$(${render(dockerInspect("{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", "cid"))} 2>/dev/null | awk '{ print $1 }')"`,
+      '[[ -n $address ]] || fail "container $1 has no address on the project\'s network"',
+      "printf '%s\\n' \"$address\"",
     ]),
     "# One GET through the proxy; prints `<status> <slot>`.",
     ...fn("probe_proxy", [
@@ -225,7 +290,60 @@ function helpers(): string[] {
       `code="$(${render(curlThroughProxy('"$url"', "HEADERS_FILE"))} 2>/dev/null)" || code=000`,
       `printf '%s %s\\n' "$code" "$(sed -n 's/^${SLOT_HEADER}: *\\([a-z]*\\).*/\\1/Ip' "$HEADERS_FILE" | head -n 1)"`,
     ]),
+    "# The pids of the proxy's nginx workers now: those that could still send a request to a",
+    "# slot the next configuration no longer names.",
+    ...fn("snapshot_workers", [
+      "PROXY_WORKERS=()",
+      'if is_running "$PROXY_CID"; then',
+      `  mapfile -t PROXY_WORKERS < <(${render(nginxWorkerPids("PROXY_CID"))} 2>/dev/null || true)`,
+      "fi",
+    ]),
+    "# Waits until every snapshotted worker has exited (after a reload each finishes the",
+    "# requests it holds, then exits), at most DRAIN_SECONDS; WAITED says how long it took.",
+    ...fn("wait_workers_gone", [
+      "local t0",
+      "local -a alive",
+      't0="$(now_ms)"',
+      "while ((${#PROXY_WORKERS[@]} > 0)); do",
+      `  mapfile -t alive < <(${render(pidsAlive("PROXY_CID", "PROXY_WORKERS"))} 2>/dev/null || true)`,
+      "  ((${#alive[@]} > 0)) || break",
+      "  if (($(now_ms) - t0 >= DRAIN_SECONDS * 1000)); then",
+      '    log "nginx workers ${alive[*]} still hold requests after $DRAIN_SECONDS s (deploy.drainSeconds); going on"',
+      "    break",
+      "  fi",
+      "  sleep 0.1",
+      "done",
+      'WAITED="$(seconds_of "$(($(now_ms) - t0))")"',
+    ]),
+    "# Installs an upstream file and makes nginx load it; fails (the caller undoes) if it cannot.",
+    ...fn("reload_proxy", [
+      `${orFail(nginxTest("PROXY_CID"), "nginx rejected the new configuration")}`,
+      `${orFail(nginxReload("PROXY_CID"), "nginx did not reload")}`,
+    ]),
   ];
+}
+
+/**
+ * The lines of `renderUpstream` as bash words, with the serving slot as `$1`, its address as
+ * `$2` and the backup's address as `$3`, so the script writes exactly what TypeScript renders.
+ */
+function upstreamWords(appPort: number, withBackup: boolean): string {
+  const text = renderUpstream(
+    { slot: "@SLOT@" as Slot, address: "@ADDR@" },
+    appPort,
+    withBackup ? { slot: "@SLOT@" as Slot, address: "@BACKUP@" } : undefined,
+  );
+  const args: Record<string, string> = { "@SLOT@": '"$1"', "@ADDR@": '"$2"', "@BACKUP@": '"$3"' };
+  return text
+    .trimEnd()
+    .split("\n")
+    .map((line) =>
+      line
+        .split(/(@SLOT@|@ADDR@|@BACKUP@)/)
+        .map((part) => args[part] ?? (part === "" ? "" : quote(part)))
+        .join(""),
+    )
+    .join(" ");
 }
 
 function readStdin(): string[] {
@@ -277,14 +395,17 @@ function stepPreflight(): string[] {
     "STEP=preflight",
     'command -v docker >/dev/null || fail "docker is not installed or not on the PATH of $(id -un)"',
     `${render(quiet(["docker", "info"]))} || fail "cannot reach the Docker engine as $(id -un) (is it running, is $(id -un) in the docker group?)"`,
-    "case $COMPOSE_PREFERENCE in",
-    "  v2) COMPOSE=(docker compose) ;;",
-    "  v1) COMPOSE=(docker-compose) ;;",
-    "  *)",
-    `    if ${render(quiet(["docker", "compose", "version"]))}; then COMPOSE=(docker compose); else COMPOSE=(docker-compose); fi`,
-    "    ;;",
-    "esac",
-    `${render(quiet([all("COMPOSE"), "version"]))} || fail "\${COMPOSE[*]} is not available (install docker compose v2, or docker-compose v1)"`,
+    "# The compose variant; v1 is a Python program that takes a while to start, so it is",
+    "# looked up on the PATH rather than asked for its version.",
+    "if [[ $COMPOSE_PREFERENCE != v1 ]] && " +
+      render(quiet(["docker", "compose", "version"])) +
+      "; then",
+    "  COMPOSE=(docker compose)",
+    "elif [[ $COMPOSE_PREFERENCE != v2 ]] && command -v docker-compose >/dev/null; then",
+    "  COMPOSE=(docker-compose)",
+    "else",
+    '  fail "no compose to use: deploy.compose is $COMPOSE_PREFERENCE, and neither docker compose (v2) nor docker-compose (v1) is there for it (install one)"',
+    "fi",
     'command -v curl >/dev/null || fail "curl is not installed; the deploy verifies through the proxy with it"',
     '[[ -f $COMPOSE_FILE && -f $RELEASE_DIR/site.conf ]] || fail "release $RELEASE was not copied to $RELEASE_DIR"',
     "",
@@ -300,19 +421,47 @@ function stepPreflight(): string[] {
     `  printf -v "CLICKY_IMAGE_\${OLD_SLOT^^}" '%s' "$OLD_IMAGE"`,
     "fi",
     "if [[ $SERVING_SLOT == blue ]]; then NEW_SLOT=green; else NEW_SLOT=blue; fi",
+    'PROXY_CID="$(container_of proxy)"',
     "",
     "# Room for a backup: the database's size plus the configured margin.",
     "local pg_cid need_kib free_kib",
     'pg_cid="$(container_of postgres)"',
     'if is_running "$pg_cid"; then',
-    `  need_kib="$(${render(pgDatabaseSize("DB_USER", "DB_NAME"))} 2>/dev/null | tr -dc 0-9 || true)"`,
+    `  need_kib="$(${render(pgDatabaseSize("pg_cid", "DB_USER", "DB_NAME"))} 2>/dev/null | tr -dc 0-9 || true)"`,
     "  need_kib=$(( ${need_kib:-0} / 1024 + BACKUP_MIN_FREE_MIB * 1024 ))",
     `  free_kib="$(df -Pk "$BACKUP_DIR" | awk 'NR == 2 { print $4 }')"`,
     "  if (( free_kib < need_kib )); then",
-    '    fail "not enough disk for a backup in $BACKUP_DIR: $((free_kib / 1024)) MiB free, $((need_kib / 1024)) MiB needed"',
+    '    fail "not enough disk for a backup in $BACKUP_DIR: $((free_kib / 1024)) MiB free, $((need_kib / 1024)) MiB needed (the database and backup.minFreeMiB); nothing was changed"',
     "  fi",
     "fi",
     'log "compose: ${COMPOSE[*]}; serving: ${OLD_SLOT:-nothing}${OLD_IMAGE:+ ($OLD_IMAGE)}; new slot: $NEW_SLOT"',
+  ]);
+}
+
+/**
+ * The release's nginx site, with the upstream file the switch will write, checked by nginx in
+ * a throwaway container of the proxy's image before anything changes: a configuration nginx
+ * rejects never reaches the live proxy.
+ */
+function checkReleaseProxy(): string[] {
+  return fn("step_proxy_check", [
+    "STEP=preflight",
+    "local image",
+    'PROXY_CHECK_DIR="$(mktemp -d "$APP_DIR/proxy-check.XXXXXX")"',
+    'chmod 755 "$PROXY_CHECK_DIR"',
+    `cp "$RELEASE_DIR/${SITE_FILE}" "$PROXY_CHECK_DIR/site.conf"`,
+    'render_upstream "$NEW_SLOT" 127.0.0.1 "${OLD_SLOT:+127.0.0.1}" >"$PROXY_CHECK_DIR/upstream.conf"',
+    'chmod 644 "$PROXY_CHECK_DIR/site.conf" "$PROXY_CHECK_DIR/upstream.conf"',
+    "# The image that will load it: the running proxy's, else the configured one.",
+    'if is_running "$PROXY_CID"; then',
+    `  image="$(${render(dockerInspect("{{.Image}}", "PROXY_CID"))})"`,
+    "else",
+    '  image="$PROXY_IMAGE"',
+    "fi",
+    `if ! ${render(nginxCheck("image", "PROXY_CHECK_DIR"))} >"$TMP_DIR/nginx-check.log" 2>&1; then`,
+    '  fail "nginx rejects the site.conf of release $RELEASE: $(grep -m 1 -i emerg "$TMP_DIR/nginx-check.log" || tail -n 1 "$TMP_DIR/nginx-check.log"); nothing was changed"',
+    "fi",
+    'log "nginx accepts the site.conf of release $RELEASE"',
   ]);
 }
 
@@ -330,7 +479,7 @@ function nothingToDo(): string[] {
     '[[ "$(state_get "$current" fingerprint)" == "$FINGERPRINT" ]] || return 1',
     '[[ "$(state_get "$current" slot)" == "$OLD_SLOT" ]] || return 1',
     '[[ "$(health_of "$OLD_CID")" == healthy ]] || return 1',
-    'is_running "$(container_of proxy)"',
+    'is_running "$PROXY_CID"',
   ]);
 }
 
@@ -348,7 +497,10 @@ function stepInfra(): string[] {
     ...check,
     ...fn("step_infra", [
       "STEP=infra",
-      `POSTGRES_PASSWORD="$POSTGRES_PASSWORD" ${orFail(composeEnsureRunning("postgres", "redis"), "could not start postgres and redis")}`,
+      "# compose up would leave running services alone; asking Docker first is much quicker.",
+      'if ! is_running "$(container_of postgres)" || ! is_running "$(container_of redis)"; then',
+      `  POSTGRES_PASSWORD="$POSTGRES_PASSWORD" ${orFail(composeEnsureRunning("postgres", "redis"), "could not start postgres and redis")}`,
+      "fi",
       'wait_healthy postgres "$HEALTH_TIMEOUT"',
       'wait_healthy redis "$HEALTH_TIMEOUT"',
       "# Infrastructure containers are never recreated by a deploy; say so when config moved on.",
@@ -360,17 +512,36 @@ function stepInfra(): string[] {
 }
 
 function stepBackup(): string[] {
+  const dump = pgDumpToDir({
+    name: "BACKUP_CONTAINER",
+    postgresContainer: "pg_cid",
+    postgresImage: "pg_image",
+    backupDir: "BACKUP_DIR",
+    user: "DB_USER",
+    database: "DB_NAME",
+    compressionLevel: "BACKUP_COMPRESSION",
+    file: "partial",
+  });
   return fn("step_backup", [
     "STEP=backup",
-    "local stamp partial",
+    "local stamp target partial pg_cid pg_image t0",
+    't0="$(now_ms)"',
     'stamp="$(date -u +%Y%m%dT%H%M%SZ)"',
-    'BACKUP_PATH="$BACKUP_DIR/$STACK-$stamp-$IMAGE_TAG.dump"',
-    'partial="$BACKUP_PATH.partial"',
-    `${render(pgDump("DB_USER", "DB_NAME"))} >"$partial" || { rm -f "$partial"; BACKUP_PATH=""; fail "pg_dump of $DB_NAME failed"; }`,
-    `${render(pgRestoreList())} <"$partial" >"$TMP_DIR/backup.toc" 2>&1 || { rm -f "$partial"; BACKUP_PATH=""; fail "the dump does not read back with pg_restore --list"; }`,
-    'grep -q "dbname: $DB_NAME" "$TMP_DIR/backup.toc" || { rm -f "$partial"; BACKUP_PATH=""; fail "the dump is not of database $DB_NAME"; }',
-    'mv -f "$partial" "$BACKUP_PATH"',
-    'log "database saved to $BACKUP_PATH ($(du -k "$BACKUP_PATH" | cut -f 1) KiB, verified with pg_restore --list)"',
+    'target="$BACKUP_DIR/$STACK-$stamp-$IMAGE_TAG.dump"',
+    'partial="${target##*/}.partial"',
+    'pg_cid="$(container_of postgres)"',
+    `pg_image="$(${render(dockerInspect("{{.Image}}", "pg_cid"))})"`,
+    "# Named, so that a deploy stopped meanwhile removes it and its partial file (EXIT trap).",
+    'BACKUP_CONTAINER="$PROJECT-backup-$$"',
+    'BACKUP_PARTIAL="$BACKUP_DIR/$partial"',
+    `if ! PGPASSWORD="$POSTGRES_PASSWORD" ${render(dump)} >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err"; then`,
+    '  fail "pg_dump of $DB_NAME failed: $(tail -n 1 "$TMP_DIR/backup.err")"',
+    "fi",
+    'grep -q "dbname: $DB_NAME" "$TMP_DIR/backup.toc" || fail "the dump does not read back as database $DB_NAME with pg_restore --list"',
+    'mv -f "$BACKUP_PARTIAL" "$target"',
+    "BACKUP_CONTAINER='' BACKUP_PARTIAL=''",
+    "BACKUP_PATH=$target",
+    'log "database saved to $BACKUP_PATH ($(du -k "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$(($(now_ms) - t0))") s, verified with pg_restore --list)"',
     "# Retention: the newest BACKUP_KEEP dumps of this stack (names sort by time).",
     "local -a dumps",
     "local i",
@@ -384,23 +555,44 @@ function stepBackup(): string[] {
   ]);
 }
 
+/**
+ * The pull runs in the background while the backup runs (neither needs the other). It prints
+ * one line, what it did or why it failed; `step_pull` waits for it. It closes the lock's
+ * descriptor, so a pull that outlives a killed deploy never holds the lock.
+ */
 function stepPull(): string[] {
-  return fn("step_pull", [
-    "STEP=pull",
-    `if [[ $IMAGE_PINNED == 1 ]] && ${render(quiet(dockerImagePresent("IMAGE")))}; then`,
-    '  log "$IMAGE is already on this host"',
-    "  return 0",
-    "fi",
-    'local docker_config=""',
-    "if [[ -n ${REGISTRY_USERNAME:-} ]]; then",
-    '  docker_config="$TMP_DIR/docker"',
-    '  mkdir -p "$docker_config"',
-    `  printf '%s' "$REGISTRY_TOKEN" | ${render(quiet(dockerLogin("docker_config", "REGISTRY", "REGISTRY_USERNAME")))} ||`,
-    '    fail "login to $REGISTRY as $REGISTRY_USERNAME failed"',
-    "fi",
-    orFail([...dockerPull("docker_config", "IMAGE"), raw(">/dev/null")], "could not pull $IMAGE"),
-    'log "pulled $IMAGE"',
-  ]);
+  return [
+    ...fn("pull_image", [
+      `if [[ $IMAGE_PINNED == 1 ]] && ${render(quiet(dockerImagePresent("IMAGE")))}; then`,
+      "  printf '%s is already on this host\\n' \"$IMAGE\"",
+      "  return 0",
+      "fi",
+      'local docker_config=""',
+      "if [[ -n ${REGISTRY_USERNAME:-} ]]; then",
+      '  docker_config="$TMP_DIR/docker"',
+      '  mkdir -p "$docker_config"',
+      `  if ! printf '%s' "$REGISTRY_TOKEN" | ${render(dockerLogin("docker_config", "REGISTRY", "REGISTRY_USERNAME"))} >"$TMP_DIR/login.log" 2>&1; then`,
+      '    printf \'login to %s as %s failed: %s\\n\' "$REGISTRY" "$REGISTRY_USERNAME" "$(tail -n 1 "$TMP_DIR/login.log")"',
+      "    return 1",
+      "  fi",
+      "fi",
+      `if ! ${render(dockerPull("docker_config", "IMAGE"))} >/dev/null 2>"$TMP_DIR/pull.err"; then`,
+      '  printf \'could not pull %s: %s\\n\' "$IMAGE" "$(tail -n 1 "$TMP_DIR/pull.err")"',
+      "  return 1",
+      "fi",
+      "printf 'pulled %s\\n' \"$IMAGE\"",
+    ]),
+    ...fn("start_pull", ['(exec 9>&-; pull_image) >"$TMP_DIR/pull.out" 2>&1 &', "PULL_PID=$!"]),
+    ...fn("step_pull", [
+      "STEP=pull",
+      "local rc=0 said",
+      'wait "$PULL_PID" || rc=$?',
+      "PULL_PID=''",
+      'said="$(tail -n 1 "$TMP_DIR/pull.out")"',
+      '((rc == 0)) || fail "${said:-the pull failed (exit $rc)}"',
+      'log "$said"',
+    ]),
+  ];
 }
 
 function stepMigrate(): string[] {
@@ -423,6 +615,7 @@ function stepStart(): string[] {
     `printf '%s=%s\\n' ${APP_SECRET_ENV.map((k) => `${k} "$${k}"`).join(" ")} | write_file "$ENV_DIR/$NEW_SLOT.env"`,
     "NEW_STARTED=1",
     `with_app_env ${orFail(composeStart(slotServiceOf("NEW_SLOT")), "could not start backend-$NEW_SLOT")}`,
+    'NEW_CID="$(container_of "backend-$NEW_SLOT")"',
     'log "started backend-$NEW_SLOT with $IMAGE"',
   ]);
 }
@@ -430,23 +623,12 @@ function stepStart(): string[] {
 function stepHealth(): string[] {
   return fn("step_health", [
     "STEP=health",
-    'wait_healthy "backend-$NEW_SLOT" "$HEALTH_TIMEOUT"',
+    'wait_healthy "backend-$NEW_SLOT" "$HEALTH_TIMEOUT" probe',
     'log "backend-$NEW_SLOT is healthy"',
   ]);
 }
 
-/** One bash word for a line of text in which `@SLOT@` stands for the new slot's name. */
-function wordWithSlot(line: string): string {
-  return line
-    .split("@SLOT@")
-    .map((part) => (part === "" ? "" : quote(part)))
-    .join('"$NEW_SLOT"');
-}
-
-function stepSwitch(appPort: number): string[] {
-  const upstream = renderUpstream("@SLOT@" as Slot, appPort)
-    .trimEnd()
-    .split("\n");
+function stepSwitch(): string[] {
   return fn("step_switch", [
     "STEP=switch",
     "local name",
@@ -455,23 +637,22 @@ function stepSwitch(appPort: number): string[] {
     "done",
     "SWITCHED=1",
     `write_file "$PROXY_DIR/site.conf" <"$RELEASE_DIR/${SITE_FILE}"`,
-    "# shellcheck disable=SC2016 # $host, $clicky_backend and $clicky_slot are nginx variables",
-    `printf '%s\\n' ${upstream.map(wordWithSlot).join(" ")} | write_file "$PROXY_DIR/upstream.conf"`,
-    'if is_running "$(container_of proxy)"; then',
-    `  ${orFail(nginxTest(), "nginx rejected the new configuration")}`,
-    `  ${orFail(nginxReload(), "nginx did not reload")}`,
+    'NEW_ADDR="$(address_of "$NEW_CID")"',
+    'render_upstream "$NEW_SLOT" "$NEW_ADDR" | write_file "$PROXY_DIR/upstream.conf"',
+    'if is_running "$PROXY_CID"; then',
+    "  reload_proxy",
     "else",
     `  ${orFail(composeStart("proxy"), "could not start the proxy")}`,
-    '  wait_healthy proxy "$HEALTH_TIMEOUT"',
+    '  PROXY_CID="$(container_of proxy)"',
     "fi",
-    "# Until the proxy answers from the new slot (reload is asynchronous).",
-    "local i answer",
-    "for ((i = 0; i < 50; i++)); do",
+    "# Until the proxy answers from the new slot (a reload is asynchronous; a new proxy starts).",
+    "local answer deadline=$((SECONDS + HEALTH_TIMEOUT))",
+    "while :; do",
     '  answer="$(probe_proxy "$PROXY_URL${VERIFY_PATHS[0]}")"',
     '  [[ ${answer#* } == "$NEW_SLOT" ]] && break',
+    '  ((SECONDS < deadline)) || fail "the proxy still answers ${answer%% *} from ${answer#* } after the switch"',
     "  sleep 0.2",
     "done",
-    '[[ ${answer#* } == "$NEW_SLOT" ]] || fail "the proxy still answers from ${answer#* } after the switch"',
     'log "the proxy sends traffic to backend-$NEW_SLOT"',
   ]);
 }
@@ -486,13 +667,62 @@ function stepVerify(): string[] {
     '  [[ ${answer#* } == "$NEW_SLOT" ]] || fail "GET $path was answered by ${answer#* }, not $NEW_SLOT"',
     '  log "GET $path through the proxy: ${answer%% *} from backend-$NEW_SLOT"',
     "done",
-    "# From here on the new version serves: a later failure must not undo the switch.",
-    "NEW_STARTED=0",
-    "SWITCHED=0",
-    "COMMITTED=1",
   ]);
 }
 
+/**
+ * The watch window: the new version serves, the old one still runs. If the new one exits,
+ * restarts, turns unhealthy or fails its own probe `health.retries` times in a row (probed
+ * every second, so as strict as Docker's verdict at a faster cadence), the EXIT trap puts
+ * the previous proxy configuration back (traffic returns to the old version) and removes it.
+ */
+function stepWatch(): string[] {
+  return fn("step_watch", [
+    "STEP=watch",
+    "if [[ -z $OLD_SLOT ]] || ((WATCH_SECONDS == 0)); then",
+    "  COMMITTED=1 NEW_STARTED=0 SWITCHED=0",
+    '  log "skipped: ${OLD_SLOT:+deploy.watchSeconds is 0}${OLD_SLOT:-no previous version to go back to}"',
+    "  return 0",
+    "fi",
+    "local t0 elapsed state restarts0 misses=0",
+    "# The old slot becomes the backup: what the new one cannot take goes there meanwhile.",
+    'render_upstream "$NEW_SLOT" "$NEW_ADDR" "$(address_of "$OLD_CID")" | write_file "$PROXY_DIR/upstream.conf"',
+    "reload_proxy",
+    't0="$(now_ms)"',
+    `restarts0="$(${render(dockerInspect("{{.RestartCount}}", "NEW_CID"))})"`,
+    'log "watching backend-$NEW_SLOT for $WATCH_SECONDS s; backend-$OLD_SLOT stands by"',
+    "while :; do",
+    '  elapsed="$(seconds_of "$(($(now_ms) - t0))")"',
+    "  # A failed inspect (a busy Docker engine) says nothing: count it as a missed probe.",
+    `  state="$(${render(dockerInspect("{{.State.Status}} {{.RestartCount}}", "NEW_CID"))} 2>/dev/null || echo "unknown $restarts0")"`,
+    '  case "$state/$(health_of "$NEW_CID")" in',
+    "    unknown*) misses=$((misses + 1)) ;;",
+    '    running*/unhealthy) fail "backend-$NEW_SLOT turned unhealthy $elapsed s after the switch: $(last_probe "$NEW_CID")" ;;',
+    "    running*) ;;",
+    `    *) fail "backend-$NEW_SLOT stopped $elapsed s after the switch (exit code $(${render(dockerInspect("{{.State.ExitCode}}", "NEW_CID"))} 2>/dev/null)); see: docker logs $NEW_CID" ;;`,
+    "  esac",
+    '  if [[ ${state#* } != "$restarts0" ]]; then',
+    '    fail "backend-$NEW_SLOT crashed and was restarted $elapsed s after the switch; see: docker logs $NEW_CID"',
+    "  fi",
+    "  # As strict as Docker's own verdict: health.retries failed probes in a row.",
+    "  if [[ $state == running* ]]; then",
+    '    if probe_app "$NEW_CID"; then misses=0; else misses=$((misses + 1)); fi',
+    "  fi",
+    '  ((misses < HEALTH_RETRIES)) || fail "backend-$NEW_SLOT failed its health probe $misses times in a row, $elapsed s after the switch"',
+    "  (($(now_ms) - t0 < WATCH_SECONDS * 1000)) || break",
+    "  sleep 1",
+    "done",
+    "# From here on the new version serves: a later failure must not undo the switch.",
+    "COMMITTED=1 NEW_STARTED=0 SWITCHED=0",
+    'log "backend-$NEW_SLOT stayed up for $WATCH_SECONDS s"',
+  ]);
+}
+
+/**
+ * Drain: the proxy drops the backup (one more graceful reload), then the old version runs
+ * until every nginx worker that could still send it a request has finished (at most
+ * `drainSeconds`), and is stopped with SIGTERM and `stopTimeoutSeconds` of grace.
+ */
 function stepDrain(): string[] {
   return fn("step_drain", [
     "STEP=drain",
@@ -500,9 +730,12 @@ function stepDrain(): string[] {
     '  log "no previous version to stop"',
     "  return 0",
     "fi",
-    'log "letting backend-$OLD_SLOT finish its requests for $DRAIN_SECONDS s"',
-    'sleep "$DRAIN_SECONDS"',
-    `${orFail(quiet(composeStop(slotServiceOf("OLD_SLOT"), "STOP_TIMEOUT")), "could not stop backend-$OLD_SLOT")}`,
+    "snapshot_workers",
+    'render_upstream "$NEW_SLOT" "$NEW_ADDR" | write_file "$PROXY_DIR/upstream.conf"',
+    "reload_proxy",
+    "wait_workers_gone",
+    'log "no nginx worker sends to backend-$OLD_SLOT any more (after $WAITED s)"',
+    `${orFail(quiet(dockerStop("OLD_CID", "STOP_TIMEOUT")), "could not stop backend-$OLD_SLOT")}`,
     'remove_slot "$OLD_SLOT"',
     'log "stopped backend-$OLD_SLOT ($OLD_IMAGE)"',
   ]);
@@ -533,16 +766,22 @@ function onExit(): string[] {
     "local rc=$?",
     "set +e",
     "trap - ERR",
+    'if [[ -n $PULL_PID ]]; then kill "$PULL_PID" 2>/dev/null; fi',
+    `if [[ -n $BACKUP_CONTAINER ]]; then ${render(quiet(["docker", "rm", "-f", v("BACKUP_CONTAINER")]))}; rm -f "$BACKUP_PARTIAL"; fi`,
     "if ((rc != 0)); then",
     "  local where=$STEP",
     "  if ((SWITCHED)); then",
     "    STEP=undo",
     '    log "restoring the proxy configuration that served before"',
     "    local name",
+    "    snapshot_workers",
     "    for name in upstream.conf site.conf; do",
     '      if [[ -f $TMP_DIR/$name.before ]]; then mv -f "$TMP_DIR/$name.before" "$PROXY_DIR/$name"; else rm -f "$PROXY_DIR/$name"; fi',
     "    done",
-    `    if is_running "$(container_of proxy)"; then ${render(quiet(nginxReload()))}; fi`,
+    `    if is_running "$PROXY_CID"; then ${render(quiet(nginxReload("PROXY_CID")))}; fi`,
+    "    # The new slot goes only once no worker of the switched configuration can reach it.",
+    "    wait_workers_gone",
+    '    log "traffic is back on backend-${OLD_SLOT:-?} (after $WAITED s for the requests in flight)"',
     "  fi",
     "  if ((NEW_STARTED)); then",
     "    STEP=undo",
@@ -564,6 +803,7 @@ function onExit(): string[] {
     "    printf 'backup taken before this deploy: %s\\n' \"${BACKUP_PATH:-none (the deploy stopped before the backup step)}\" >&2",
     "  fi",
     "fi",
+    'if [[ -n $PROXY_CHECK_DIR ]]; then rm -rf "$PROXY_CHECK_DIR"; fi',
     'if [[ -n $TMP_DIR ]]; then rm -rf "$TMP_DIR"; fi',
     'if ((LOCKED)); then rm -f "$STATE_DIR/deploy.lock.owner"; fi',
     'exit "$rc"',
@@ -571,13 +811,49 @@ function onExit(): string[] {
 }
 
 /**
+ * The deploy must not depend on the SSH connection that started it: when the connection
+ * drops (no pty, so no SIGHUP; the next write to the closed pipe would kill it halfway), the
+ * deploy carries on to its end, success or undo, and releases the lock. So the command that
+ * SSH runs starts the same script again as a worker in its own session (`setsid`), with the
+ * same stdin, writing to log files in `<appDir>/logs`, streams those logs back, and exits with
+ * the worker's code. A run that is not `bash -c <script>` (no BASH_EXECUTION_STRING), or a
+ * host without `setsid` or the state directory, runs inline.
+ */
+function detach(): string[] {
+  return [
+    "if [[ -z ${CLICKY_DEPLOY_WORKER:-} && -n ${BASH_EXECUTION_STRING:-} && -d $STATE_DIR ]] && command -v setsid >/dev/null; then",
+    '  [[ -d $LOG_DIR ]] || mkdir -m 700 "$LOG_DIR"',
+    "  # Keep the newest logs (their names sort by time).",
+    "  shopt -s nullglob",
+    '  RUN_LOGS=("$LOG_DIR"/*.out)',
+    "  shopt -u nullglob",
+    `  for ((i = 0; i < \${#RUN_LOGS[@]} - ${RUN_LOGS_KEPT - 1}; i++)); do rm -f -- "\${RUN_LOGS[i]}" "\${RUN_LOGS[i]%.out}.err"; done`,
+    '  RUN_LOG="$LOG_DIR/$(date -u +%Y%m%dT%H%M%SZ)-$$"',
+    '  : >"$RUN_LOG.out"',
+    '  : >"$RUN_LOG.err"',
+    '  CLICKY_DEPLOY_WORKER="$RUN_LOG" setsid bash -c "$BASH_EXECUTION_STRING" <&0 >"$RUN_LOG.out" 2>"$RUN_LOG.err" &',
+    "  WORKER=$!",
+    '  tail -n +1 -s 0.1 --pid="$WORKER" -f "$RUN_LOG.out" &',
+    '  tail -n +1 -s 0.1 --pid="$WORKER" -f "$RUN_LOG.err" >&2 &',
+    "  WORKER_RC=0",
+    '  wait "$WORKER" || WORKER_RC=$?',
+    "  wait",
+    '  exit "$WORKER_RC"',
+    "fi",
+  ];
+}
+
+/**
  * The deploy script of one host: one bash program, the `create` of its remote command. It
  * reads the secrets as dotenv lines on stdin and holds no secret itself.
  *
- * Steps: lock, preflight, infra, backup, pull, migrate, start, health, switch, verify, drain,
- * record. Until `verify` succeeds, any failure removes the new version, restores the proxy
- * configuration, leaves the old version serving and exits non-zero naming the step and the
- * backup. A rerun with nothing changed finds the same fingerprint and changes nothing.
+ * Steps: lock, preflight, infra, backup (with the pull in the background), pull, migrate,
+ * start, health, switch, verify, watch, drain, record. Until the watch window has passed, any
+ * failure removes the new version, restores the proxy configuration, leaves the old version
+ * serving and exits non-zero naming the step and the backup. A rerun with nothing changed
+ * finds the same fingerprint and changes nothing. The work runs detached from the SSH
+ * session (see `detach`), so a dropped connection neither stops it halfway nor leaves the
+ * lock held.
  */
 export function buildDeployScript(input: DeployScriptInput): string {
   const lines = [
@@ -596,27 +872,33 @@ export function buildDeployScript(input: DeployScriptInput): string {
     ...settings(input),
     `readonly LOCK_BUSY_EXIT=${LOCK_BUSY_EXIT}`,
     "",
+    ...detach(),
+    "",
     "STEP=stdin FAIL_REASON='' FAILED_COMMAND='' FAILED_LINE=''",
     "LOCKED=0 LOCK_BUSY=0 NEW_STARTED=0 SWITCHED=0 COMMITTED=0",
-    "BACKUP_PATH='' OLD_SLOT='' OLD_IMAGE='' OLD_CID='' NEW_SLOT='' SERVING_SLOT='' FINGERPRINT=''",
-    "TMP_DIR='' HEADERS_FILE=''",
+    "BACKUP_PATH='' OLD_SLOT='' OLD_IMAGE='' OLD_CID='' NEW_SLOT='' NEW_CID='' NEW_ADDR='' SERVING_SLOT='' FINGERPRINT=''",
+    "TMP_DIR='' HEADERS_FILE='' PROXY_CID='' PROXY_CHECK_DIR='' PULL_PID='' BACKUP_CONTAINER='' BACKUP_PARTIAL=''",
     "COMPOSE=()",
+    "PROXY_WORKERS=() WAITED=''",
+    "TIMINGS=()",
     ...STDIN_KEYS.map((key) => `${key}=''`),
     "",
-    ...helpers(),
+    ...helpers(input.deploy.app.port),
     ...readStdin(),
     ...fingerprint(),
     ...nothingToDo(),
     ...stepLock(),
     ...stepPreflight(),
+    ...checkReleaseProxy(),
     ...stepInfra(),
     ...stepBackup(),
     ...stepPull(),
     ...stepMigrate(),
     ...stepStart(),
     ...stepHealth(),
-    ...stepSwitch(input.deploy.app.port),
+    ...stepSwitch(),
     ...stepVerify(),
+    ...stepWatch(),
     ...stepDrain(),
     ...stepRecord(),
     ...onExit(),
@@ -629,17 +911,19 @@ export function buildDeployScript(input: DeployScriptInput): string {
     'TMP_DIR="$(mktemp -d)"',
     'HEADERS_FILE="$TMP_DIR/headers"',
     "read_stdin",
-    "step_lock",
-    "step_preflight",
+    "run_step lock",
+    "run_step preflight",
     'FINGERPRINT="$(fingerprint)"',
     "if already_deployed; then",
     "  STEP=finished",
     '  log "nothing to do: $IMAGE_TAG ($IMAGE) already serves from backend-$OLD_SLOT with this release and env"',
     "  exit 0",
     "fi",
-    ...DEPLOY_STEPS.slice(2).map((step) => `step_${step}`),
+    "run_step proxy_check",
+    "start_pull",
+    ...DEPLOY_STEPS.slice(2).map((step) => `run_step ${step}`),
     "STEP=finished",
-    'log "deployed $IMAGE_TAG ($IMAGE) to $HOST_NAME"',
+    "log \"deployed $IMAGE_TAG ($IMAGE) to $HOST_NAME; timings: $(IFS=,; printf '%s' \"${TIMINGS[*]}\" | sed 's/,/, /g')\"",
     "",
   ];
   return lines.join("\n");

@@ -3,23 +3,25 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
   compose,
-  composeContainerId,
   composeEnsureRunning,
-  composeExec,
-  composeRemove,
   composeRunOnce,
   composeStart,
-  composeStop,
   curlThroughProxy,
+  dockerExec,
   dockerImagePresent,
   dockerInspect,
   dockerLogin,
   dockerPull,
+  dockerRemove,
+  dockerStop,
+  nginxCheck,
   nginxReload,
   nginxTest,
+  nginxWorkerPids,
   pgDatabaseSize,
-  pgDump,
-  pgRestoreList,
+  pgDumpToDir,
+  pidsAlive,
+  serviceContainers,
   slotServiceOf,
 } from "../../src/deploy/commands";
 import { all, raw, render } from "../../src/deploy/shell";
@@ -43,43 +45,72 @@ describe("each command builder renders one exact command", () => {
       "compose up -d --no-deps proxy",
     ],
     [
-      "remove stops first and drops anonymous volumes",
-      render(composeRemove(slotServiceOf("1"))),
-      'compose rm -f -s -v "backend-$1"',
-    ],
-    [
-      "stop gives the configured grace",
-      render(composeStop(slotServiceOf("OLD_SLOT"), "STOP_TIMEOUT")),
-      'compose stop -t "$STOP_TIMEOUT" "backend-$OLD_SLOT"',
-    ],
-    ["container id", render(composeContainerId("postgres")), "compose ps -q postgres"],
-    [
       "a one-off run is removed, without deps or TTY",
       render(composeRunOnce(slotServiceOf("NEW_SLOT"), [all("MIGRATION_COMMAND")])),
       'compose run --rm --no-deps -T "backend-$NEW_SLOT" "${MIGRATION_COMMAND[@]}"',
     ],
     [
+      "a service's containers come from the labels compose sets, one-off runs excluded",
+      render(serviceContainers("PROJECT", "service")),
+      'docker ps -aq --no-trunc --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$service" --filter label=com.docker.compose.oneoff=False',
+    ],
+    [
       "exec has no TTY and quotes its command",
-      render(composeExec("postgres", ["psql", "-c", "SELECT 1"])),
-      "compose exec -T postgres psql -c 'SELECT 1'",
+      render(dockerExec("cid", ["psql", "-c", "SELECT 1"])),
+      `docker exec "$cid" psql -c 'SELECT 1'`,
     ],
     [
-      "pg_dump writes the custom format",
-      render(pgDump("DB_USER", "DB_NAME")),
-      'compose exec -T postgres pg_dump -U "$DB_USER" -d "$DB_NAME" -Fc',
+      "stop gives the configured grace",
+      render(dockerStop("OLD_CID", "STOP_TIMEOUT")),
+      'docker stop -t "$STOP_TIMEOUT" "$OLD_CID"',
     ],
     [
-      "pg_restore lists a dump from stdin",
-      render(pgRestoreList()),
-      "compose exec -T postgres pg_restore --list",
+      "remove stops first and drops anonymous volumes",
+      render(dockerRemove("cid")),
+      'docker rm -f -v "$cid"',
+    ],
+    [
+      "pg_dump writes the custom format straight into the backup dir, then reads it back",
+      render(
+        pgDumpToDir({
+          name: "name",
+          postgresContainer: "pg_cid",
+          postgresImage: "pg_image",
+          backupDir: "BACKUP_DIR",
+          user: "DB_USER",
+          database: "DB_NAME",
+          compressionLevel: "LEVEL",
+          file: "partial",
+        }),
+      ),
+      `docker run --rm --name "$name" --network "container:$pg_cid" --user "$(id -u):$(id -g)" -e PGPASSWORD -v "$BACKUP_DIR:/backups" --entrypoint sh "$pg_image" -c 'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fc -Z "$3" -f "/backups/$4" && pg_restore --list "/backups/$4"' sh "$DB_USER" "$DB_NAME" "$LEVEL" "$partial"`,
     ],
     [
       "database size",
-      render(pgDatabaseSize("DB_USER", "DB_NAME")),
-      `compose exec -T postgres psql -X -At -U "$DB_USER" -d "$DB_NAME" -c 'SELECT pg_database_size(current_database())'`,
+      render(pgDatabaseSize("pg_cid", "DB_USER", "DB_NAME")),
+      `docker exec "$pg_cid" psql -X -At -U "$DB_USER" -d "$DB_NAME" -c 'SELECT pg_database_size(current_database())'`,
     ],
-    ["nginx -t is quiet", render(nginxTest()), "compose exec -T proxy nginx -t -q"],
-    ["nginx reloads gracefully", render(nginxReload()), "compose exec -T proxy nginx -s reload"],
+    [
+      "a candidate nginx configuration is checked in a throwaway container, read-only, offline",
+      render(nginxCheck("image", "dir")),
+      'docker run --rm --network none -v "$dir:/etc/nginx/conf.d:ro" --entrypoint nginx "$image" -t -q',
+    ],
+    ["nginx -t is quiet", render(nginxTest("PROXY_CID")), 'docker exec "$PROXY_CID" nginx -t -q'],
+    [
+      "nginx reloads gracefully",
+      render(nginxReload("PROXY_CID")),
+      'docker exec "$PROXY_CID" nginx -s reload',
+    ],
+    [
+      "nginx's workers are found in /proc, with any shell",
+      render(nginxWorkerPids("PROXY_CID")),
+      `docker exec "$PROXY_CID" sh -c 'for f in /proc/[0-9]*/cmdline; do case "$(tr "\\000" " " <"$f" 2>/dev/null)" in "nginx: worker process"*) p=\${f#/proc/}; echo "\${p%/cmdline}" ;; esac; done'`,
+    ],
+    [
+      "which pids still run",
+      render(pidsAlive("PROXY_CID", "workers")),
+      `docker exec "$PROXY_CID" sh -c 'for p in "$@"; do [ -e "/proc/$p" ] && echo "$p"; done; exit 0' sh "\${workers[@]}"`,
+    ],
     [
       "docker inspect quotes its template",
       render(dockerInspect("{{.State.Status}} {{.RestartCount}}", "cid")),
@@ -108,8 +139,8 @@ describe("each command builder renders one exact command", () => {
 
   test("a literal token with spaces, quotes or non-ASCII text stays one word", () => {
     assert.equal(
-      render(composeExec("postgres", ["psql", "-c", "SELECT 'café'", ""])),
-      `compose exec -T postgres psql -c 'SELECT '\\''café'\\''' ''`,
+      render(dockerExec("cid", ["psql", "-c", "SELECT 'café'", ""])),
+      `docker exec "$cid" psql -c 'SELECT '\\''café'\\''' ''`,
     );
   });
 

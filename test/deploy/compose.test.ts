@@ -127,19 +127,42 @@ describe("the proxy configuration", () => {
   test("sends everything to the serving slot, resolved through Docker's DNS, and names the slot", () => {
     const site = renderProxySite("production");
     assert.match(site, /resolver 127\.0\.0\.11 valid=5s ipv6=off;/);
-    assert.match(site, /proxy_pass \$clicky_backend;/);
+    assert.match(site, /location \/ \{\n {4}proxy_pass \$clicky_backend;/);
     assert.match(site, /add_header X-Clicky-Slot \$clicky_slot always;/);
   });
 
-  test("the upstream file names one slot, which the script reads back from its first line", () => {
+  test("sends what that path cannot serve once through the fallback group, if it is safe to repeat", () => {
+    const site = renderProxySite("production");
+    assert.match(site, /location \/ \{[^}]*error_page 502 504 = @clicky_fallback;\n {2}\}/);
+    const fallback = site.slice(site.indexOf("location @clicky_fallback {"));
+    assert.match(
+      fallback,
+      /^location @clicky_fallback \{\n {4}if \(\$request_method !~ \^\(GET\|HEAD\|OPTIONS\)\$\) \{\n {6}return 502;\n {4}\}\n {4}proxy_pass http:\/\/clicky_slots;\n {4}proxy_next_upstream error timeout;/,
+    );
+  });
+
+  test("the upstream file names the slot, which the script reads back from its first line", () => {
     assert.equal(
-      renderUpstream("green", 8000),
+      renderUpstream({ slot: "green", address: "172.18.0.5" }, 8000),
       [
         "# Serving slot, written by the deploy script at each switch. slot=green",
         "map $host $clicky_backend { default http://backend-green:8000; }",
         "map $host $clicky_slot { default green; }",
+        "upstream clicky_slots {",
+        "  server 172.18.0.5:8000;",
+        "}",
         "",
       ].join("\n"),
+    );
+  });
+
+  test("during the watch window the previous slot is the fallback group's backup", () => {
+    assert.match(
+      renderUpstream({ slot: "green", address: "172.18.0.5" }, 8000, {
+        slot: "blue",
+        address: "172.18.0.4",
+      }),
+      /upstream clicky_slots \{\n {2}server 172\.18\.0\.5:8000;\n {2}server 172\.18\.0\.4:8000 backup;\n\}/,
     );
   });
 });

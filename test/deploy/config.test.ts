@@ -43,7 +43,7 @@ describe("the deploy section", () => {
     ]);
     assert.equal(parsed.migrate, true);
     assert.deepEqual(parsed.migrationCommand, ["alembic", "upgrade", "head"]);
-    assert.deepEqual(parsed.backup, { keep: 10, minFreeMiB: 1024 });
+    assert.deepEqual(parsed.backup, { keep: 10, minFreeMiB: 1024, compressionLevel: 1 });
     assert.deepEqual(parsed.images, {
       postgres: "postgres:16",
       redis: "redis:7-alpine",
@@ -57,8 +57,26 @@ describe("the deploy section", () => {
     assert.deepEqual(parsed.proxy, { bindAddress: "0.0.0.0", port: 80 });
     assert.deepEqual(parsed.app.verifyPaths, ["/health", "/api/v1/health"]);
     assert.equal(parsed.health.timeoutSeconds, 180);
+    assert.equal(parsed.watchSeconds, 5);
     assert.equal(parsed.drainSeconds, 10);
     assert.equal(parsed.stopTimeoutSeconds, 30);
+  });
+
+  test("refuses a watch window or a compression level out of range, naming the key", () => {
+    for (const [patch, path] of [
+      [{ watchSeconds: -1 }, "watchSeconds"],
+      [{ watchSeconds: 601 }, "watchSeconds"],
+      [{ backup: { compressionLevel: 10 } }, "backup.compressionLevel"],
+      [{ backup: { compressionLevel: 1.5 } }, "backup.compressionLevel"],
+    ] as const) {
+      const result = deployConfigSchema.safeParse({ ...minimal, ...patch });
+      assert.equal(result.success, false, JSON.stringify(patch));
+      assert.deepEqual(
+        result.error?.issues.map((i) => i.path.join(".")),
+        [path],
+        JSON.stringify(patch),
+      );
+    }
   });
 
   test("keeps a pinned host key, trimmed", () => {

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -57,9 +65,12 @@ describe("the deploy script's settings", () => {
       "DB_USER=clicky",
       "BACKUP_KEEP=10",
       "BACKUP_MIN_FREE_MIB=1024",
+      "BACKUP_COMPRESSION=1",
       "VERIFY_PATHS=(/health /api/v1/health)",
       "PROXY_URL=http://127.0.0.1:80",
       "HEALTH_TIMEOUT=180",
+      "HEALTH_RETRIES=5",
+      "WATCH_SECONDS=5",
       "DRAIN_SECONDS=10",
       "STOP_TIMEOUT=30",
       "POSTGRES_IMAGE=postgres:16",
@@ -68,7 +79,15 @@ describe("the deploy script's settings", () => {
     ]) {
       assert.ok(lines.includes(expected), `missing ${expected}`);
     }
-    assert.match(script(), /^readonly STACK HOST_NAME APP_DIR .* PROXY_DIR$/m);
+    assert.match(script(), /^readonly STACK HOST_NAME APP_DIR .* PROXY_DIR LOG_DIR$/m);
+  });
+
+  test("the health probe the script runs itself is the container's health check", () => {
+    assert.ok(
+      settingLines(script({ app: { port: 9000, healthPath: "/healthz" } })).includes(
+        `HEALTH_PROBE=(python3 -c 'import sys, urllib.request; urllib.request.urlopen('\\''http://127.0.0.1:9000/healthz'\\'', timeout=3); sys.exit(0)')`,
+      ),
+    );
   });
 
   test("a digest pins the image; the tag stays as its name", () => {
@@ -129,14 +148,19 @@ describe("the deploy script's flow", () => {
   test("runs the steps in the documented order, after reading stdin", () => {
     const calls = text
       .split("\n")
-      .filter((line) => /^(read_stdin|step_[a-z]+)$/.test(line))
-      .map((line) => line.replace(/^step_/, ""));
-    assert.deepEqual(calls, ["read_stdin", ...DEPLOY_STEPS]);
+      .filter((line) => /^(read_stdin|run_step [a-z_]+)$/.test(line))
+      .map((line) => line.replace(/^run_step /, ""));
+    assert.deepEqual(calls, [
+      "read_stdin",
+      ...DEPLOY_STEPS.slice(0, 2),
+      "proxy_check",
+      ...DEPLOY_STEPS.slice(2),
+    ]);
   });
 
   test("stops before the infra step when the same release already serves", () => {
-    const main = text.slice(text.indexOf("step_preflight\n"));
-    assert.ok(main.indexOf("if already_deployed; then") < main.indexOf("step_infra"));
+    const main = text.slice(text.indexOf("run_step preflight\n"));
+    assert.ok(main.indexOf("if already_deployed; then") < main.indexOf("run_step infra"));
   });
 
   test("accepts only the known stdin keys, and needs the three app secrets", () => {
@@ -153,10 +177,35 @@ describe("the deploy script's flow", () => {
     assert.match(text, /printf '%s' "\$REGISTRY_TOKEN" \| DOCKER_CONFIG=/);
   });
 
-  test("has no delete-like command for the serving slot before the switch succeeded", () => {
-    const beforeVerify = text.slice(0, text.indexOf("step_verify() {"));
-    assert.doesNotMatch(beforeVerify, /remove_slot "\$OLD_SLOT"/);
-    assert.doesNotMatch(beforeVerify, /stop .*OLD_SLOT/);
+  test("has no delete-like command for the serving slot before the watch window passed", () => {
+    const beforeDrain = text.slice(0, text.indexOf("step_drain() {"));
+    assert.doesNotMatch(beforeDrain, /remove_slot "\$OLD_SLOT"/);
+    assert.doesNotMatch(beforeDrain, /stop .*OLD_CID/);
+  });
+
+  test("commits to the new version (no more undo) only in the watch step", () => {
+    const commits = text
+      .split("\n")
+      .map((line, i) => ({ line, i }))
+      .filter(({ line }) => /COMMITTED=1/.test(line));
+    const watch = text.split("\n").indexOf("step_watch() {");
+    const drain = text.split("\n").indexOf("step_drain() {");
+    assert.ok(commits.length > 0);
+    for (const { i } of commits) assert.ok(i > watch && i < drain, `COMMITTED=1 at line ${i + 1}`);
+  });
+
+  test("checks the release's nginx site before the backup, and only when there is something to do", () => {
+    const main = text.slice(text.indexOf("run_step preflight\n"));
+    assert.ok(main.indexOf("if already_deployed; then") < main.indexOf("run_step proxy_check"));
+    assert.ok(main.indexOf("run_step proxy_check") < main.indexOf("run_step backup"));
+  });
+
+  test("pulls in the background while the backup runs, and waits for the pull before migrating", () => {
+    const main = text.slice(text.indexOf("run_step preflight\n"));
+    assert.ok(main.indexOf("start_pull") < main.indexOf("run_step backup"));
+    assert.ok(main.indexOf("run_step backup") < main.indexOf("run_step pull"));
+    assert.ok(main.indexOf("run_step pull") < main.indexOf("run_step migrate"));
+    assert.match(text, /^ {2}\(exec 9>&-; pull_image\) >"\$TMP_DIR\/pull\.out" 2>&1 &$/m);
   });
 });
 
@@ -217,6 +266,51 @@ describe("the deploy script, run for real up to its lock", () => {
       readFileSync(join(appDir, "state", "deploy.lock.owner"), "utf8").includes("pid 4242"),
       true,
       "the holder's record is left alone",
+    );
+  });
+
+  test("runs as a worker detached from its caller, with its output in <appDir>/logs", () => {
+    const r = runScript(text, `${secrets}EXTRA_KEY=x\n`);
+    assert.equal(r.status, 1);
+    const logs = readdirSync(join(appDir, "logs")).sort();
+    const err = logs.filter((f) => f.endsWith(".err")).at(-1);
+    assert.ok(err, logs.join(" "));
+    assert.match(
+      readFileSync(join(appDir, "logs", err), "utf8"),
+      /at step stdin: stdin: unexpected key EXTRA_KEY/,
+    );
+  });
+
+  test("goes on to its end when its caller dies, and then releases the lock", async () => {
+    // A docker that takes 2 s to answer, so the deploy is still in preflight when its caller
+    // (the command SSH ran) is killed; the worker must finish on its own and free the lock.
+    const bin = join(root, "bin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "docker"), "#!/bin/sh\nsleep 2\nexit 1\n", { mode: 0o755 });
+    rmSync(join(appDir, "state", "deploy.lock.owner"), { force: true });
+    const caller = spawn("bash", ["-c", text], {
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    caller.stdin.end(secrets);
+    const owner = join(appDir, "state", "deploy.lock.owner");
+    for (let i = 0; i < 100 && !existsSync(owner); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(existsSync(owner), "the worker took the lock");
+    caller.kill("SIGKILL");
+    caller.stdout.destroy();
+    caller.stderr.destroy();
+    for (let i = 0; i < 100 && existsSync(owner); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!existsSync(owner), "the worker finished and removed its lock record");
+    const free = spawnSync("flock", ["-n", join(appDir, "state", "deploy.lock"), "true"]);
+    assert.equal(free.status, 0, "the lock is free");
+    const err = readdirSync(join(appDir, "logs"))
+      .filter((f) => f.endsWith(".err"))
+      .sort()
+      .at(-1);
+    assert.ok(err);
+    assert.match(
+      readFileSync(join(appDir, "logs", err), "utf8"),
+      /at step preflight: cannot reach the Docker engine/,
     );
   });
 

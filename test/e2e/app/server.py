@@ -10,7 +10,8 @@ DATABASE_URL or JWT_SECRET_KEY is missing. Endpoints:
   GET /items                   rows of table items, as JSON
   GET /config                  which settings arrived (never their values)
   GET /slow?ms=N               answers after N ms (to have requests in flight)
-Every response carries X-App-Version. v3 is built so that its health checks always fail.
+Every response carries X-App-Version. v3 is built so that its health checks always fail;
+v5 serves normally and then exits with code 3 a few seconds after each start.
 On SIGTERM it stops accepting, closes idle keep-alive connections, lets in-flight requests
 finish (up to DRAIN_TIMEOUT seconds, default 25) and exits 0, as uvicorn does.
 """
@@ -31,7 +32,11 @@ APP_DIR = os.path.dirname(os.path.realpath(__file__))
 with open(os.path.join(APP_DIR, "VERSION")) as _f:
     VERSION = _f.read().strip()
 with open(os.path.join(APP_DIR, "versions.json")) as _f:
-    HEALTHY_BUILD = json.load(_f)[VERSION]["healthy"]
+    _BUILD = json.load(_f)[VERSION]
+HEALTHY_BUILD = _BUILD["healthy"]
+# v5: healthy at first, then the process dies this many seconds after each start (a crash
+# loop under Docker's restart policy), as an app that falls over on its first real traffic.
+CRASH_AFTER_SECONDS = _BUILD.get("crashAfterSeconds")
 
 
 def log(msg):
@@ -232,6 +237,13 @@ def main():
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
     thread.start()
     log(f"listening on :{port} (APP_ENV={os.environ.get('APP_ENV')}, healthy build: {HEALTHY_BUILD})")
+    if CRASH_AFTER_SECONDS is not None:
+
+        def crash():
+            log(f"crashing {CRASH_AFTER_SECONDS} s after start, as this build does")
+            os._exit(3)
+
+        threading.Timer(float(CRASH_AFTER_SECONDS), crash).start()
     while not stop.wait(0.5):
         pass
     log("SIGTERM: draining")

@@ -298,6 +298,12 @@ export interface RunOverSshOptions extends SshConnectOverrides {
   timeoutMs?: number;
   /** Called with each chunk of output as it arrives (the provider streams it too). */
   onOutput?: (chunk: string, stream: "stdout" | "stderr") => void;
+  /**
+   * Cuts the connection when aborted, the way a network failure or a killed `pulumi up`
+   * would: the TCP socket is destroyed, no SSH disconnect, no signal to the remote command.
+   * The result then has `code: null` and `signal: "connection cut"`.
+   */
+  cut?: AbortSignal;
 }
 
 /**
@@ -342,8 +348,16 @@ export async function runOverSsh(
           errOut.push(d);
           opts.onOutput?.(d.toString("utf8"), "stderr");
         });
+        const onCut = () => {
+          signal = "connection cut";
+          client.destroy();
+          stream.emit("close");
+        };
+        if (opts.cut?.aborted) onCut();
+        else opts.cut?.addEventListener("abort", onCut, { once: true });
         stream.on("close", () => {
           clearTimeout(timer);
+          opts.cut?.removeEventListener("abort", onCut);
           const result: CommandResult = {
             code,
             stdout: Buffer.concat(out).toString("utf8"),
@@ -616,6 +630,18 @@ export interface LoadOptions {
   maxInFlight?: number;
   /** Keep at most this many failure records; default 200. */
   maxFailureRecords?: number;
+  /** Keep every request's outcome in `samples` (for plots); default false. */
+  recordSamples?: boolean;
+}
+
+/** One request's outcome, when `recordSamples` is on. */
+export interface LoadSample {
+  /** ms since the load started, when the request was sent */
+  atMs: number;
+  /** ms until the answer or the error */
+  latencyMs: number;
+  /** the HTTP status, or 0 for a connection error or timeout */
+  status: number;
 }
 
 /** One failed request, for the report. */
@@ -655,6 +681,8 @@ export interface LoadResult {
   latencyMs: LatencySummary;
   failures: LoadFailure[];
   durationMs: number;
+  /** Every request's outcome in the order they ended, when `recordSamples` was on. */
+  samples: LoadSample[];
 }
 
 /** A running load. */
@@ -722,6 +750,17 @@ export function startLoad(opts: LoadOptions): LoadHandle {
   const versions: Record<string, number> = {};
   const latencies: number[] = [];
   const failures: LoadFailure[] = [];
+  const samples: LoadSample[] = [];
+  const sample = (t0: number, status: number) => {
+    if (opts.recordSamples) {
+      const now = performance.now();
+      samples.push({
+        atMs: Math.round((t0 - start) * 10) / 10,
+        latencyMs: Math.round((now - t0) * 100) / 100,
+        status,
+      });
+    }
+  };
   let idleWaiters: (() => void)[] = [];
 
   const fail = (kind: LoadFailure["kind"], detail: string) => {
@@ -754,6 +793,7 @@ export function startLoad(opts: LoadOptions): LoadHandle {
         end(() => {
           latencies.push(performance.now() - t0);
           const status = res.statusCode ?? 0;
+          sample(t0, status);
           const v = res.headers["x-app-version"];
           const version = typeof v === "string" ? v : "-";
           versions[version] = (versions[version] ?? 0) + 1;
@@ -771,6 +811,7 @@ export function startLoad(opts: LoadOptions): LoadHandle {
     const onError = (err: Error & { code?: string }) =>
       end(() => {
         const msg = err.code ? `${err.code}: ${err.message}` : err.message;
+        sample(t0, 0);
         errorsTotal++;
         errors[msg] = (errors[msg] ?? 0) + 1;
         fail("error", msg);
@@ -815,6 +856,7 @@ export function startLoad(opts: LoadOptions): LoadHandle {
     latencyMs: summarize(latencies),
     failures: [...failures],
     durationMs: Math.round((stoppedAt ?? performance.now()) - start),
+    samples: opts.recordSamples ? [...samples] : [],
   });
 
   let resolveDone: (r: LoadResult) => void = () => {};

@@ -3,7 +3,7 @@
 # Docker engine, a registry on 127.0.0.1:5000 (htpasswd auth), a dedicated sshd on
 # 127.0.0.1:2222 (key-only, pinned host key) for the non-root user `deploy`, locally built
 # images that behave like the official postgres/redis/nginx ones, and the stand-in backend
-# app pushed as four tags. Nothing is pulled from the internet: images come from a Debian
+# app pushed as five tags. Nothing is pulled from the internet: images come from a Debian
 # rootfs made with debootstrap. Idempotent: every step checks before it acts.
 # Writes <state dir>/state.json for the tests. State dir: $E2E_STATE_DIR or <repo>/.e2e-state.
 set -euo pipefail
@@ -24,7 +24,7 @@ REDIS_IMAGE=clicky-e2e/redis:7
 PROXY_IMAGE=clicky-e2e/proxy:1
 BACKEND_REPO="$REGISTRY_ADDR/clicky/backend"
 BACKEND_BUILD_REPO=clicky-e2e/backend-build
-BACKEND_TAGS=(v1 v2 v3 v4)
+BACKEND_TAGS=(v1 v2 v3 v4 v5)
 APT_PACKAGES=(docker.io docker-compose openssh-server docker-registry debootstrap
   postgresql-client apache2-utils shellcheck curl)
 BASE_PACKAGES="python3,postgresql,postgresql-client,redis-server,nginx,curl,ca-certificates,procps,tini,gettext-base,passwd"

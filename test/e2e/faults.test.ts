@@ -1,0 +1,490 @@
+/**
+ * The fault matrix: faults that real deploys meet, each against the real harness (OpenSSH,
+ * Docker engine, registry, PostgreSQL, nginx) with the exact commands the program registers,
+ * under continuous requests through the proxy. Each scenario asserts that the version that
+ * served before kept serving (no request through the proxy failed) and that no row was lost.
+ *
+ * On one host, in order: (1) a release whose nginx site is invalid (never applied), (2) no
+ * disk room for the backup (stops before any migration), (3) the registry unreachable, (4) the
+ * SSH connection cut mid-deploy (the deploy finishes detached, the lock is released, the next
+ * run converges), (5) a new version that crash-loops right after the switch (the watch window
+ * moves traffic back), (6) a power cut between two deploys (every container killed at once:
+ * the stack comes back by its restart policy with the recorded version, and the next deploy
+ * works). Same skip rules as deploy.test.ts: skipped with a reason where the harness cannot
+ * run, a failure under CI=true.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { LOCK_BUSY_EXIT } from "../../src/deploy/script";
+import { e2eDeployConfig, e2eSecrets } from "../deploy/support/e2e-config";
+import { type RenderedHost, renderStack } from "../deploy/support/render";
+import {
+  type CommandResult,
+  cleanupProject,
+  composeContainers,
+  copyOverSsh,
+  ensureHarness,
+  freePort,
+  type Harness,
+  harnessAvailability,
+  httpGet,
+  type LoadHandle,
+  type LoadResult,
+  psqlInContainer,
+  runLocal,
+  runOverSsh,
+  startLoad,
+} from "./harness/harness";
+
+const availability = harnessAvailability();
+const mustRun = process.env.CI === "true";
+const skip =
+  !availability.ok && !mustRun ? `fault e2e cannot run here: ${availability.reason}` : false;
+if (skip) console.log(`# skipping: ${skip}`);
+
+/** Unique per run: the Docker engine and the deploy user's home are shared with other tests. */
+const PROJECT = `clickyfaults${process.pid}`;
+const APP_DIR = `/home/deploy/clicky-faults-${process.pid}`;
+
+interface Run {
+  readonly result: CommandResult;
+  readonly seconds: number;
+}
+
+describe("deploy faults, end to end", { skip }, () => {
+  let h: Harness;
+  let port = 0;
+  let rows = 0;
+  const timings: string[] = [];
+
+  before(
+    async () => {
+      if (!availability.ok)
+        throw new Error(`CI=true but e2e cannot run here: ${availability.reason}`);
+      h = await ensureHarness();
+      port = await freePort();
+      await cleanupProject(h, APP_DIR, PROJECT);
+    },
+    { timeout: 40 * 60_000 },
+  );
+
+  after(async () => {
+    console.log(`# fault e2e timings:\n${timings.map((t) => `#   ${t}`).join("\n")}`);
+    if (h) {
+      await runLocal("umount", [`${APP_DIR}/backups`]);
+      await cleanupProject(h, APP_DIR, PROJECT);
+    }
+  });
+
+  /** The program's registrations for a deploy of `tag` on this test's own project. */
+  async function render(
+    tag: string,
+    extra: Record<string, unknown> = {},
+    image?: Record<string, unknown>,
+  ): Promise<RenderedHost> {
+    const deploy = e2eDeployConfig(
+      h,
+      port,
+      { tag },
+      {
+        appDir: APP_DIR,
+        composeProject: PROJECT,
+        watchSeconds: 2,
+        ...extra,
+      },
+    );
+    if (image) deploy.image = { ...(deploy.image as Record<string, unknown>), ...image };
+    const rendered = await renderStack({ deploy, secrets: e2eSecrets(h) });
+    assert.equal(rendered.run.error, undefined, String(rendered.run.error));
+    const host = rendered.hosts[0];
+    assert.ok(host, "the program registered a deploy for the e2e host");
+    return host;
+  }
+
+  /** Prepare and copies as Pulumi runs them, with an optional change to a copied file. */
+  async function prepareAndCopy(
+    host: RenderedHost,
+    edit: (path: string, text: string) => string = (_, text) => text,
+  ): Promise<void> {
+    const prepared = await runOverSsh(h, String(host.prepare.inputs.create));
+    assert.equal(prepared.code, 0, prepared.stderr);
+    await copyOverSsh(
+      h,
+      host.copies.map((c) => ({ remotePath: c.remotePath, content: edit(c.remotePath, c.text) })),
+    );
+  }
+
+  async function run(host: RenderedHost, cut?: AbortSignal, onStdout?: (s: string) => void) {
+    const started = Date.now();
+    const result = await runOverSsh(h, host.script, {
+      stdin: host.stdin,
+      timeoutMs: 5 * 60_000,
+      ...(cut ? { cut } : {}),
+      ...(onStdout ? { onOutput: (chunk, stream) => stream === "stdout" && onStdout(chunk) } : {}),
+    });
+    return { result, seconds: (Date.now() - started) / 1000 };
+  }
+
+  function output(r: Run): string {
+    return `--- stdout\n${r.result.stdout}\n--- stderr\n${r.result.stderr}`;
+  }
+
+  const url = (path: string) => `http://127.0.0.1:${port}${path}`;
+
+  async function serving(): Promise<string> {
+    const answer = await httpGet(url("/version"));
+    assert.equal(answer.status, 200, answer.body);
+    return (JSON.parse(answer.body) as { version: string }).version;
+  }
+
+  async function onHost(script: string): Promise<string> {
+    const r = await runOverSsh(h, `set -euo pipefail\n${script}`);
+    assert.equal(r.code, 0, `${script}\n--- stderr\n${r.stderr}`);
+    return r.stdout;
+  }
+
+  async function container(service: string): Promise<string> {
+    const [name] = await composeContainers(PROJECT, service);
+    assert.ok(name, `the ${service} container exists`);
+    return name;
+  }
+
+  async function sql(query: string): Promise<string> {
+    return psqlInContainer(await container("postgres"), query);
+  }
+
+  /** Writes one more row; `rowsIntact` checks that every row written so far is there. */
+  async function writeRow(label: string): Promise<void> {
+    await sql(`INSERT INTO items (name) VALUES ('fault ${label}')`);
+    rows++;
+  }
+
+  async function rowsIntact(): Promise<void> {
+    assert.equal(Number(await sql("SELECT count(*) FROM items WHERE name LIKE 'fault %'")), rows);
+    assert.equal(Number(await sql("SELECT count(*) FROM items")), rows + 3);
+  }
+
+  async function revision(): Promise<string> {
+    return sql("SELECT version_num FROM alembic_version");
+  }
+
+  async function backups(): Promise<string[]> {
+    return (await onHost(`ls -1a ${APP_DIR}/backups`))
+      .split("\n")
+      .filter((f) => f && f !== "." && f !== "..");
+  }
+
+  async function currentTag(): Promise<string> {
+    return (await onHost(`sed -n 's/^tag=//p' ${APP_DIR}/state/current`)).trim();
+  }
+
+  /** The proxy's worker pids: they change exactly when nginx loads a configuration. */
+  async function nginxWorkers(): Promise<string> {
+    const r = await runLocal("docker", [
+      "exec",
+      await container("proxy"),
+      "sh",
+      "-c",
+      "pgrep -f 'nginx[:] worker' | sort",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  }
+
+  /** Requests through the proxy from half a second before the deploy to half a second after. */
+  async function load(): Promise<{ stop(): Promise<LoadResult> }> {
+    const traffic: LoadHandle = startLoad({
+      url: url("/health"),
+      ratePerSecond: 40,
+      durationMs: 5 * 60_000,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return {
+      stop: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return traffic.stop();
+      },
+    };
+  }
+
+  /** Every request through the proxy got a 2xx answer, from the versions expected. */
+  function noRequestFailed(label: string, r: LoadResult, versions?: string[]): void {
+    timings.push(
+      `${label}: ${r.sent} requests, ${r.ok2xx} 2xx, ${r.non2xxTotal} non-2xx, ${r.errorsTotal} errors, versions ${JSON.stringify(r.versions)}`,
+    );
+    assert.ok(r.sent >= 30, `only ${r.sent} requests were sent`);
+    assert.deepEqual(
+      { non2xx: r.non2xx, errors: r.errors },
+      { non2xx: {}, errors: {} },
+      `failures: ${JSON.stringify(r.failures.slice(0, 10))}`,
+    );
+    assert.equal(r.ok2xx, r.sent);
+    if (versions) assert.deepEqual(Object.keys(r.versions).sort(), versions);
+  }
+
+  function failedAt(r: Run, step: string, reason: RegExp): void {
+    assert.equal(r.result.code, 1, output(r));
+    assert.match(
+      r.result.stderr,
+      new RegExp(`deploy FAILED on e2e \\(stack staging\\) at step ${step}: `),
+    );
+    assert.match(r.result.stderr, reason);
+  }
+
+  test("(0) a first deploy of v1, and rows written", async () => {
+    const host = await render("v1");
+    await prepareAndCopy(host);
+    const r = await run(host);
+    timings.push(`(0) first deploy v1: ${r.seconds.toFixed(1)} s`);
+    assert.equal(r.result.code, 0, output(r));
+    assert.equal(await serving(), "v1");
+    await writeRow("before everything");
+    await rowsIntact();
+  });
+
+  test("(1) a release whose nginx site is invalid is refused before anything changes, and never reaches the proxy", async () => {
+    const host = await render("v2");
+    await prepareAndCopy(host, (path, text) =>
+      path.endsWith("/site.conf")
+        ? text.replace("server_name _;", "server_name _;\n  this_directive_does_not_exist on;")
+        : text,
+    );
+    const before = {
+      files: await onHost(`sha256sum ${APP_DIR}/proxy/site.conf ${APP_DIR}/proxy/upstream.conf`),
+      workers: await nginxWorkers(),
+      backups: await backups(),
+    };
+    const traffic = await load();
+    const r = await run(host);
+    const counted = await traffic.stop();
+    timings.push(`(1) invalid nginx site: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`);
+    failedAt(
+      r,
+      "preflight",
+      /nginx rejects the site\.conf of release [0-9a-f]{12}: .*unknown directive "this_directive_does_not_exist".*; nothing was changed/,
+    );
+    assert.match(r.result.stderr, /backup taken before this deploy: none/);
+    assert.deepEqual(
+      {
+        files: await onHost(`sha256sum ${APP_DIR}/proxy/site.conf ${APP_DIR}/proxy/upstream.conf`),
+        workers: await nginxWorkers(),
+        backups: await backups(),
+      },
+      before,
+      "the live configuration was neither changed nor reloaded",
+    );
+    assert.deepEqual(await composeContainers(PROJECT, "backend-green"), []);
+    noRequestFailed("(1) during the invalid-site deploy", counted, ["v1"]);
+    assert.equal(await revision(), "001");
+    await writeRow("after (1)");
+    await rowsIntact();
+  });
+
+  test("(2) with no disk room for the backup, the deploy stops at preflight, before any migration", async () => {
+    const host = await render("v2");
+    await prepareAndCopy(host);
+    const backupsDir = `${APP_DIR}/backups`;
+    const mounted = await runLocal("mount", [
+      "-t",
+      "tmpfs",
+      "-o",
+      "size=4m,mode=700",
+      "tmpfs",
+      backupsDir,
+    ]);
+    assert.equal(mounted.code, 0, `a small filesystem for the backups: ${mounted.stderr}`);
+    try {
+      assert.equal((await runLocal("chown", ["deploy:deploy", backupsDir])).code, 0);
+      const traffic = await load();
+      const r = await run(host);
+      const counted = await traffic.stop();
+      timings.push(`(2) no disk room: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`);
+      failedAt(
+        r,
+        "preflight",
+        /not enough disk for a backup in \/home\/deploy\/clicky-faults-\d+\/backups: 4 MiB free, \d+ MiB needed \(the database and backup\.minFreeMiB\); nothing was changed/,
+      );
+      noRequestFailed("(2) during the no-room deploy", counted, ["v1"]);
+      assert.deepEqual(await backups(), [], "no partial dump was left");
+    } finally {
+      assert.equal((await runLocal("umount", [backupsDir])).code, 0);
+    }
+    assert.equal(await revision(), "001", "no migration ran");
+    assert.equal(await serving(), "v1");
+    await writeRow("after (2)");
+    await rowsIntact();
+  });
+
+  test("(3) with the registry unreachable, the deploy stops at the pull, before any migration", async () => {
+    const closed = await freePort();
+    const host = await render("v2", {}, { repository: `127.0.0.1:${closed}/clicky/backend` });
+    await prepareAndCopy(host);
+    const traffic = await load();
+    const r = await run(host);
+    const counted = await traffic.stop();
+    timings.push(`(3) registry unreachable: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`);
+    failedAt(
+      r,
+      "pull",
+      new RegExp(
+        `(login to 127\\.0\\.0\\.1:${closed} as clicky-e2e failed|could not pull 127\\.0\\.0\\.1:${closed}/clicky/backend@sha256:[0-9a-f]{64}): .*connection refused`,
+      ),
+    );
+    assert.match(r.result.stderr, /the previous version keeps serving: .* in backend-blue/);
+    noRequestFailed("(3) during the unreachable-registry deploy", counted, ["v1"]);
+    assert.equal(await revision(), "001", "no migration ran");
+    assert.equal(await serving(), "v1");
+    assert.equal(await currentTag(), "v1");
+    await writeRow("after (3)");
+    await rowsIntact();
+  });
+
+  test("(4) the SSH connection cut mid-deploy: the deploy finishes detached, the lock is released, the next run converges", async () => {
+    const host = await render("v2");
+    await prepareAndCopy(host);
+    const traffic = await load();
+    const cut = new AbortController();
+    const r = await run(host, cut.signal, (chunk) => {
+      if (/migrate: running/.test(chunk)) cut.abort();
+    });
+    timings.push(`(4) connection cut after ${r.seconds.toFixed(1)} s`);
+    assert.equal(r.result.signal, "connection cut", output(r));
+    assert.match(r.result.stdout, /backup: database saved to/);
+
+    // Still running on its own: a second run meets the lock and changes nothing.
+    const second = await run(host);
+    const busy = second.result.code === LOCK_BUSY_EXIT;
+    if (busy) {
+      assert.match(
+        second.result.stderr,
+        /another deploy holds .*deploy\.lock: deploy of .*clicky\/backend@sha256:[0-9a-f]{64} \(stack staging\) by deploy from 127\.0\.0\.1, pid \d+/,
+      );
+    }
+    const lock = `${APP_DIR}/state/deploy.lock`;
+    const deadline = Date.now() + 120_000;
+    const waitStarted = Date.now();
+    while ((await onHost(`flock -n ${lock} true && echo free || echo held`)).trim() !== "free") {
+      assert.ok(Date.now() < deadline, "the lock is still held two minutes after the cut");
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    timings.push(
+      `(4) a rerun right after the cut ${busy ? "found the lock held" : "converged at once"}; the lock was free ${((Date.now() - waitStarted) / 1000).toFixed(1)} s later`,
+    );
+    assert.equal(await onHost(`test -e ${lock}.owner && echo owned || echo none`), "none\n");
+
+    const again = await run(host);
+    const counted = await traffic.stop();
+    const logs = await onHost(`tail -n 5 ${APP_DIR}/logs/*`);
+    assert.equal(again.result.code, 0, output(again));
+    assert.match(
+      again.result.stdout,
+      /nothing to do: v2 .* already serves/,
+      `--- the run after the cut:\n${output(second)}\n--- the host's deploy logs:\n${logs}`,
+    );
+    noRequestFailed("(4) across the cut, the detached finish and the rerun", counted, ["v1", "v2"]);
+    assert.equal(await serving(), "v2");
+    assert.equal(await currentTag(), "v2");
+    assert.equal(await revision(), "002");
+    assert.deepEqual(
+      (await backups()).filter((f) => f.endsWith(".partial")),
+      [],
+      "no partial dump",
+    );
+    const log = await onHost(`cat "$(ls -1 ${APP_DIR}/logs/*.out | sort | tail -n 3 | head -n 1)"`);
+    assert.match(
+      log,
+      /finished: deployed v2 .*; timings: lock/,
+      "the cut run's own log ends with its success",
+    );
+    await writeRow("after (4)");
+    await rowsIntact();
+  });
+
+  test("(5) a version that crash-loops right after the switch: the watch window moves traffic back", async () => {
+    const host = await render("v5", { watchSeconds: 15 });
+    await prepareAndCopy(host);
+    const traffic = await load();
+    const r = await run(host);
+    const counted = await traffic.stop();
+    timings.push(`(5) v5 crash loop: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`);
+    failedAt(
+      r,
+      "watch",
+      /backend-blue (crashed and was restarted|stopped) [\d.]+ s after the switch/,
+    );
+    assert.match(r.result.stdout, /switch: the proxy sends traffic to backend-blue/);
+    assert.match(r.result.stdout, /undo: restoring the proxy configuration that served before/);
+    assert.match(
+      r.result.stderr,
+      /the previous version keeps serving: .*clicky\/backend@sha256:[0-9a-f]{64} in backend-green/,
+    );
+    noRequestFailed("(5) during the crash-looping v5", counted);
+    assert.ok((counted.versions.v2 ?? 0) > 0, JSON.stringify(counted.versions));
+    assert.equal(await serving(), "v2");
+    assert.equal(await currentTag(), "v2");
+    assert.deepEqual(await composeContainers(PROJECT, "backend-blue"), [], "v5 was removed");
+    assert.match(
+      await onHost(`cat ${APP_DIR}/proxy/upstream.conf`),
+      /slot=green\n[\s\S]*upstream clicky_slots \{\n {2}server [\d.]+:8000;\n\}/,
+    );
+    await writeRow("after (5)");
+    await rowsIntact();
+  });
+
+  test("(6) a power cut between two deploys: the stack comes back with the recorded version, and the next deploy works", async () => {
+    await writeRow("just before the power cut");
+    const names = await composeContainers(PROJECT);
+    assert.equal(names.length, 4, names.join(" "));
+    const pids = await Promise.all(
+      names.map(async (name) => {
+        const r = await runLocal("docker", ["inspect", "-f", "{{.State.Pid}}", name]);
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout.trim();
+      }),
+    );
+    const started = Date.now();
+    // Every container's process killed at once, with no warning: what a power cut does. Docker
+    // brings them back by their restart policy, the same policy it applies when it boots.
+    const killed = await runLocal("kill", ["-KILL", ...pids]);
+    assert.equal(killed.code, 0, killed.stderr);
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const answer = await httpGet(url("/version"), 2000).catch(() => undefined);
+      if (answer?.status === 200) break;
+      assert.ok(Date.now() < deadline, "the stack did not come back within two minutes");
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    timings.push(`(6) back up ${((Date.now() - started) / 1000).toFixed(1)} s after the power cut`);
+    for (const name of names) {
+      const r = await runLocal("docker", [
+        "inspect",
+        "-f",
+        "{{.State.Running}} {{.RestartCount}}",
+        name,
+      ]);
+      assert.equal(r.stdout.trim(), "true 1", `${name} was restarted by its policy`);
+    }
+    assert.equal(await serving(), await currentTag(), "the recorded version serves");
+    assert.equal(await serving(), "v2");
+    // PostgreSQL replays its WAL after the crash; every committed row is there.
+    for (;;) {
+      const ready = await sql("SELECT 1").catch(() => "");
+      if (ready === "1") break;
+      assert.ok(Date.now() < deadline, "PostgreSQL did not come back within two minutes");
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await rowsIntact();
+
+    const host = await render("v1", { migrate: false });
+    await prepareAndCopy(host);
+    const traffic = await load();
+    const r = await run(host);
+    const counted = await traffic.stop();
+    timings.push(`(6) the next deploy (v1, no migration): ${r.seconds.toFixed(1)} s`);
+    assert.equal(r.result.code, 0, output(r));
+    noRequestFailed("(6) during the deploy after the power cut", counted, ["v1", "v2"]);
+    assert.equal(await serving(), "v1");
+    assert.equal(await currentTag(), "v1");
+    await rowsIntact();
+  });
+});
