@@ -26,6 +26,7 @@ import {
   type Harness,
   harnessAvailability,
   type LoadSample,
+  psqlInContainer,
   REPO_ROOT,
   runLocal,
   runOverSsh,
@@ -140,29 +141,9 @@ async function postgresOf(project: string): Promise<string> {
   return name;
 }
 
-async function psql(container: string, sql: string, timeoutMs = 30 * 60_000): Promise<string> {
-  const out = await must(
-    `psql in ${container}`,
-    runLocal(
-      "docker",
-      [
-        "exec",
-        "-i",
-        container,
-        "psql",
-        "-X",
-        "-At",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-U",
-        "clicky",
-        "-d",
-        "clicky_db",
-      ],
-      { stdin: sql, timeoutMs },
-    ),
-  );
-  return out.trim();
+/** psql in a container, with room for the bench's long statements (filling 1 GiB). */
+function psql(container: string, sql: string): Promise<string> {
+  return psqlInContainer(container, sql, { timeoutMs: 30 * 60_000 });
 }
 
 /**

@@ -33,6 +33,7 @@ import {
   cleanupProject,
   composeContainers,
   copyOverSsh,
+  e2eSkip,
   ensureHarness,
   freePort,
   type Harness,
@@ -47,10 +48,7 @@ import {
 } from "./harness/harness";
 
 const availability = harnessAvailability();
-const mustRun = process.env.CI === "true";
-const skip =
-  !availability.ok && !mustRun ? `deploy e2e cannot run here: ${availability.reason}` : false;
-if (skip) console.log(`# skipping: ${skip}`);
+const skip = e2eSkip("deploy e2e");
 
 interface Deployed {
   readonly host: RenderedHost;

@@ -23,6 +23,7 @@ import {
   cleanupProject,
   composeContainers,
   copyOverSsh,
+  e2eSkip,
   ensureHarness,
   freePort,
   type Harness,
@@ -37,10 +38,7 @@ import {
 } from "./harness/harness";
 
 const availability = harnessAvailability();
-const mustRun = process.env.CI === "true";
-const skip =
-  !availability.ok && !mustRun ? `fault e2e cannot run here: ${availability.reason}` : false;
-if (skip) console.log(`# skipping: ${skip}`);
+const skip = e2eSkip("fault e2e");
 
 /** Unique per run: the Docker engine and the deploy user's home are shared with other tests. */
 const PROJECT = `clickyfaults${process.pid}`;

@@ -2,12 +2,17 @@ import { join } from "node:path";
 import { SYNTH_ENV } from "../../src/config/load";
 import { PROJECT } from "../../src/config/schema";
 import { program } from "../../src/program";
-import { type MockRun, type RecordedResource, runUnderMocks } from "../../src/synth/engine";
+import {
+  type MockRun,
+  type MockRunOptions,
+  type RecordedResource,
+  runUnderMocks,
+} from "../../src/synth/engine";
 import { readStackFile } from "../../src/synth/stack-file";
 
 export const REPO_ROOT = join(__dirname, "..", "..");
 
-export interface RunProgramOptions {
+export interface RunProgramOptions extends Pick<MockRunOptions<unknown>, "callResult"> {
   /** Stack name; the stack file defaults to the committed `Pulumi.<stack>.yaml`. */
   readonly stack: string;
   readonly stackFile?: string;
@@ -18,16 +23,11 @@ export interface RunProgramOptions {
   /** Run as synth does (missing secrets become placeholders) or as `pulumi up` (they stop it). */
   readonly mode: "synth" | "up";
   /**
-   * Outputs StackReferences read, by fully qualified stack name (see `runUnderMocks`). By
-   * default the stack has deployed before (its `deployedImage` names the configured
-   * repository), as a stack is on every run but its first; `{}` is a never-deployed stack.
+   * Outputs StackReferences read (see `runUnderMocks`). By default the stack has deployed
+   * before (its `deployedImage` names the configured repository), as a stack is on every run
+   * but its first; `{}` is a never-deployed stack.
    */
-  readonly stackOutputs?: Readonly<Record<string, Record<string, unknown>>>;
-  /** Answers to provider function calls (see `runUnderMocks`). */
-  readonly callResult?: (
-    token: string,
-    args: Record<string, unknown>,
-  ) => Record<string, unknown> | undefined;
+  readonly stackOutputs?: MockRunOptions<unknown>["stackOutputs"];
 }
 
 /** The mock runtime is process-global: runs must not overlap, so they queue here. */

@@ -13,6 +13,7 @@ import {
   cleanupProject,
   composeContainers,
   copyOverSsh,
+  e2eSkip,
   ensureHarness,
   freePort,
   type Harness,
@@ -26,9 +27,7 @@ import {
 } from "./harness";
 
 const availability = harnessAvailability();
-const mustRun = process.env.CI === "true";
-const skip =
-  !availability.ok && !mustRun ? `e2e harness unavailable here: ${availability.reason}` : false;
+const skip = e2eSkip("e2e harness");
 
 const PROJECT = `harness-selftest-${process.pid}`;
 const APP_DIR = `/home/deploy/${PROJECT}`;

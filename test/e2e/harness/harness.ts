@@ -102,6 +102,19 @@ function onPath(cmd: string): boolean {
 }
 
 /**
+ * The `skip` value of an e2e suite: a plain reason (also printed) when the harness cannot run
+ * here, `false` when it can, and `false` under `CI=true`, where a harness that cannot start must
+ * fail the suite rather than skip it.
+ */
+export function e2eSkip(suite: string): string | false {
+  const availability = harnessAvailability();
+  if (availability.ok || process.env.CI === "true") return false;
+  const reason = `${suite} cannot run here: ${availability.reason}`;
+  console.log(`# skipping: ${reason}`);
+  return reason;
+}
+
+/**
  * Says cheaply, without installing or starting anything, whether e2e can run here, so a
  * test can skip with a plain reason instead of failing half-way through provisioning.
  */
@@ -512,6 +525,8 @@ export interface PsqlOptions {
   user?: string;
   /** Database; default `clicky_db`. */
   database?: string;
+  /** How long psql may run; default one minute. */
+  timeoutMs?: number;
 }
 
 /**
@@ -540,7 +555,7 @@ export async function psqlInContainer(
       "-d",
       opts.database ?? "clicky_db",
     ],
-    { stdin: sql, timeoutMs: 60_000 },
+    { stdin: sql, timeoutMs: opts.timeoutMs ?? 60_000 },
   );
   if (r.code !== 0) {
     throw new Error(`psql in ${container} failed (exit ${r.code}): ${r.stderr.trim()}`);
