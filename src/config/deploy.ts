@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { hostAddressProblem } from "./host-address";
+import { requiredHints } from "./problems";
 import type { SecretKeySpec } from "./secret-keys";
 
 /**
@@ -14,13 +16,11 @@ const absolutePath = z
   .refine((p) => !p.split("/").includes(".."), "must not contain '..'")
   .refine((p) => p.split("/").filter(Boolean).length >= 2, "must be at least two levels deep");
 
-/** A DNS name or an IPv4/IPv6 address. */
-const hostAddress = z
-  .string()
-  .regex(
-    /^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$/,
-    "expected a host name or an IP address",
-  );
+/** A DNS name or an IPv4/IPv6 address, checked by {@link hostAddressProblem}. */
+const hostAddress = z.string().superRefine((host, ctx) => {
+  const problem = hostAddressProblem(host);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+});
 
 /** Public key algorithms an OpenSSH server offers as host keys. */
 const HOST_KEY_TYPES = [
@@ -91,7 +91,10 @@ const imageRepository = z
   .regex(
     /^([A-Za-z0-9.-]+(:[0-9]+)?\/)?[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/,
     "expected an image repository, e.g. ghcr.io/clicky-foundation/clicky-foundation/backend",
-  );
+  )
+  .register(requiredHints, {
+    hint: "the image repository the pipeline pushes to, e.g. ghcr.io/<owner>/<repo>/backend",
+  });
 const imageTag = z
   .string()
   .regex(

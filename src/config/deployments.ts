@@ -1,20 +1,23 @@
 import { z } from "zod";
+import { cronProblems } from "./cron";
 import { branchName } from "./patterns";
 
 /**
- * A five-field cron expression (minute hour day-of-month month day-of-week), the form Pulumi
- * Cloud's schedules and GitHub's `schedule` trigger both accept.
+ * A five-field cron expression (minute hour day-of-month month day-of-week, UTC), checked
+ * field by field with the grammar of GitHub's `schedule` trigger (`./cron.ts`); the same
+ * expression is the Pulumi Cloud drift schedule's.
  */
-export const cronExpression = z
-  .string()
-  .regex(
-    /^(\S+\s+){4}\S+$/,
-    'expected a five-field cron expression, e.g. "17 5 * * *" (05:17 UTC daily)',
-  )
-  .refine(
-    (cron) => cron.split(/\s+/).every((field) => /^[\d*/,-]+$/.test(field)),
-    "cron fields may use digits, '*', '/', ',' and '-' only",
-  );
+export const cronExpression = z.string().superRefine((cron, ctx) => {
+  for (const problem of cronProblems(cron)) {
+    ctx.addIssue({ code: "custom", message: `${problem} (in "${cron}")` });
+  }
+});
+
+/** What each `source` key says, for the message when a `cloud` stack leaves it out. */
+const CLOUD_SOURCE_KEYS = [
+  ["repository", "the owner/name of the repository that holds this program's Pulumi.yaml"],
+  ["directory", 'the folder of Pulumi.yaml inside that repository ("." for its root)'],
+] as const;
 
 /**
  * `clicky-delivery:deployments`: how this stack is run, by Pulumi Deployments (Pulumi Cloud)
@@ -33,26 +36,30 @@ export const deploymentsConfigSchema = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "expected a Pulumi organization name")
       .optional(),
-    /** Where this program's source lives; the app repository by default. */
+    /**
+     * Where this program's source lives. Required with backend `cloud`: Pulumi Deployments runs
+     * the program from this repository and folder, and would otherwise run the app
+     * repository's root, which may not hold this program.
+     */
     source: z
       .strictObject({
-        /** `owner/name` of the repository holding `Pulumi.yaml`; default: the app repository. */
+        /** `owner/name` of the repository holding `Pulumi.yaml` (self-managed: the app's). */
         repository: z
           .string()
           .regex(/^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/, "expected owner/name")
           .optional(),
         /** Branch deployments run from; default: `github.defaultBranch`. */
         branch: branchName.optional(),
-        /** Folder of `Pulumi.yaml` inside that repository. */
+        /** Folder of `Pulumi.yaml` inside that repository (self-managed default: `.`). */
         directory: z
           .string()
           .regex(
             /^(\.|[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*)$/,
             "expected a relative folder, e.g. infra/delivery",
           )
-          .default("."),
+          .optional(),
       })
-      .default({ directory: "." }),
+      .default({}),
     /** Pull requests that touch these paths get a `pulumi preview` of this stack. */
     previewPaths: z
       .array(z.string().min(1))
@@ -70,7 +77,22 @@ export const deploymentsConfigSchema = z
         message: "is required when backend is cloud (your Pulumi Cloud organization)",
       });
     }
-  });
+    if (value.backend === "cloud") {
+      for (const [key, what] of CLOUD_SOURCE_KEYS) {
+        if (value.source[key] === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["source", key],
+            message: `is required with backend "cloud": ${what}`,
+          });
+        }
+      }
+    }
+  })
+  .transform((value) => ({
+    ...value,
+    source: { ...value.source, directory: value.source.directory ?? "." },
+  }));
 
 /** Without a `deployments` section a stack is self-managed: no Pulumi Cloud resources. */
 export const deploymentsSectionSchema = deploymentsConfigSchema.default({

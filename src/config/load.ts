@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { decodeConfigMap } from "./raw";
 import { PROJECT, parseStackConfig, requiredSecretKeys, type StackConfig } from "./schema";
 import type { SecretKeySpec } from "./secret-keys";
+import { stackFilesProblems } from "./stacks-agree";
 
 /** Set by the offline synth: lets a missing secret through as a placeholder. */
 export const SYNTH_ENV = "CLICKY_DELIVERY_SYNTH";
@@ -28,9 +29,15 @@ export class StackConfigError extends pulumi.RunError {
  * Reads this stack's whole config once from the engine, validates it, and returns the typed
  * config plus its secrets. Throws a {@link StackConfigError} listing every problem, before the
  * program registers any resource. Outside synth, a missing required secret is such a problem,
- * and the error says the exact command that sets it.
+ * and the error says the exact command that sets it; so is a disagreement with the project's
+ * other stack files (see `stacks-agree.ts`).
  */
-export function loadStack(): LoadedStack {
+export function loadStack(
+  opts: {
+    /** Folder of the project's stack files to compare with; none: no comparison. */
+    readonly stackFilesDir?: string;
+  } = { stackFilesDir: process.cwd() },
+): LoadedStack {
   const stack = pulumi.getStack();
   const file = `Pulumi.${stack}.yaml`;
   const decoded = decodeConfigMap(pulumi.runtime.allConfig(), isConfigSecret, file);
@@ -39,6 +46,13 @@ export function loadStack(): LoadedStack {
   if (!parsed.ok || problems.length > 0) throw new StackConfigError(problems);
 
   const synth = process.env[SYNTH_ENV] === "1";
+  // The CLI runs the program in the folder of Pulumi.yaml (the default `stackFilesDir`), beside
+  // the other stack files. Synth may read its config from any file (`--stack-file`), so it
+  // compares stack files itself.
+  if (!synth && opts.stackFilesDir !== undefined) {
+    const disagreements = stackFilesProblems(parsed.config, file, opts.stackFilesDir);
+    if (disagreements.length > 0) throw new StackConfigError(disagreements);
+  }
   const unset = requiredSecretKeys(parsed.config).filter(
     (spec) => !parsed.secretKeysSet.includes(spec.key),
   );

@@ -4,11 +4,18 @@ import { deploymentsSectionSchema } from "./deployments";
 import { environmentConfigSchema } from "./environment";
 import { githubConfigSchema } from "./github";
 import { formatIssues, formatKeyPath } from "./problems";
+import { unwrap } from "./schema-walk";
 import { githubSecretKeys, type SecretKeySpec } from "./secret-keys";
 import { workflowsSectionSchema } from "./workflows";
 
 /** The Pulumi project name, and so the namespace of every config key of ours. */
 export const PROJECT = "clicky-delivery";
+
+/** The stack whose environment gates releases: it always needs reviewers and pinned hosts. */
+export const PRODUCTION_STACK = "production";
+
+/** The schema inside defaults, optionals and transforms (re-exported for the docs checks). */
+export { unwrap } from "./schema-walk";
 
 /**
  * The sections of a stack's config, one top-level key each (`clicky-delivery:<section>`).
@@ -70,9 +77,11 @@ export function parseStackConfig(
       );
     }
   }
-  const parsed = stackConfigSchema.safeParse(values);
+  // Issues carry their input so that a missing or empty value can be told apart; no input
+  // is ever quoted from them.
+  const parsed = stackConfigSchema.safeParse(values, { reportInput: true });
   if (!parsed.success) {
-    problems.push(...formatIssues(file, PROJECT, parsed.error.issues, allowedKeysAt));
+    problems.push(...formatIssues(file, PROJECT, parsed.error.issues, allowedKeysAt, schemaAt));
   }
   if (!parsed.success || problems.length > 0) return { ok: false, problems };
   const data = parsed.data;
@@ -103,6 +112,12 @@ export function crossSectionProblems(
 ): { path: readonly PropertyKey[]; message: string }[] {
   const problems: { path: readonly PropertyKey[]; message: string }[] = [];
   const { users, teams } = config.environment.approval.reviewers;
+  if (config.stack === PRODUCTION_STACK && users.length + teams.length === 0) {
+    problems.push({
+      path: ["environment", "approval", "reviewers"],
+      message: `list at least one user or team: the ${PRODUCTION_STACK} environment's required reviewers are the approval gate of every ${PRODUCTION_STACK} deploy (whatever preventSelfReview says)`,
+    });
+  }
   if (config.deployments.driftAutoRemediate && users.length + teams.length > 0) {
     problems.push({
       path: ["deployments", "driftAutoRemediate"],
@@ -114,35 +129,32 @@ export function crossSectionProblems(
 
 /** The keys allowed at a path of the schema, for "unknown key" hints. */
 export function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] | undefined {
+  const schema = schemaAt(path);
+  const inner = schema === undefined ? undefined : unwrap(schema);
+  return inner instanceof z.ZodObject ? Object.keys(inner.shape) : undefined;
+}
+
+/**
+ * The schema of the value at a config path, as declared (with its default or optional), e.g.
+ * `["deploy", "hosts", 0, "hostKey"]`; `undefined` when the path leads nowhere.
+ */
+export function schemaAt(path: readonly PropertyKey[]): z.core.$ZodType | undefined {
   let schema: z.core.$ZodType = stackConfigSchema;
   for (const part of path) {
-    schema = unwrap(schema);
-    if (schema instanceof z.ZodObject) {
-      const child: z.core.$ZodType | undefined = schema.shape[String(part)];
+    const inner = unwrap(schema);
+    if (inner instanceof z.ZodObject) {
+      const child: z.core.$ZodType | undefined = inner.shape[String(part)];
       if (!child) return undefined;
       schema = child;
-    } else if (schema instanceof z.ZodArray) {
-      schema = schema.element;
+    } else if (inner instanceof z.ZodArray) {
+      schema = inner.element;
+    } else if (inner instanceof z.ZodRecord) {
+      schema = inner.valueType as z.core.$ZodType;
     } else {
       return undefined;
     }
   }
-  schema = unwrap(schema);
-  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : undefined;
-}
-
-/** The schema inside defaults, optionals and transforms: what a key's value must look like. */
-export function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
-  let current = schema;
-  for (;;) {
-    if (current instanceof z.ZodDefault || current instanceof z.ZodOptional) {
-      current = current.unwrap() as z.core.$ZodType;
-    } else if (current instanceof z.ZodPipe) {
-      current = current.in as z.core.$ZodType;
-    } else {
-      return current;
-    }
-  }
+  return schema;
 }
 
 /** The secret keys this stack must have before `pulumi up` may register anything. */

@@ -1,6 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { DeployConfig, DeployHost } from "../config/deploy";
+import { pinnedHostKey } from "../config/host-keys";
 import { buildRelease, contentHash } from "./compose";
 import { buildPrepareScript } from "./prepare";
 import { buildDeployScript, imageReference } from "./script";
@@ -26,19 +27,20 @@ export interface RemoteDeployArgs {
 
 /**
  * The SSH connection of a host, shared by all its commands. The host key is pinned when
- * configured; the private key stays a secret Output inside an otherwise plain object, so
+ * configured (never the all-zero placeholder of a stack file, which is no key); the private key stays a secret Output inside an otherwise plain object, so
  * previews and synth show host, port, user and host key, and mask only the key.
  */
 export function hostConnection(
   host: DeployHost,
   privateKey: pulumi.Input<string>,
 ): command.types.input.remote.ConnectionArgs {
+  const hostKey = pinnedHostKey(host);
   return {
     host: host.host,
     port: host.port,
     user: host.user,
     privateKey: pulumi.secret(privateKey),
-    ...(host.hostKey ? { hostKey: host.hostKey } : {}),
+    ...(hostKey ? { hostKey } : {}),
     dialErrorLimit: 5,
     perDialTimeout: 20,
   };
@@ -142,27 +144,6 @@ export function deployTriggers(
     `script:${contentHash([script]).slice(0, 16)}`,
     pulumi.secret(stdin.apply((text) => `env:${contentHash([text]).slice(0, 16)}`)),
   ];
-}
-
-/** Config problems and warnings about host keys; production refuses an unpinned host. */
-export function hostKeyPolicy(
-  stack: string,
-  hosts: readonly DeployHost[],
-  file = `Pulumi.${stack}.yaml`,
-): { readonly errors: string[]; readonly warnings: string[] } {
-  const errors: string[] = [];
-  const warnings: string[] = [];
-  hosts.forEach((host, index) => {
-    if (host.hostKey) return;
-    const where = `${file}: clicky-delivery:deploy.hosts[${index}].hostKey`;
-    const how = `pin it: ssh-keyscan -p ${host.port} -t ed25519 ${host.host}, checked against the host's console`;
-    if (stack === "production") errors.push(`${where}: required in production (${how})`);
-    else
-      warnings.push(
-        `${where}: not set, so the deploy to ${host.host} trusts any server that answers; ${how}`,
-      );
-  });
-  return { errors, warnings };
 }
 
 /**

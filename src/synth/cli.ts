@@ -62,6 +62,11 @@ async function main(): Promise<number> {
       `unset secrets (placeholders used; pulumi up stops until they are set): ${result.unsetSecrets.join(", ")}`,
     );
   }
+  if (result.unsetHostKeys.length) {
+    console.log(
+      `unpinned production host keys (not pinned here; pulumi up stops until they are): ${result.unsetHostKeys.join(", ")}`,
+    );
+  }
   return 0;
 }
 

@@ -1,11 +1,13 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { SYNTH_ENV } from "../config/load";
+import { hostKeyProblems } from "../config/host-keys";
 import { decodeConfigMap } from "../config/raw";
 import { PROJECT, parseStackConfig, requiredSecretKeys } from "../config/schema";
+import { stackFilesProblems } from "../config/stacks-agree";
 import { runUnderMocks } from "./engine";
 import { buildOutputs } from "./outputs";
-import { readStackFile } from "./stack-file";
+import { readStackFile } from "../config/stack-file";
 
 export interface SynthOptions {
   readonly stack: string;
@@ -24,6 +26,8 @@ export type SynthResult =
       readonly counts: ReadonlyMap<string, number>;
       readonly written: readonly string[];
       readonly unsetSecrets: readonly string[];
+      /** Production hosts without a real host key (key path, host), which `pulumi up` refuses. */
+      readonly unsetHostKeys: readonly string[];
       readonly lookups: readonly string[];
     }
   | { readonly ok: false; readonly problems: readonly string[] };
@@ -48,10 +52,19 @@ export async function synth(opts: SynthOptions): Promise<SynthResult> {
   });
   const problems = [...decoded.problems, ...(parsed.ok ? [] : parsed.problems)];
   if (!parsed.ok || problems.length > 0) return { ok: false, problems };
+  // The project's own stack files must agree with each other; a stack file given from
+  // elsewhere (`--stack-file`) is checked alone.
+  if (dirname(stackFile) === resolve(opts.programDir)) {
+    const disagree = stackFilesProblems(parsed.config, fromFile.file, opts.programDir);
+    if (disagree.length > 0) return { ok: false, problems: disagree };
+  }
 
   const unsetSecrets = requiredSecretKeys(parsed.config)
     .map((s) => s.key)
     .filter((k) => !parsed.secretKeysSet.includes(k));
+  const unsetHostKeys = hostKeyProblems(opts.stack, parsed.config.deploy.hosts, fromFile.file, {
+    mode: "synth",
+  }).unset.map((u) => `${u.key} (${u.name}, ${u.host}${u.placeholder ? ": the placeholder" : ""})`);
 
   process.env[SYNTH_ENV] = "1";
   const indexPath = join(opts.programDir, "index.ts");
@@ -93,6 +106,7 @@ export async function synth(opts: SynthOptions): Promise<SynthResult> {
     counts,
     written: [...outputs.files.keys()],
     unsetSecrets,
+    unsetHostKeys,
     lookups: [...new Set(run.calls.map((c) => `${c.token} ${JSON.stringify(c.args)}`))],
   };
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { hostKeyPolicy } from "../../src/deploy/component";
+import { hostKeyProblems } from "../../src/config/host-keys";
 import { buildRelease, contentHash } from "../../src/deploy/compose";
 import { buildPrepareScript } from "../../src/deploy/prepare";
 import { buildDeployScript } from "../../src/deploy/script";
@@ -230,12 +230,15 @@ describe("what makes a deploy run again", () => {
 });
 
 describe("host keys", () => {
+  /** What `pulumi up` of production needs set besides the deploy's secrets. */
+  const UP_SECRETS = { ...TEST_SECRETS, pulumiAccessToken: "t" };
+
   test("production refuses a host without a pinned key, naming the key path and how to get it", async () => {
     const run = await runProgram({
       stack: "production",
       overrides: { deploy: { ...deploy, hosts: [{ name: "prod-1", host: "api.example.org" }] } },
-      secrets: TEST_SECRETS,
-      mode: "synth",
+      secrets: UP_SECRETS,
+      mode: "up",
     });
     assert.equal(
       (run.error as Error | undefined)?.message,
@@ -244,19 +247,45 @@ describe("host keys", () => {
     assert.deepEqual(run.resources, [], "nothing was registered");
   });
 
-  test("production's committed stack file pins every host", async () => {
+  test("production's committed stack file holds the placeholder, which is never pinned", async () => {
     const run = await runProgram({ stack: "production", secrets: TEST_SECRETS, mode: "synth" });
     const commands = run.resources.filter((r) => r.type === COMMAND_TYPE || r.type === COPY_TYPE);
     assert.ok(commands.length > 0);
     for (const r of commands) {
       const hostKey = (reveal(r.inputs.connection) as Record<string, unknown>).hostKey;
-      assert.match(String(hostKey), /^ssh-ed25519 [A-Za-z0-9+/=]+$/, r.name);
+      assert.equal(hostKey, undefined, r.name);
+    }
+  });
+
+  test("pulumi up of production refuses the placeholder host key before registering anything", async () => {
+    const run = await runProgram({ stack: "production", secrets: UP_SECRETS, mode: "up" });
+    assert.match(
+      String((run.error as Error | undefined)?.message),
+      /^Pulumi\.production\.yaml: clicky-delivery:deploy\.hosts\[0\]\.hostKey: required in production, and the line there is the all-zero placeholder/,
+    );
+    assert.deepEqual(
+      run.resources.filter((r) => r.type !== "pulumi:pulumi:StackReference"),
+      [],
+    );
+  });
+
+  test("a pinned production host key is pinned on every command", async () => {
+    const run = await runProgram({
+      stack: "production",
+      secrets: UP_SECRETS,
+      mode: "up",
+      overrides: { deploy: { ...deploy, hosts: [{ ...deploy.hosts[0], hostKey: ED25519 }] } },
+    });
+    assert.equal(run.error, undefined, String(run.error));
+    const commands = run.resources.filter((r) => r.type === COMMAND_TYPE || r.type === COPY_TYPE);
+    for (const r of commands) {
+      assert.equal((reveal(r.inputs.connection) as Record<string, unknown>).hostKey, ED25519);
     }
   });
 
   test("staging warns about an unpinned host and does not fail", () => {
-    const policy = hostKeyPolicy("staging", [
-      { name: "s", host: "staging.example.org", port: 22, user: "deploy" },
+    const policy = hostKeyProblems("staging", [
+      { name: "s", host: "staging.example.org", port: 22 },
     ]);
     assert.deepEqual(policy.errors, []);
     assert.deepEqual(policy.warnings, [

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { isPlaceholderHostKey, pinnedHostKey } from "../../src/config/host-keys";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,7 +11,7 @@ import { buildRelease } from "../../src/deploy/compose";
 import { SYNTH_LAST_DEPLOYED } from "../../src/deploy/image";
 import { buildPrepareScript } from "../../src/deploy/prepare";
 import { buildDeployScript } from "../../src/deploy/script";
-import { ENCRYPTED_PLACEHOLDER } from "../../src/synth/stack-file";
+import { ENCRYPTED_PLACEHOLDER } from "../../src/config/stack-file";
 import { REPO_ROOT } from "../support/program";
 
 const work = mkdtempSync(join(tmpdir(), "clicky-deploy-synth-"));
@@ -110,7 +111,7 @@ for (const [stack, hostName] of [
         port: host.port,
         user: host.user,
         privateKey: "[secret]",
-        ...(host.hostKey ? { hostKey: host.hostKey } : {}),
+        ...(pinnedHostKey(host) ? { hostKey: host.hostKey } : {}),
         dialErrorLimit: 5,
         perDialTimeout: 20,
       });
@@ -118,8 +119,9 @@ for (const [stack, hostName] of [
   });
 }
 
-test("production's committed hosts pin a host key", () => {
+test("production's committed hosts hold the placeholder key line, to replace before the first deploy", () => {
   for (const host of committedDeploy("production").hosts) {
     assert.match(host.hostKey ?? "", /^ssh-ed25519 /, host.name);
+    assert.ok(isPlaceholderHostKey(host.hostKey ?? ""), `${host.name}: synth pins no placeholder`);
   }
 });

@@ -12,6 +12,12 @@ const deploy = {
   hosts: [{ name: "web-1", host: "web-1.example.org" }],
   image: { repository: "ghcr.io/clicky-foundation/clicky-foundation/backend", tag: "v1.0.0" },
 };
+/** Production always needs a reviewer; the rest of its config is the minimal one. */
+const productionEnvironment = {
+  name: "production",
+  url: "https://api.example.org",
+  approval: { reviewers: { users: ["release-lead"] } },
+};
 
 function problemsOf(values: Record<string, unknown>, stack = "staging"): readonly string[] {
   const result = parseStackConfig(values, { stack });
@@ -40,7 +46,10 @@ describe("a minimal stack config", () => {
 
   test("makes the repositoryStack the owner of repository-wide resources, and no other", () => {
     const staging = parseStackConfig({ github, environment, deploy }, { stack: "staging" });
-    const production = parseStackConfig({ github, environment, deploy }, { stack: "production" });
+    const production = parseStackConfig(
+      { github, environment: productionEnvironment, deploy },
+      { stack: "production" },
+    );
     assert.ok(staging.ok && production.ok);
     assert.equal(staging.config.ownsRepository, true);
     assert.equal(production.config.ownsRepository, false);
@@ -50,9 +59,9 @@ describe("a minimal stack config", () => {
 describe("each config rule names the file, the key path and what was expected", () => {
   const cases: [string, Record<string, unknown>, string][] = [
     [
-      "a missing section",
+      "a missing section (named by its required keys)",
       { github, deploy },
-      "Pulumi.staging.yaml: clicky-delivery:environment: expected object, but the key is missing",
+      "Pulumi.staging.yaml: clicky-delivery:environment.name: is required",
     ],
     [
       "an unknown top-level key",
@@ -260,7 +269,10 @@ describe("reading the engine's config map", () => {
 describe("required secrets", () => {
   test("the repository-owning stack needs the repository secrets, the other stack does not", () => {
     const staging = parseStackConfig({ github, environment, deploy }, { stack: "staging" });
-    const production = parseStackConfig({ github, environment, deploy }, { stack: "production" });
+    const production = parseStackConfig(
+      { github, environment: productionEnvironment, deploy },
+      { stack: "production" },
+    );
     assert.ok(staging.ok && production.ok);
     const keys = (c: typeof staging.config) => requiredSecretKeys(c).map((s) => s.key);
     assert.ok(keys(staging.config).includes("codecovToken"));

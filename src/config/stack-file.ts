@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parse } from "yaml";
-import { PROJECT } from "../config/schema";
+import { PROJECT } from "./schema";
 
 /** A stack file turned into the engine's flat config form, without decrypting anything. */
 export interface StackFileConfig {
