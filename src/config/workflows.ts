@@ -4,6 +4,60 @@ import { branchName, refNamePattern } from "./patterns";
 /** A URL path an HTTP check asks, e.g. `/api/v1/health`; safe to write into a script as is. */
 const urlPath = z.string().regex(/^\/[A-Za-z0-9._~/-]*$/, "expected a URL path, e.g. /health");
 
+/**
+ * The oldest Pulumi CLI the workflows may install. Before 3.256.0 `pulumi deployment run`
+ * exited 0 when the deployment it started failed (pulumi/pulumi CHANGELOG 3.256.0, #24155:
+ * "Exit non-zero from remote operations ... when the deployment fails"), so a failed deploy
+ * would have passed as a green job. The deploy step also runs `pulumi deployment get
+ * <version> --output json` (pkg/cmd/pulumi/deployment/deployment_get.go, since 3.242.0).
+ */
+export const MINIMUM_PULUMI_CLI = "3.256.0";
+
+/**
+ * The CLI the jobs install unless configured: the version of the `@pulumi/pulumi` SDK that
+ * package.json pins, written as a literal on purpose (the CLI need not move with the SDK, and
+ * a CLI upgrade should be a visible change of the generated workflows).
+ */
+export const DEFAULT_PULUMI_CLI = "3.276.0";
+
+/** `[major, minor, patch]` of an exact version `x.y.z`, or `undefined` for anything else. */
+export function exactVersion(version: string): [number, number, number] | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(version);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
+function atLeast(version: readonly number[], minimum: readonly number[]): boolean {
+  for (let i = 0; i < 3; i++) {
+    const a = version[i] ?? 0;
+    const b = minimum[i] ?? 0;
+    if (a !== b) return a > b;
+  }
+  return true;
+}
+
+/**
+ * An exact Pulumi CLI version no older than {@link MINIMUM_PULUMI_CLI}. A range (`^3`, `3.x`,
+ * `latest`) is refused: it admits CLIs older than the minimum, and it lets a new release change
+ * what a deploy job does without a change here.
+ */
+const pulumiCliVersion = z.string().superRefine((version, ctx) => {
+  const exact = exactVersion(version);
+  if (exact === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected an exact Pulumi CLI version x.y.z, at least ${MINIMUM_PULUMI_CLI}, got "${version}": a range or tag could install a CLI older than ${MINIMUM_PULUMI_CLI}, whose \`pulumi deployment run\` exits 0 when the deployment fails`,
+    });
+    return;
+  }
+  const minimum = exactVersion(MINIMUM_PULUMI_CLI) as [number, number, number];
+  if (!atLeast(exact, minimum)) {
+    ctx.addIssue({
+      code: "custom",
+      message: `"${version}" is older than ${MINIMUM_PULUMI_CLI}: before it, \`pulumi deployment run\` exits 0 when the deployment fails (pulumi/pulumi#24155), so a failed deploy would pass`,
+    });
+  }
+});
+
 /** A stack and the GitHub environment its deploy job runs in. */
 const deployTargetSchema = z.strictObject({
   /** Stack name, e.g. `staging` (qualified with the Pulumi organization when there is one). */
@@ -48,7 +102,10 @@ export const workflowsConfigSchema = z
       .string()
       .regex(/^3\.\d+(\.\d+)?$/, "expected a Python 3 version, e.g. 3.11")
       .default("3.11"),
-    /** Node.js major version of the mobile jobs and of the jobs that run this program. */
+    /**
+     * Node.js version of the mobile jobs. Jobs that run this program use the version the
+     * pinned Pulumi SDK declares instead (`engines.node` of `@pulumi/pulumi`).
+     */
     nodeVersion: z
       .string()
       .regex(/^\d+(\.\d+){0,2}$/, "expected a Node.js version, e.g. 20")
@@ -63,8 +120,11 @@ export const workflowsConfigSchema = z
       .optional(),
     /** Branches whose pull requests run the PR pipeline; default: the default branch and `develop`. */
     pullRequestBranches: z.array(refNamePattern).min(1).optional(),
-    /** Pulumi CLI version the jobs install (anything `pulumi/actions` accepts, e.g. `^3`). */
-    pulumiVersion: z.string().min(1).default("^3"),
+    /**
+     * Pulumi CLI version the jobs install: an exact `x.y.z`, at least
+     * {@link MINIMUM_PULUMI_CLI}; default {@link DEFAULT_PULUMI_CLI}.
+     */
+    pulumiVersion: pulumiCliVersion.default(DEFAULT_PULUMI_CLI),
     /** The stacks the pipelines deploy, each with its environment and the paths checked after. */
     targets: z
       .strictObject({

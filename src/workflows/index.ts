@@ -1,7 +1,8 @@
 import { type GithubValueSpec, githubValues } from "../config/catalog";
-import type { StackConfig } from "../config/schema";
+import { formatKeyPath } from "../config/problems";
+import { PROJECT, type StackConfig } from "../config/schema";
 import { requiredContexts } from "./contexts";
-import { crossCheckValues } from "./cross-check";
+import { crossCheckValues, type WorkflowProblem } from "./cross-check";
 import type { Workflow } from "./model";
 import { deployProductionPipeline } from "./pipelines/deploy-production";
 import { deployStagingPipeline } from "./pipelines/deploy-staging";
@@ -18,7 +19,11 @@ export interface WorkflowPlan {
   readonly requiredContexts: readonly string[];
 }
 
-/** A workflow plan that breaks a rule; `problems` has one line each, naming both sides. */
+/**
+ * A workflow plan that breaks a rule. `problems` has one line each, naming both sides, written
+ * like config problems (`Pulumi.<stack>.yaml: clicky-delivery:<key path>: <what is wrong>`) so
+ * that synth and `pulumi up` report them the same way and each names the setting to change.
+ */
 export class WorkflowPlanError extends Error {
   constructor(readonly problems: readonly string[]) {
     super(problems.join("\n"));
@@ -47,6 +52,7 @@ export function buildWorkflows(settings: PipelineSettings): Workflow[] {
 export function planWorkflows(
   config: StackConfig,
   catalog: readonly GithubValueSpec[] = githubValues,
+  file = `Pulumi.${config.stack}.yaml`,
 ): WorkflowPlan {
   const settings = pipelineSettings(config);
   const workflows = buildWorkflows(settings);
@@ -57,19 +63,26 @@ export function planWorkflows(
       settings.production.environment,
     ]),
   ];
-  if (problems.length > 0) throw new WorkflowPlanError(problems);
+  if (problems.length > 0) {
+    throw new WorkflowPlanError(
+      problems.map((p) => `${file}: ${formatKeyPath(PROJECT, p.path)}: ${p.message}`),
+    );
+  }
   const pr = workflows[0] as Workflow;
   return { files: workflows.map(writeWorkflow), requiredContexts: requiredContexts(pr) };
 }
 
 /** A deploy job must run in the environment that this stack's config creates. */
-function environmentProblems(config: StackConfig): string[] {
+function environmentProblems(config: StackConfig): WorkflowProblem[] {
   const targets = config.workflows.targets;
   return (["staging", "production"] as const).flatMap((key) => {
     const target = targets[key];
     if (target.stack !== config.stack || target.environment === config.environment.name) return [];
     return [
-      `clicky-delivery:workflows.targets.${key}.environment is "${target.environment}" but stack ${config.stack} creates environment "${config.environment.name}" (clicky-delivery:environment.name)`,
+      {
+        path: ["workflows", "targets", key, "environment"],
+        message: `is "${target.environment}" but stack ${config.stack} creates environment "${config.environment.name}" (clicky-delivery:environment.name)`,
+      },
     ];
   });
 }

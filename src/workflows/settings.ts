@@ -1,4 +1,6 @@
+import type { ProgramLocation } from "../cloud/deployments";
 import { PROJECT, type StackConfig } from "../config/schema";
+import { PROGRAM_NODE_VERSION } from "./node-version";
 
 /** One stack a pipeline deploys: its qualified name, environment and post-deploy checks. */
 export interface DeployTarget {
@@ -20,6 +22,8 @@ export interface ProgramSource {
   readonly checkoutPath?: string;
   /** Folder of `Pulumi.yaml` in the job's workspace, e.g. `.` or `infra`. */
   readonly directory: string;
+  /** Where `Pulumi.yaml` is in GitHub, and which stack file says so (for error messages). */
+  readonly location: ProgramLocation;
 }
 
 /**
@@ -33,7 +37,10 @@ export interface PipelineSettings {
   readonly defaultBranch: string;
   readonly pullRequestBranches: readonly string[];
   readonly pythonVersion: string;
+  /** Node.js of the mobile jobs (`workflows.nodeVersion`). */
   readonly nodeVersion: string;
+  /** Node.js of the jobs that run this program: the pinned Pulumi SDK's minimum (`engines.node`). */
+  readonly programNodeVersion: string;
   readonly image: string;
   readonly deployMode: "pulumi-deployments" | "pulumi-up";
   readonly pulumiVersion: string;
@@ -60,6 +67,11 @@ export function pipelineSettings(config: StackConfig): PipelineSettings {
     checkPaths: t.checkPaths,
   });
   const appRepository = `${github.owner}/${github.repository}`;
+  const location: ProgramLocation = {
+    repository: deployments.source.repository ?? appRepository,
+    directory: deployments.source.directory,
+    stackFile: `Pulumi.${config.stack}.yaml`,
+  };
   const otherRepository =
     deployments.source.repository !== undefined &&
     deployments.source.repository.toLowerCase() !== appRepository.toLowerCase()
@@ -74,6 +86,7 @@ export function pipelineSettings(config: StackConfig): PipelineSettings {
     ],
     pythonVersion: workflows.pythonVersion,
     nodeVersion: workflows.nodeVersion,
+    programNodeVersion: PROGRAM_NODE_VERSION,
     image: workflows.image ?? `ghcr.io/${appRepository.toLowerCase()}/backend`,
     deployMode:
       workflows.deployMode ??
@@ -84,12 +97,13 @@ export function pipelineSettings(config: StackConfig): PipelineSettings {
     checkDeadlineSeconds: workflows.checkDeadlineSeconds,
     program:
       otherRepository === undefined
-        ? { directory: deployments.source.directory }
+        ? { directory: deployments.source.directory, location }
         : {
             repository: otherRepository,
             ref: deployments.source.branch ?? github.defaultBranch,
             checkoutPath: PROGRAM_CHECKOUT_PATH,
             directory: joinPath(PROGRAM_CHECKOUT_PATH, deployments.source.directory),
+            location,
           },
     driftCron: deployments.driftCron,
     mobile: workflows.mobile,

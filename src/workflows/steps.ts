@@ -1,3 +1,5 @@
+import { deploymentPreRunCommands, pulumiProjectCheck } from "../cloud/deployments";
+import { quote } from "../deploy/shell";
 import { actions } from "./actions";
 import { type Expression, expr, type Value } from "./expr";
 import type { RunStep, Step, UsesStep } from "./model";
@@ -79,12 +81,38 @@ export function inProgram(settings: PipelineSettings): { workingDirectory?: stri
   return dir === "." ? {} : { workingDirectory: dir };
 }
 
-/** This Pulumi program, installed and ready to run (`pulumi up`, `pulumi preview`). */
-export function programSteps(settings: PipelineSettings): Step[] {
+/**
+ * Fails with a message naming the repository, folder and config keys when the checked-out
+ * program folder has no `Pulumi.yaml`. It runs from the workspace root (a missing folder
+ * would otherwise fail as the runner's "no such directory" for the next step), with the same
+ * command the deployment settings run first (`pulumiProjectCheck`).
+ */
+export function checkProgramFolder(settings: PipelineSettings): RunStep {
+  return {
+    name: "Check that the Pulumi program is where the config says",
+    run: pulumiProjectCheck(settings.program.location, settings.program.directory),
+  };
+}
+
+/** The program checked out, and checked to be where `deployments.source` says. */
+export function checkoutProgramSteps(settings: PipelineSettings): Step[] {
+  return [checkoutProgram(settings), checkProgramFolder(settings)];
+}
+
+/** The program's lockfile, relative to the workspace root (setup-node's cache key). */
+export function programLockfile(settings: PipelineSettings): string {
   const dir = settings.program.directory;
+  return dir === "." ? "package-lock.json" : `${dir}/package-lock.json`;
+}
+
+/**
+ * This Pulumi program, installed and ready to run (`pulumi up`, `pulumi preview`), on the
+ * Node.js its Pulumi SDK declares (not the app's `nodeVersion`, which is the mobile app's).
+ */
+export function programSteps(settings: PipelineSettings): Step[] {
   return [
-    checkoutProgram(settings),
-    setupNode(settings.nodeVersion, dir === "." ? "package-lock.json" : `${dir}/package-lock.json`),
+    ...checkoutProgramSteps(settings),
+    setupNode(settings.programNodeVersion, programLockfile(settings)),
     {
       name: "Install the program's dependencies",
       ...inProgram(settings),
@@ -118,9 +146,11 @@ export interface DeployValues {
 /**
  * The seam between the pipelines and whoever runs the stack: the steps that deploy `imageTag`
  * to `target` by running its Pulumi stack, with the tag (and the migration switch) passed as
- * stack config. `pulumi-deployments` asks Pulumi Deployments to run the update with the stack's
- * deployment settings (`src/cloud/deployments.ts`) and streams its log; `pulumi-up` runs the
- * update in this job. Either way the job holds only the environment's `PULUMI_ACCESS_TOKEN`:
+ * stack config. `pulumi-deployments` asks Pulumi Deployments to run the update of this run's
+ * commit with the stack's deployment settings (`src/cloud/deployments.ts`), streams its log and
+ * fails unless that deployment succeeded ({@link deploymentRunScript}); `pulumi-up` runs the
+ * update in this job. Either way the job first checks that the program is where
+ * `deployments.source` says, and holds only the environment's `PULUMI_ACCESS_TOKEN`:
  * SSH keys and the GitHub token live in the stack's encrypted config, never in GitHub.
  *
  * A step with id {@link APP_URL_STEP} outputs the environment's public URL, read from the
@@ -161,22 +191,15 @@ echo "app-url=$url" >> "$GITHUB_OUTPUT"`,
   };
 
   if (settings.deployMode === "pulumi-deployments") {
-    // The values in the pre-run commands were checked above, so they need no quoting there.
-    const preRun = configCommands.map((c) => `  --pre-run-command "${c.replaceAll('"', "")}"`);
     return [
-      checkoutProgram(settings),
+      ...checkoutProgramSteps(settings),
       installPulumi(settings),
       appUrl,
       {
         name: `Deploy to ${target.name} with Pulumi Deployments`,
+        ...inProgram(settings),
         env,
-        run: [
-          ...checks,
-          [
-            'pulumi deployment run update --stack "$STACK" --suppress-stream-logs=false',
-            ...preRun,
-          ].join(" \\\n"),
-        ].join("\n"),
+        run: deploymentRunScript(settings, target, checks, configCommands),
       },
     ];
   }
@@ -194,6 +217,97 @@ echo "app-url=$url" >> "$GITHUB_OUTPUT"`,
       ].join("\n"),
     },
   ];
+}
+
+/** How long the deploy step waits for a deployment to reach a final status after the CLI returns. */
+const DEPLOYMENT_SETTLE_SECONDS = 300;
+
+/**
+ * The script that runs `target`'s update through Pulumi Deployments and fails unless that very
+ * deployment succeeded. What it protects against:
+ *
+ * - **the wrong source**: without `--git-commit` a run inherits the settings' source, the
+ *   branch HEAD, which may be newer than the commit whose image this run deploys
+ *   (pkg/cmd/pulumi/deployment/remote.go). It passes `$GITHUB_SHA`, the commit of this run (in
+ *   production, the dispatched commit), or the checked-out commit of a program kept in
+ *   another repository;
+ * - **skipped settings commands**: the settings' own pre-run commands are passed again, first
+ *   ({@link deploymentPreRunCommands}), since the service decides how they combine with the
+ *   run's;
+ * - **a green job for a deploy that did not happen**: the CLI exits 0 for a `skipped`
+ *   deployment (with `skipIntermediateDeployments` a newer one supersedes it) and, before
+ *   3.256.0, for a `failed` one (pkg/backend/httpstate/backend.go `RunDeployment`; statuses in
+ *   sdk/go/common/apitype/list_deployments.go). So the output is kept (`tee`; `pipefail` would
+ *   stop the script at the pipe, hence `|| run_status=$?`), the deployment's version is read
+ *   from its `View Live: <console URL>/deployments/<version>` line, and
+ *   `pulumi deployment get <version> --output json` (pkg/cmd/pulumi/deployment/deployment_get.go)
+ *   must say `succeeded`.
+ */
+function deploymentRunScript(
+  settings: PipelineSettings,
+  target: DeployTarget,
+  checks: readonly string[],
+  configCommands: readonly string[],
+): string {
+  const settingsCommands = deploymentPreRunCommands({
+    ...settings.program.location,
+    stackFile: `Pulumi.${target.name}.yaml`,
+  }).map((c) => `  --pre-run-command ${quote(c)}`);
+  // The values in the config commands were checked above; they expand here, in this job.
+  const configPreRun = configCommands.map((c) => `  --pre-run-command "${c.replaceAll('"', "")}"`);
+  const commit =
+    settings.program.repository === undefined
+      ? 'commit="$GITHUB_SHA"'
+      : "commit=$(git rev-parse HEAD)";
+  return [
+    ...checks,
+    commit,
+    'log="$RUNNER_TEMP/pulumi-deployment-run.log"',
+    "run_status=0",
+    // `|| run_status=$?`: under pipefail a failing `pulumi` would end the script at the pipe,
+    // before the deployment's own status is read.
+    `${[
+      'pulumi deployment run update --stack "$STACK" --suppress-stream-logs=false',
+      '  --git-commit "$commit"',
+      ...settingsCommands,
+      ...configPreRun,
+    ].join(" \\\n")} 2>&1 | tee "$log" || run_status=$?`,
+    `version=$(sed -nE -e 's/\\x1b\\[[0-9;]*m//g' -e 's#.*View Live: *[^[:space:]]*/deployments/([A-Za-z0-9-]+).*#\\1#p' "$log" | tail -n 1)
+if [[ -z "$version" ]]; then
+  echo "::error::pulumi deployment run (exit status $run_status) printed no 'View Live: .../deployments/<version>' line, so which deployment it started, if any, is unknown; see its output above"
+  exit 1
+fi
+deadline=$((SECONDS + ${DEPLOYMENT_SETTLE_SECONDS}))
+while :; do
+  status=$(pulumi deployment get "$version" --stack "$STACK" --output json | jq -r '.status')
+  case "$status" in
+    not-started | accepted | running) ;;
+    *) break ;;
+  esac
+  if ((SECONDS >= deadline)); then
+    echo "::error::deployment $version of $STACK is still $status ${DEPLOYMENT_SETTLE_SECONDS}s after pulumi deployment run returned"
+    exit 1
+  fi
+  sleep 5
+done
+case "$status" in
+  succeeded)
+    echo "deployment $version of $STACK succeeded: image tag $IMAGE_TAG, commit $commit"
+    ;;
+  skipped)
+    echo "::error::deployment $version of $STACK was skipped: a newer deployment of the stack superseded it before it ran, so this run did not deploy image tag $IMAGE_TAG; check the newer deployment in Pulumi Cloud"
+    exit 1
+    ;;
+  *)
+    echo "::error::deployment $version of $STACK ended with status '$status', not succeeded"
+    exit 1
+    ;;
+esac
+if ((run_status != 0)); then
+  echo "::error::pulumi deployment run exited with status $run_status"
+  exit "$run_status"
+fi`,
+  ].join("\n");
 }
 
 /**

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { deploymentPreRunCommands, pulumiProjectCheck } from "../../src/cloud/deployments";
 import { parseStackConfig } from "../../src/config/schema";
 import { ofType, runProgram } from "../support/program";
 
@@ -36,9 +37,20 @@ for (const stack of ["staging", "production"]) {
       assert.equal(settings?.inputs.github, undefined);
     });
 
-    test("checks the program compiles before any operation", () => {
+    test("checks the program is where the config says, then that it compiles, before any operation", () => {
       const ctx = settings?.inputs.operationContext as Record<string, unknown>;
-      assert.deepEqual(ctx.preRunCommands, ["npm run typecheck"]);
+      const location = {
+        repository: "clicky-foundation/clicky-foundation",
+        directory: ".",
+        stackFile: `Pulumi.${stack}.yaml`,
+      };
+      assert.deepEqual(ctx.preRunCommands, [pulumiProjectCheck(location), "npm run typecheck"]);
+      // The workflows pass the same commands again (src/workflows/steps.ts): one function.
+      assert.deepEqual(ctx.preRunCommands, deploymentPreRunCommands(location));
+      assert.equal(
+        pulumiProjectCheck(location),
+        `test -f Pulumi.yaml || { echo "clicky-delivery: no Pulumi.yaml in clicky-foundation/clicky-foundation at this commit; set deployments.source.repository and deployments.source.directory in Pulumi.${stack}.yaml" >&2; exit 1; }`,
+      );
     });
 
     test("schedules drift detection without auto-remediation", () => {
@@ -75,7 +87,12 @@ describe("drift auto-remediation", () => {
       hosts: [{ name: "web-1", host: "web-1.example.org" }],
       image: { repository: "ghcr.io/clicky-foundation/clicky-foundation/backend", tag: "v1.0.0" },
     },
-    deployments: { backend: "cloud", organization: "clicky-foundation", driftAutoRemediate: true },
+    deployments: {
+      backend: "cloud",
+      organization: "clicky-foundation",
+      source: { repository: "clicky-foundation/clicky-foundation", directory: "." },
+      driftAutoRemediate: true,
+    },
   };
   test("is refused for an environment that requires approval", () => {
     const result = parseStackConfig(

@@ -62,7 +62,22 @@ describe("the ruleset's required contexts", () => {
       "Mobile Tests",
       "Mobile Security Scan",
       "Docker Build Check",
+      "Pulumi Program Checks",
     ]);
+  });
+  test("include the program's checks only while the program lives in the app repository", () => {
+    const elsewhere = planWorkflows(
+      stackConfig("staging", {
+        deployments: {
+          backend: "cloud",
+          organization: "clicky-foundation",
+          source: { repository: "clicky-foundation/delivery", directory: "." },
+        },
+      }),
+    );
+    assert.ok(!elsewhere.requiredContexts.includes("Pulumi Program Checks"));
+    const pr = elsewhere.files.find((f) => f.path.endsWith("/pr.yml"));
+    assert.ok(pr && !pr.content.includes("program-checks"));
   });
   test("no required job can be skipped in a way that leaves its check unreported", () => {
     for (const [id, job] of Object.entries(doc.jobs) as [

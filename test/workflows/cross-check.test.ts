@@ -45,7 +45,7 @@ describe("the secrets cross-check", () => {
     const problems = problemsOf(error);
     assert.ok(
       problems.includes(
-        'mobile-build.yml: job "build-ios" reads secrets.EXPO_TOKEN, which no managed resource provides to it (src/config/catalog.ts; repository values: secret CODECOV_TOKEN, secret PULUMI_DRIFT_TOKEN; the job runs in no environment)',
+        'Pulumi.staging.yaml: clicky-delivery:workflows: mobile-build.yml: job "build-ios" reads secrets.EXPO_TOKEN, which no managed resource provides to it (src/config/catalog.ts; repository values: secret CODECOV_TOKEN, secret PULUMI_DRIFT_TOKEN; the job runs in no environment)',
       ),
       problems.join("\n"),
     );
@@ -56,14 +56,13 @@ describe("the secrets cross-check", () => {
       v.name === "PULUMI_DRIFT_TOKEN" ? { ...v, scope: "environment" } : v,
     );
     const problems = crossCheckValues(workflows, moved, ENVS);
-    assert.ok(
-      problems.some((p) =>
-        /^drift\.yml: job "drift" reads secrets\.PULUMI_DRIFT_TOKEN, which no managed resource provides/.test(
-          p,
-        ),
+    const found = problems.find((p) =>
+      /^drift\.yml: job "drift" reads secrets\.PULUMI_DRIFT_TOKEN, which no managed resource provides/.test(
+        p.message,
       ),
-      problems.join("\n"),
     );
+    assert.ok(found, JSON.stringify(problems));
+    assert.deepEqual(found.path, ["pulumiDriftToken"], "the secret key that feeds it");
   });
 
   test("a managed secret no workflow reads fails, naming the catalog entry", () => {
@@ -75,14 +74,22 @@ describe("the secrets cross-check", () => {
       source: { kind: "secretKey", key: "sshKey" },
     };
     assert.deepEqual(crossCheckValues(workflows, [...githubValues, extra], ENVS), [
-      "src/config/catalog.ts: repository secret STAGING_SSH_KEY is read by no workflow job",
+      {
+        path: ["sshKey"],
+        message:
+          "src/config/catalog.ts: repository secret STAGING_SSH_KEY is read by no workflow job",
+      },
     ]);
   });
 
   test("an environment secret must be read in every environment", () => {
     const problems = crossCheckValues(workflows, githubValues, [...ENVS, "qa"]);
     assert.deepEqual(problems, [
-      'src/config/catalog.ts: environment secret PULUMI_ACCESS_TOKEN is read by no job of environment "qa"',
+      {
+        path: ["pulumiAccessToken"],
+        message:
+          'src/config/catalog.ts: environment secret PULUMI_ACCESS_TOKEN is read by no job of environment "qa"',
+      },
     ]);
   });
 
@@ -99,7 +106,56 @@ describe("the secrets cross-check", () => {
       error = err;
     }
     assert.deepEqual(problemsOf(error), [
-      'clicky-delivery:workflows.targets.staging.environment is "stage" but stack staging creates environment "staging" (clicky-delivery:environment.name)',
+      'Pulumi.staging.yaml: clicky-delivery:workflows.targets.staging.environment: is "stage" but stack staging creates environment "staging" (clicky-delivery:environment.name)',
     ]);
+  });
+
+  test("every problem is written like a config problem: file, key path, what is wrong", () => {
+    const renamed = stackConfig("staging", {
+      workflows: {
+        targets: { staging: { stack: "staging", environment: "stage", checkPaths: ["/health"] } },
+      },
+    });
+    const catalog = [
+      ...githubValues.filter((v) => v.name !== "EXPO_TOKEN"),
+      {
+        name: "UNUSED_TOKEN",
+        kind: "secret",
+        scope: "repository",
+        purpose: "nothing",
+        source: { kind: "secretKey", key: "unusedToken" },
+      } as const,
+    ];
+    let error: unknown;
+    try {
+      planWorkflows(renamed, catalog);
+    } catch (err) {
+      error = err;
+    }
+    const problems = problemsOf(error);
+    assert.ok(problems.length >= 4, problems.join("\n"));
+    for (const line of problems) {
+      assert.match(line, /^Pulumi\.staging\.yaml: clicky-delivery:[A-Za-z][\w.[\]]*: \S/, line);
+    }
+    assert.ok(
+      problems.includes(
+        "Pulumi.staging.yaml: clicky-delivery:unusedToken: src/config/catalog.ts: repository secret UNUSED_TOKEN is read by no workflow job",
+      ),
+      problems.join("\n"),
+    );
+  });
+
+  test("a job in an environment no stack manages points at the deploy targets", () => {
+    const problems = crossCheckValues(workflows, githubValues, ["staging"]);
+    assert.ok(
+      problems.some(
+        (p) =>
+          p.path.join(".") === "workflows.targets" &&
+          p.message.startsWith(
+            'deploy-prod.yml: job "deploy" runs in environment "production", which no stack manages',
+          ),
+      ),
+      JSON.stringify(problems),
+    );
   });
 });

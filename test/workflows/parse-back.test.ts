@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
+import { pulumiProjectCheck } from "../../src/cloud/deployments";
 import { planWorkflows } from "../../src/workflows";
+import { PROGRAM_NODE_VERSION } from "../../src/workflows/node-version";
 import { expression, stackConfig } from "./support";
 
 type Doc = {
@@ -18,6 +20,10 @@ type Doc = {
       environment?: { name: string; url?: string };
       outputs?: Record<string, string>;
       steps: {
+        name?: string;
+        id?: string;
+        if?: string;
+        "working-directory"?: string;
         uses?: string;
         run?: string;
         env?: Record<string, string>;
@@ -28,6 +34,9 @@ type Doc = {
 };
 
 const plan = planWorkflows(stackConfig("staging"));
+const pulumiUpPlan = planWorkflows(
+  stackConfig("staging", { workflows: { deployMode: "pulumi-up" } }),
+);
 const docs = new Map(
   plan.files.map((f) => [f.path.replace(".github/workflows/", ""), parse(f.content) as Doc]),
 );
@@ -81,7 +90,11 @@ describe("pr.yml", () => {
     for (const [id, job] of Object.entries(pr.jobs)) {
       if (id === "changes") continue;
       assert.deepEqual(job.needs, ["changes"], id);
-      assert.match(job.if ?? "", /^needs\.changes\.outputs\.(backend|mobile) == 'true'$/, id);
+      assert.match(
+        job.if ?? "",
+        /^needs\.changes\.outputs\.(backend|mobile|program) == 'true'$/,
+        id,
+      );
     }
   });
   test("tests run against PostgreSQL 16 and Redis 7 after alembic upgrade head, and upload coverage with the token", () => {
@@ -106,7 +119,9 @@ describe("deploy-staging.yml", () => {
   });
   test("runs the same check jobs as the PR pipeline, without the path conditions", () => {
     const pr = doc("pr.yml");
-    const shared = Object.keys(pr.jobs).filter((id) => !["changes", "docker-build"].includes(id));
+    const shared = Object.keys(pr.jobs).filter(
+      (id) => !["changes", "docker-build", "program-checks"].includes(id),
+    );
     for (const id of shared) {
       const { needs: _n, if: _i, ...prJob } = pr.jobs[id] as Doc["jobs"][string];
       assert.deepEqual(main.jobs[id], prJob, id);
@@ -138,6 +153,118 @@ describe("deploy-staging.yml", () => {
     const deploy = main.jobs.deploy?.steps.find((s) => s.env?.IMAGE_TAG);
     assert.equal(deploy?.env?.IMAGE_TAG, expression("needs.image.outputs.tag"));
     assert.match(deploy?.run ?? "", /deploy\.image\.tag "?\$IMAGE_TAG/);
+  });
+});
+
+describe("the image", () => {
+  const main = doc("deploy-staging.yml");
+  test("is labelled with its commit and its source repository (GHCR links the package to it)", () => {
+    const push = main.jobs.image?.steps.find((s) =>
+      s.uses?.startsWith("docker/build-push-action@"),
+    );
+    assert.deepEqual(String(push?.with?.labels).split("\n"), [
+      `org.opencontainers.image.revision=${expression("github.sha")}`,
+      "org.opencontainers.image.source=https://github.com/clicky-foundation/clicky-foundation",
+    ]);
+  });
+});
+
+describe("jobs that run this Pulumi program", () => {
+  const all = [
+    ...plan.files.map((f) => ({ mode: "deployments", f })),
+    ...pulumiUpPlan.files.map((f) => ({ mode: "pulumi-up", f })),
+  ];
+  /** Jobs that install the program (npm ci at the program's root) or run pulumi in it. */
+  const programJobs = all.flatMap(({ mode, f }) =>
+    Object.entries((parse(f.content) as Doc).jobs)
+      .filter(([, job]) =>
+        job.steps.some(
+          (s) =>
+            s.run !== undefined &&
+            s["working-directory"] === undefined &&
+            /(^|\n)(npm ci|pulumi |url=\$\(pulumi|want=\$\(pulumi)/.test(s.run),
+        ),
+      )
+      .map(([id, job]) => ({ where: `${mode} ${f.path} ${id}`, job })),
+  );
+
+  test("are the drift, program-check and deploy jobs", () => {
+    assert.deepEqual(
+      programJobs.map((j) => j.where),
+      [
+        "deployments .github/workflows/pr.yml program-checks",
+        "deployments .github/workflows/deploy-staging.yml deploy",
+        "deployments .github/workflows/deploy-prod.yml deploy",
+        "deployments .github/workflows/drift.yml drift",
+        "pulumi-up .github/workflows/pr.yml program-checks",
+        "pulumi-up .github/workflows/deploy-staging.yml deploy",
+        "pulumi-up .github/workflows/deploy-prod.yml deploy",
+        "pulumi-up .github/workflows/drift.yml drift",
+      ],
+    );
+  });
+  test("check right after checkout that Pulumi.yaml is where deployments.source says", () => {
+    const check = pulumiProjectCheck({
+      repository: "clicky-foundation/clicky-foundation",
+      directory: ".",
+      stackFile: "Pulumi.staging.yaml",
+    });
+    for (const { where, job } of programJobs) {
+      assert.ok(job.steps[0]?.uses?.startsWith("actions/checkout@"), where);
+      assert.equal(job.steps[1]?.run, check, where);
+    }
+  });
+  test("set up the Node.js the Pulumi SDK declares, with the lockfile's cache", () => {
+    assert.equal(PROGRAM_NODE_VERSION, "22");
+    for (const { where, job } of programJobs) {
+      const node = job.steps.find((s) => s.uses?.startsWith("actions/setup-node@"));
+      if (where.startsWith("deployments ") && where.endsWith(" deploy")) {
+        // Pulumi Deployments runs the program; this job only runs the CLI.
+        assert.equal(node, undefined, where);
+        continue;
+      }
+      assert.deepEqual(
+        node?.with,
+        {
+          "node-version": PROGRAM_NODE_VERSION,
+          cache: "npm",
+          "cache-dependency-path": "package-lock.json",
+        },
+        where,
+      );
+    }
+  });
+  test("while the mobile jobs keep the app's nodeVersion", () => {
+    const node = doc("pr.yml").jobs["mobile-lint"]?.steps.find((s) =>
+      s.uses?.startsWith("actions/setup-node@"),
+    );
+    assert.equal(node?.with?.["node-version"], "20");
+  });
+});
+
+describe("pr.yml: Pulumi Program Checks", () => {
+  const job = doc("pr.yml").jobs["program-checks"];
+  test("runs when the program changed, with read access and no secret", () => {
+    assert.equal(job?.name, "Pulumi Program Checks");
+    assert.equal(job?.if, "needs.changes.outputs.program == 'true'");
+    assert.deepEqual(job?.permissions, { contents: "read" });
+    assert.ok(!JSON.stringify(job).includes("secrets."));
+  });
+  test("installs, type checks, lints, checks formatting and tests, in that order", () => {
+    assert.deepEqual(
+      job?.steps.filter((s) => s.run?.startsWith("npm")).map((s) => s.run),
+      [
+        "npm ci --no-audit --no-fund",
+        "npm run typecheck",
+        "npm run lint",
+        "npm run format:check",
+        "npm test",
+      ],
+    );
+  });
+  test("tests with CI=false, so the e2e suites skip on a runner without their harness", () => {
+    const testStep = job?.steps.find((s) => s.run === "npm test");
+    assert.deepEqual(testStep?.env, { CI: "false" });
   });
 });
 
@@ -189,8 +316,24 @@ describe("mobile and drift", () => {
     assert.deepEqual(d.on, { workflow_dispatch: {}, schedule: [{ cron: "17 5 * * *" }] });
     const job = d.jobs.drift;
     assert.equal(job?.environment, undefined);
-    const preview = job?.steps.at(-1);
+    const preview = job?.steps.find((s) => s.name?.startsWith("Preview with refresh"));
     assert.match(preview?.run ?? "", /pulumi preview .*--refresh --expect-no-changes --diff/);
     assert.equal(preview?.env?.PULUMI_ACCESS_TOKEN, expression("secrets.PULUMI_DRIFT_TOKEN"));
+  });
+  test("drift.yml then checks the approval rules in GitHub, also after a failed preview", () => {
+    const job = doc("drift.yml").jobs.drift;
+    assert.deepEqual(job?.permissions, { contents: "read", actions: "read" });
+    const names = job?.steps.map((s) => s.name) ?? [];
+    assert.deepEqual(names.slice(-2), [
+      "Preview with refresh (program against GitHub and hosts)",
+      "Check the approval rules in GitHub",
+    ]);
+    const check = job?.steps.at(-1);
+    assert.equal(check?.if, "(!cancelled()) && (steps.preview.outcome != 'skipped')");
+    assert.equal(job?.steps.at(-2)?.id, "preview");
+    assert.equal(check?.env?.GH_TOKEN, expression("github.token"));
+    assert.equal(check?.env?.PULUMI_ACCESS_TOKEN, expression("secrets.PULUMI_DRIFT_TOKEN"));
+    assert.match(check?.run ?? "", /pulumi config get --stack "\$STACK" --path environment --json/);
+    assert.match(check?.run ?? "", /gh api "repos\/\$REPOSITORY\/environments\/\$env_name"/);
   });
 });

