@@ -24,6 +24,10 @@ export interface RecordedOptions {
   readonly deleteBeforeReplace: boolean;
   /** Name of the explicit provider, when one was given. */
   readonly provider?: string;
+  /** Name of the resource whose delete makes this one's delete unnecessary (`deletedWith`). */
+  readonly deletedWith?: string;
+  /** The `replacementTrigger` option in wire form, when one was given. */
+  readonly replacementTrigger?: unknown;
 }
 
 /** One provider function call (`getUser`, `getTeam`, ...). */
@@ -61,6 +65,15 @@ export interface MockRunOptions<T> {
     token: string,
     args: Record<string, unknown>,
   ) => Record<string, unknown> | undefined;
+  /**
+   * What the "provider" answers to a registration, given what was recorded of it: its id and
+   * state, or a thrown error (the SDK then rejects the resource's outputs, as it does when the
+   * engine reports a failed step). Default: id `<name>-id`, state = inputs.
+   */
+  readonly newResource?: (resource: RecordedResource) => {
+    readonly id: string;
+    readonly state: Record<string, unknown>;
+  };
 }
 
 /**
@@ -106,6 +119,8 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
   const resources: RecordedResource[] = [];
   const calls: RecordedCall[] = [];
   const nameByUrn = new Map<string, string>();
+  /** Registrations on their way to `newResource`, by `type::name`. */
+  const pending = new Map<string, RecordedResource>();
 
   await pulumi.runtime.setMocks(
     {
@@ -117,12 +132,22 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
             state: { name, outputs: opts.stackOutputs?.[name] ?? {}, secretOutputNames: [] },
           };
         }
+        const recorded = pending.get(`${args.type}::${args.name}`);
+        if (opts.newResource && recorded) return opts.newResource(recorded);
         return { id: `${args.name}-id`, state: args.inputs };
       },
       call: (args) => {
         calls.push({ token: args.token, args: args.inputs as Record<string, unknown> });
         const inputs = args.inputs as Record<string, unknown>;
-        return opts.callResult?.(args.token, inputs) ?? mockCallResult(args.token, inputs);
+        try {
+          return opts.callResult?.(args.token, inputs) ?? mockCallResult(args.token, inputs);
+        } catch (err) {
+          // The SDK reports a failed invoke with the gRPC error's `details`, as the engine
+          // sends the provider's message there.
+          throw Object.assign(err instanceof Error ? err : new Error(String(err)), {
+            details: err instanceof Error ? err.message : String(err),
+          });
+        }
       },
     },
     opts.project,
@@ -139,7 +164,8 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
     (struct?.toJavaScript() ?? {}) as Record<string, unknown>;
 
   monitor.registerResource = (req, callback) => {
-    resources.push({
+    const trigger = req.getReplacementTrigger()?.toJavaScript();
+    const recorded: RecordedResource = {
       type: req.getType(),
       name: req.getName(),
       ...parentName(req.getParent()),
@@ -154,8 +180,12 @@ export async function runUnderMocks<T>(opts: MockRunOptions<T>): Promise<MockRun
         retainOnDelete: req.getRetainondelete() ?? false,
         deleteBeforeReplace: req.getDeletebeforereplace(),
         ...(req.getProvider() ? { provider: providerName(req.getProvider()) } : {}),
+        ...(req.getDeletedwith() ? { deletedWith: urnName(req.getDeletedwith()) } : {}),
+        ...(trigger !== undefined && trigger !== null ? { replacementTrigger: trigger } : {}),
       },
-    });
+    };
+    resources.push(recorded);
+    pending.set(`${recorded.type}::${recorded.name}`, recorded);
     return register(req, (err, response) => {
       const urn = response?.getUrn();
       if (urn) nameByUrn.set(urn, req.getName());
@@ -217,6 +247,8 @@ interface RegisterRequest {
   getRetainondelete(): boolean | undefined;
   getDeletebeforereplace(): boolean;
   getProvider(): string;
+  getDeletedwith(): string;
+  getReplacementTrigger(): { toJavaScript(): unknown } | undefined;
   getType(): string;
   getName(): string;
   getParent(): string;

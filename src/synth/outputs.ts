@@ -1,5 +1,5 @@
 import { connectionView } from "../deploy/connection-view";
-import type { RecordedResource } from "./engine";
+import type { RecordedOptions, RecordedResource } from "./engine";
 import { isSecret, redact, reveal, SECRET_MASK } from "./wire";
 
 /** The resource types whose inputs synth turns into files. */
@@ -13,6 +13,49 @@ export interface ResourceEntry {
   readonly name: string;
   readonly parent?: string;
   readonly inputs: unknown;
+  /** The options that change what `pulumi up` does with it; `{}` when none is set. */
+  readonly options: LifecycleOptions;
+}
+
+/** The resource options of `resources.json`: only those set, so `{}` means "engine defaults". */
+export interface LifecycleOptions {
+  readonly retainOnDelete?: true;
+  readonly protect?: true;
+  /** Names of the resources it waits for (its `dependsOn` and the resources its inputs come from). */
+  readonly dependsOn?: readonly string[];
+  readonly deleteBeforeReplace?: true;
+  readonly replaceOnChanges?: readonly string[];
+  readonly ignoreChanges?: readonly string[];
+  readonly additionalSecretOutputs?: readonly string[];
+  /** Name of its explicit provider. */
+  readonly provider?: string;
+  readonly deletedWith?: string;
+  /** Its `replacementTrigger`, secrets masked: the resource is replaced when this changes. */
+  readonly replacementTrigger?: unknown;
+}
+
+/**
+ * The lifecycle options of a registration as `resources.json` shows them: each option only
+ * when it differs from the engine's default, in a fixed order.
+ */
+export function lifecycleOptions(options: RecordedOptions): LifecycleOptions {
+  const list = (values: readonly string[]) => (values.length > 0 ? [...values] : undefined);
+  const entries: [keyof LifecycleOptions, unknown][] = [
+    ["retainOnDelete", options.retainOnDelete || undefined],
+    ["protect", options.protect || undefined],
+    ["dependsOn", list([...new Set(options.dependsOn)])],
+    ["deleteBeforeReplace", options.deleteBeforeReplace || undefined],
+    ["replaceOnChanges", list(options.replaceOnChanges)],
+    ["ignoreChanges", list(options.ignoreChanges)],
+    ["additionalSecretOutputs", list(options.additionalSecretOutputs)],
+    ["provider", options.provider],
+    ["deletedWith", options.deletedWith],
+    [
+      "replacementTrigger",
+      options.replacementTrigger === undefined ? undefined : redact(options.replacementTrigger),
+    ],
+  ];
+  return Object.fromEntries(entries.filter(([, v]) => v !== undefined)) as LifecycleOptions;
 }
 
 /** Everything synth writes, as relative path -> content, computed before anything is written. */
@@ -33,6 +76,7 @@ export function buildOutputs(resources: readonly RecordedResource[]): SynthOutpu
     name: r.name,
     ...(r.parent ? { parent: r.parent } : {}),
     inputs: entryInputs(r),
+    options: lifecycleOptions(r.options),
   }));
   files.set("resources.json", `${JSON.stringify(entries, null, 2)}\n`);
 

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { SYNTH_ENV } from "../../src/config/load";
+import { loadStack, SYNTH_ENV } from "../../src/config/load";
 import { PROJECT } from "../../src/config/schema";
 import { program } from "../../src/program";
 import {
@@ -8,11 +8,13 @@ import {
   type RecordedResource,
   runUnderMocks,
 } from "../../src/synth/engine";
-import { readStackFile } from "../../src/synth/stack-file";
+import { readStackFile } from "../../src/config/stack-file";
+import { ED25519 } from "../deploy/support/keys";
 
 export const REPO_ROOT = join(__dirname, "..", "..");
 
-export interface RunProgramOptions extends Pick<MockRunOptions<unknown>, "callResult"> {
+export interface RunProgramOptions
+  extends Pick<MockRunOptions<unknown>, "callResult" | "newResource"> {
   /** Stack name; the stack file defaults to the committed `Pulumi.<stack>.yaml`. */
   readonly stack: string;
   readonly stackFile?: string;
@@ -28,6 +30,11 @@ export interface RunProgramOptions extends Pick<MockRunOptions<unknown>, "callRe
    * but its first; `{}` is a never-deployed stack.
    */
   readonly stackOutputs?: MockRunOptions<unknown>["stackOutputs"];
+  /**
+   * Compare the stack with the project's other stack files in this folder, as `pulumi up` does
+   * from the project folder. Off by default: most tests override config on purpose.
+   */
+  readonly stackFilesDir?: string;
 }
 
 /** The mock runtime is process-global: runs must not overlap, so they queue here. */
@@ -60,14 +67,35 @@ async function runProgramNow(opts: RunProgramOptions): Promise<MockRun<unknown>>
       stack: opts.stack,
       config,
       secretKeys,
-      program: () => program(),
+      program: () =>
+        program(
+          loadStack(opts.stackFilesDir === undefined ? {} : { stackFilesDir: opts.stackFilesDir }),
+        ),
       stackOutputs: opts.stackOutputs ?? previouslyDeployed(opts.stack, config),
       ...(opts.callResult ? { callResult: opts.callResult } : {}),
+      ...(opts.newResource ? { newResource: opts.newResource } : {}),
     });
   } finally {
     if (previous === undefined) delete process.env[SYNTH_ENV];
     else process.env[SYNTH_ENV] = previous;
   }
+}
+
+/**
+ * A stack's committed `deploy` section, changed, with every host pinned to a real-shaped key
+ * (`pulumi up` of production refuses its stack file's all-zero placeholder), as an override.
+ */
+export function committedDeploy(
+  stack: string,
+  change: (deploy: Record<string, unknown>) => Record<string, unknown> = (d) => d,
+): { deploy: Record<string, unknown> } {
+  const file = readStackFile(join(REPO_ROOT, `Pulumi.${stack}.yaml`));
+  const deploy = JSON.parse(file.config[`${PROJECT}:deploy`] ?? "{}") as Record<string, unknown>;
+  const hosts = (deploy.hosts as Record<string, unknown>[]).map((h) => ({
+    ...h,
+    hostKey: ED25519,
+  }));
+  return { deploy: change({ ...deploy, hosts }) };
 }
 
 /** Test digest of the image a stack "deployed before". */

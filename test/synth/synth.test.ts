@@ -59,19 +59,23 @@ for (const stack of ["staging", "production"]) {
       assert.match(run.stdout, /github:index\/repositoryEnvironment:RepositoryEnvironment/);
     });
 
-    test("writes resources.json in registration order with type, name, parent and inputs", () => {
+    test("writes resources.json in registration order with type, name, parent, inputs and options", () => {
       const resources = JSON.parse(readFileSync(join(run.out, "resources.json"), "utf8")) as {
         type: string;
         name: string;
         parent?: string;
         inputs: Record<string, unknown>;
+        options: Record<string, unknown>;
       }[];
       assert.ok(resources.length > 0);
       for (const r of resources) {
         assert.deepEqual(
-          Object.keys(r).filter((k) => !["type", "name", "parent", "inputs"].includes(k)),
+          Object.keys(r).filter(
+            (k) => !["type", "name", "parent", "inputs", "options"].includes(k),
+          ),
           [],
         );
+        assert.equal(typeof r.options, "object", `${r.name} has options`);
       }
       const env = resources.find(
         (r) => r.type === "github:index/repositoryEnvironment:RepositoryEnvironment",
@@ -84,9 +88,61 @@ for (const stack of ["staging", "production"]) {
       }
     });
 
+    test("shows the lifecycle options pulumi up acts on", () => {
+      const resources = JSON.parse(readFileSync(join(run.out, "resources.json"), "utf8")) as {
+        type: string;
+        name: string;
+        options: Record<string, unknown>;
+      }[];
+      const byName = (name: string) => resources.find((r) => r.name === name)?.options;
+      const host = stack === "staging" ? "staging-1" : "prod-1";
+      const secretOutputs = byName(`deploy-${host}-run`)?.additionalSecretOutputs as string[];
+      assert.ok(secretOutputs.includes("stdout") && secretOutputs.includes("stderr"));
+      assert.ok(
+        ((byName(`deploy-${host}-run`)?.dependsOn ?? []) as string[]).some((d) =>
+          d.startsWith(`deploy-${host}-`),
+        ),
+        "the deploy waits for its copies",
+      );
+      const environment = resources.find(
+        (r) => r.type === "github:index/repositoryEnvironment:RepositoryEnvironment",
+      );
+      assert.equal(environment?.options.provider, "github", "GitHub resources use our provider");
+      for (const r of resources.filter((r) =>
+        /ActionsEnvironmentSecret$|ActionsSecret$/.test(r.type),
+      )) {
+        assert.equal(r.options.deleteBeforeReplace, true, `${r.name} is replaced delete-first`);
+        assert.equal(r.options.replacementTrigger, "written-by-pulumi", r.name);
+      }
+      if (stack === "staging") {
+        for (const r of resources.filter((r) =>
+          /Branch$|RepositoryFile$|PullRequest$/.test(r.type),
+        )) {
+          assert.equal(r.options.retainOnDelete, true, `${r.name} leaves state without a delete`);
+        }
+      }
+      assert.deepEqual(
+        resources.find((r) => r.type === "clicky:github:DeploymentEnvironment")?.options,
+        {},
+        "{} when no option is set",
+      );
+    });
+
     test("shows the stack's Pulumi Deployments settings and drift schedule", () => {
       assert.match(run.stdout, /1 {2}pulumiservice:index:DeploymentSettings/);
       assert.match(run.stdout, /1 {2}pulumiservice:index:DriftSchedule/);
+    });
+
+    test("lists production's hosts whose key is still the placeholder", () => {
+      const line = /^unpinned production host keys \([^)]*\): (.*)$/m.exec(run.stdout)?.[1];
+      if (stack === "production") {
+        assert.equal(
+          line,
+          "deploy.hosts[0].hostKey (prod-1, api.clicky-foundation.example: the placeholder)",
+        );
+      } else {
+        assert.equal(line, undefined);
+      }
     });
 
     test("lists the required secrets that are unset", () => {
