@@ -1,8 +1,9 @@
 import * as docker from "@pulumi/docker";
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { type DeployConfigInput, type DeployImage, registryOf } from "../config/deploy";
 import { StackConfigError } from "../config/load";
+import type { OwnOutputs } from "../stack/own-outputs";
 
 /**
  * Which image a run deploys.
@@ -100,35 +101,35 @@ export function deployedImageOutput(resolved: ResolvedImage): DeployedImage {
 export function liveImageSources(
   deploy: DeployConfigInput,
   registryAuth: { username: pulumi.Output<string>; password: pulumi.Output<string> } | undefined,
+  own: OwnOutputs,
 ): ImageSources {
-  let provider: docker.Provider | undefined;
-  const registryProvider = () => {
-    if (registryAuth === undefined) return undefined;
-    provider ??= new docker.Provider("registry", {
-      registryAuth: [
-        { address: deploy.registry ?? registryOf(deploy.image.repository), ...registryAuth },
-      ],
-    });
-    return provider;
-  };
+  // Registered on every run that has registry credentials, not only on runs that look a digest
+  // up: an explicit provider is a resource, so one that a tagless run stops registering would
+  // be deleted, and that delete is a change for `preview --expect-no-changes` (false drift).
+  // Engine: pkg/resource/deploy/step_generator.go (providers are registered like resources;
+  // what a run does not register is deleted).
+  const provider =
+    registryAuth === undefined
+      ? undefined
+      : new docker.Provider("registry", {
+          registryAuth: [
+            { address: deploy.registry ?? registryOf(deploy.image.repository), ...registryAuth },
+          ],
+        });
   return {
     lastDeployed: async () => {
-      const self = `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`;
-      const ref = new pulumi.StackReference("last-deployed", { name: self });
-      const details = await ref.getOutputDetails(DEPLOYED_IMAGE_OUTPUT);
-      const value = details.value ?? details.secretValue;
+      const value = await own.get(DEPLOYED_IMAGE_OUTPUT);
       if (value === undefined) return undefined;
       const parsed = deployedImageSchema.safeParse(value);
       if (!parsed.success) {
-        throw new Error(`${self}: output ${DEPLOYED_IMAGE_OUTPUT} is not an image record`);
+        throw new Error(`${own.stack}: output ${DEPLOYED_IMAGE_OUTPUT} is not an image record`);
       }
       return parsed.data;
     },
     digestOf: async (repository, tag) => {
-      const p = registryProvider();
       const result = await docker.getRegistryImage(
         { name: `${repository}:${tag}` },
-        p ? { provider: p } : {},
+        provider ? { provider } : {},
       );
       return result.sha256Digest;
     },

@@ -2,7 +2,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { withDeployImage } from "../config/deploy";
 import { type SecretValues, StackConfigError, SYNTH_ENV } from "../config/load";
 import type { StackConfig } from "../config/schema";
-import { type DeploySecrets, deployHosts, hostKeyPolicy } from "./component";
+import type { OwnOutputs } from "../stack/own-outputs";
+import { hostKeyProblems } from "../config/host-keys";
+import { type DeploySecrets, deployHosts, type RemoteDeploy } from "./component";
 import {
   DEPLOYED_IMAGE_OUTPUT,
   deployedImageOutput,
@@ -14,12 +16,14 @@ import {
 
 /**
  * Checks of the deploy config that need the stack name or the secrets, run before the program
- * registers anything: production hosts must pin their host key; the registry secrets come in
- * pairs. Throws a StackConfigError listing every problem; logs the warnings.
+ * registers anything: production hosts must pin their host key (the all-zero placeholder is
+ * not a key; offline synth lists such hosts instead, `../config/host-keys.ts`); the registry
+ * secrets come in pairs. Throws a StackConfigError listing every problem; logs the warnings.
  */
 export function checkDeployConfig(config: StackConfig, secrets: SecretValues): void {
   const file = `Pulumi.${config.stack}.yaml`;
-  const { errors, warnings } = hostKeyPolicy(config.stack, config.deploy.hosts, file);
+  const mode = process.env[SYNTH_ENV] === "1" ? "synth" : "up";
+  const { errors, warnings } = hostKeyProblems(config.stack, config.deploy.hosts, file, { mode });
   const hasUser = secrets.registryUsername !== undefined;
   const hasToken = secrets.registryToken !== undefined;
   if (hasUser !== hasToken) {
@@ -54,18 +58,37 @@ export function deploySecrets(secrets: SecretValues): DeploySecrets {
 export function resolveStackImage(
   config: StackConfig,
   secrets: SecretValues,
+  own: OwnOutputs,
 ): Promise<ResolvedImage> {
   const live = liveImageSources(
     config.deploy,
     secrets.registryUsername && secrets.registryToken
       ? { username: secrets.registryUsername, password: secrets.registryToken }
       : undefined,
+    own,
   );
   return resolveImage(
     config.deploy,
     process.env[SYNTH_ENV] === "1" ? synthImageSources(live, config.deploy) : live,
     { stack: config.stack, file: `Pulumi.${config.stack}.yaml` },
   );
+}
+
+/**
+ * The image record, resolved only once every host's deploy command succeeded.
+ *
+ * The engine keeps the outputs a failed update registered (pkg/resource/deploy/step_executor.go
+ * `executeRegisterResourceOutputs`: on error, old outputs overwritten by the new ones), and the
+ * SDK registers the stack's outputs as soon as all of them resolve (runtime/stack.js
+ * `massage`). A record that did not wait for the deploy would name an image that failed on the
+ * host, and every later run without a tag would retry it. Waiting on the commands' ids means a
+ * failed deploy rejects this output, the SDK then registers no outputs (`{}`), and the stack
+ * keeps the record of what the hosts still serve. A failed command is not recorded either
+ * (pulumi-go-provider v1.3.0 infer/resource.go `Create` returns no partial state for a plain
+ * error), so the next tagless run plans nothing.
+ */
+export function recordedAfter<T>(deployed: readonly RemoteDeploy[], record: T): pulumi.Output<T> {
+  return pulumi.all(deployed.map((d) => d.run.id)).apply(() => record);
 }
 
 /**
@@ -76,7 +99,7 @@ export function deployStack(config: StackConfig, secrets: SecretValues, resolved
   const deploy = { ...withDeployImage(config.deploy, resolved.image), migrate: resolved.migrate };
   const deployed = deployHosts(config.stack, deploy, deploySecrets(secrets));
   return {
-    [DEPLOYED_IMAGE_OUTPUT]: deployedImageOutput(resolved),
+    [DEPLOYED_IMAGE_OUTPUT]: recordedAfter(deployed, deployedImageOutput(resolved)),
     deploy: {
       image: deployed[0]?.image,
       imageFrom: { tag: resolved.tagFrom, digest: resolved.digestFrom },
