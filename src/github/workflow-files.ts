@@ -89,12 +89,29 @@ export class WorkflowFiles extends pulumi.ComponentResource {
   constructor(name: string, args: WorkflowFilesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("clicky:github:WorkflowFiles", name, {}, opts);
     const plan = workflowCommitPlan(name, args);
+    // In pull-request mode the branch, its files and the pull request are a proposal: once it
+    // is merged, the next run registers none of them (the default branch already holds the
+    // files) and the engine deletes what a run stops registering
+    // (pkg/resource/deploy/step_generator.go). By then GitHub has usually deleted the head
+    // branch, and the provider's deletes of a ref or a file on a branch that is gone fail
+    // (terraform-provider-github v6.13.0 resource_github_branch.go and
+    // resource_github_repository_file.go `...Delete`), which would fail every run after the
+    // merge. `retainOnDelete` drops them from the state without calling the provider
+    // (pkg/resource/deploy/step.go `DeleteStep.Apply`). Direct mode commits to the default
+    // branch, where removing a workflow from the model must remove its file, so it keeps deletes.
+    const proposal = plan.pullRequest !== undefined;
+    const lifecycle = { parent: this, ...(proposal ? { retainOnDelete: true } : {}) };
     let branch: github.Branch | undefined;
     if (plan.pullRequest) {
+      // A new set of files is a new branch, never a rename of the previous one: the provider
+      // updates `branch` in place by renaming the ref (resource_github_branch.go `Update`),
+      // which would move the open pull request with it and make the new pull request's create
+      // fail ("a pull request already exists"). Replaced, the earlier proposal stays as it is
+      // (retained): close it by hand if it was never merged.
       branch = new github.Branch(
         `${name}-branch`,
         { repository: args.repository, branch: plan.branch, sourceBranch: args.defaultBranch },
-        { parent: this },
+        { ...lifecycle, replaceOnChanges: ["branch"] },
       );
     }
     this.files = plan.files.map(
@@ -109,7 +126,7 @@ export class WorkflowFiles extends pulumi.ComponentResource {
             commitMessage: f.commitMessage,
             overwriteOnCreate: true,
           },
-          { parent: this },
+          lifecycle,
         ),
     );
     if (plan.pullRequest && branch) {
@@ -122,7 +139,7 @@ export class WorkflowFiles extends pulumi.ComponentResource {
           title: plan.pullRequest.title,
           body: plan.pullRequest.body,
         },
-        { parent: this, dependsOn: this.files },
+        { ...lifecycle, dependsOn: this.files },
       );
     }
     this.registerOutputs({ branch: plan.branch });
@@ -145,8 +162,12 @@ export function filesToCommit(
 
 /**
  * The current content of each path on a branch, `undefined` for a file that is not there.
- * GitHub's API answers a missing file with an error or an empty record, depending on the
- * provider version: both mean "not there".
+ *
+ * The provider answers a missing file (or branch) with an empty result, not an error
+ * (terraform-provider-github v6.13.0 data_source_github_repository_file.go: a 404 sets no id).
+ * Any error is something else (credentials, rate limit, an outage) and stops the run: read as
+ * "not there", it would show every file as drift and propose a pull request that changes
+ * nothing.
  */
 export async function readBranchFiles(
   repository: string,
@@ -156,15 +177,18 @@ export async function readBranchFiles(
 ): Promise<Map<string, string | undefined>> {
   const entries = await Promise.all(
     paths.map(async (file): Promise<[string, string | undefined]> => {
+      let found: github.GetRepositoryFileResult;
       try {
-        const found = await github.getRepositoryFile({ repository, branch, file }, opts);
-        return [
-          file,
-          typeof found.content === "string" && found.id !== "" ? found.content : undefined,
-        ];
-      } catch {
-        return [file, undefined];
+        found = await github.getRepositoryFile({ repository, branch, file }, opts);
+      } catch (err) {
+        throw new pulumi.RunError(
+          `could not read ${file} on ${branch} of ${repository} to compare it with the generated one: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
+      return [
+        file,
+        typeof found.content === "string" && found.id !== "" ? found.content : undefined,
+      ];
     }),
   );
   return new Map(entries);
