@@ -2,13 +2,22 @@ import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
 import { StackDeployments, stackDeploymentsArgs } from "./cloud/deployments";
 import { type GithubValueSpec, githubValues } from "./config/catalog";
-import { type LoadedStack, loadStack, StackConfigError } from "./config/load";
+import { type LoadedStack, loadStack, StackConfigError, SYNTH_ENV } from "./config/load";
 import type { StackConfig } from "./config/schema";
 import { checkDeployConfig, deployStack, resolveStackImage } from "./deploy/stack";
 import { DeploymentEnvironment, type ResolvedGithubValue } from "./github/environment";
 import { RepositorySettings } from "./github/repository";
 import { DefaultBranchRuleset } from "./github/ruleset";
+import {
+  decideSecrets,
+  parseSecretRecords,
+  SECRETS_OUTPUT,
+  type SecretRecord,
+  type SecretRecords,
+  secretKey,
+} from "./github/secret-drift";
 import { filesToCommit, readBranchFiles, WorkflowFiles } from "./github/workflow-files";
+import { NO_OUTPUTS, ownOutputs } from "./stack/own-outputs";
 import { planWorkflows, WorkflowPlanError } from "./workflows";
 
 /**
@@ -20,29 +29,43 @@ export async function program(loaded: LoadedStack = loadStack()) {
   checkDeployConfig(config, secrets);
   // The workflows and their secrets cross-check, before any resource is registered.
   const workflows = config.ownsRepository ? planWorkflowsOrStop(config) : undefined;
+  // What this stack recorded last time; offline synth has no state to read.
+  const own = process.env[SYNTH_ENV] === "1" ? NO_OUTPUTS : ownOutputs();
   // The image of this run, before any managed resource: a run that cannot name one changes nothing.
-  const image = await resolveStackImage(config, secrets);
+  const image = await resolveStackImage(config, secrets, own);
   const repository = config.github.repository;
   const githubProvider = githubProviderFor(config);
   const githubOpts = { providers: { github: githubProvider } };
+  const secretRecords = parseSecretRecords(await own.get(SECRETS_OUTPUT));
+  const written: WrittenSecret[] = [];
 
+  const scopeValues = (kind: GithubValueSpec["scope"], scope: SecretScope) =>
+    valuesWithDecisions(config, secrets, kind, scope, secretRecords, githubProvider);
+
+  const environmentScope = { repository, environment: config.environment.name };
+  const environmentValues = await scopeValues("environment", environmentScope);
   const environment = new DeploymentEnvironment(
     config.environment.name,
     {
       repository,
       owner: config.github.owner,
       environment: config.environment,
-      values: resolveValues(config, secrets, "environment"),
+      values: environmentValues.values,
+      secretTriggers: environmentValues.triggers,
     },
     githubOpts,
   );
+  written.push(...writtenSecrets(environmentScope, environment.secrets, environmentValues));
 
   if (config.ownsRepository) {
-    new RepositorySettings(
+    const repositoryScope = { repository };
+    const repositoryValues = await scopeValues("repository", repositoryScope);
+    const settings = new RepositorySettings(
       "repository",
-      { repository, values: resolveValues(config, secrets, "repository") },
+      { repository, values: repositoryValues.values, secretTriggers: repositoryValues.triggers },
       githubOpts,
     );
+    written.push(...writtenSecrets(repositoryScope, settings.secrets, repositoryValues));
     if (workflows) {
       const mode = config.workflows.commit.mode;
       const defaultBranch = config.github.defaultBranch;
@@ -102,8 +125,68 @@ export async function program(loaded: LoadedStack = loadStack()) {
     repository: `${config.github.owner}/${repository}`,
     environment: environment.environment.environment,
     ownsRepositoryResources: config.ownsRepository,
+    [SECRETS_OUTPUT]: secretRecordsOutput(written),
     ...deploy,
   };
+}
+
+/** A managed secret with the trigger it was registered with. */
+interface WrittenSecret {
+  readonly key: string;
+  readonly updatedAt: pulumi.Output<string>;
+  readonly trigger: string;
+}
+
+/** Where a set of Actions secrets lives: the repository, or one of its environments. */
+type SecretScope = { readonly repository: string; readonly environment?: string };
+
+/** A scope's catalog values, and each secret's trigger from the drift check (`./github/secret-drift.ts`). */
+interface ScopeValues {
+  readonly values: ResolvedGithubValue[];
+  readonly triggers: ReadonlyMap<string, string>;
+}
+
+async function valuesWithDecisions(
+  config: StackConfig,
+  secrets: Readonly<Record<string, pulumi.Output<string>>>,
+  kind: GithubValueSpec["scope"],
+  scope: SecretScope,
+  records: SecretRecords,
+  provider: github.Provider,
+): Promise<ScopeValues> {
+  const values = resolveValues(config, secrets, kind);
+  const names = values.filter((v) => v.spec.kind === "secret").map((v) => v.spec.name);
+  const decisions = await decideSecrets(scope, names, records, { provider });
+  return { values, triggers: new Map([...decisions].map(([name, d]) => [name, d.trigger])) };
+}
+
+function writtenSecrets(
+  scope: SecretScope,
+  resources: ReadonlyMap<string, { readonly updatedAt: pulumi.Output<string> }>,
+  { triggers }: ScopeValues,
+): WrittenSecret[] {
+  return [...resources].map(([name, resource]) => ({
+    key: secretKey(scope, name),
+    updatedAt: resource.updatedAt,
+    trigger: triggers.get(name) ?? "",
+  }));
+}
+
+/**
+ * The `githubSecrets` output: per secret, when Pulumi wrote it (the provider's `updatedAt`) and
+ * the trigger it carries, for the next run's comparison with GitHub (`./github/secret-drift.ts`).
+ */
+function secretRecordsOutput(
+  written: readonly WrittenSecret[],
+): pulumi.Output<Record<string, SecretRecord>> {
+  return pulumi.all(written.map((w) => w.updatedAt)).apply((times) =>
+    Object.fromEntries(
+      written.map((w, i) => {
+        const at = times[i];
+        return [w.key, { ...(at ? { writtenAt: at } : {}), trigger: w.trigger }];
+      }),
+    ),
+  );
 }
 
 /**

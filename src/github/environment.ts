@@ -12,6 +12,8 @@ export interface DeploymentEnvironmentArgs {
   readonly environment: EnvironmentConfig;
   /** Environment-scoped values of the catalog with their values. */
   readonly values: readonly ResolvedGithubValue[];
+  /** Each secret's replacement trigger (`./secret-drift.ts`), by secret name. */
+  readonly secretTriggers?: ReadonlyMap<string, string>;
 }
 
 /** A catalog entry paired with its value (secret values stay secret Outputs). */
@@ -27,6 +29,8 @@ export interface ResolvedGithubValue {
  */
 export class DeploymentEnvironment extends pulumi.ComponentResource {
   readonly environment: github.RepositoryEnvironment;
+  /** The environment's secrets by name, for the record of when Pulumi wrote them. */
+  readonly secrets = new Map<string, github.ActionsEnvironmentSecret>();
 
   constructor(
     name: string,
@@ -81,11 +85,12 @@ export class DeploymentEnvironment extends pulumi.ComponentResource {
     for (const { spec, value } of args.values) {
       const childName = `${name}-${spec.name.toLowerCase().replaceAll("_", "-")}`;
       if (spec.kind === "secret") {
-        new github.ActionsEnvironmentSecret(
+        const secret = new github.ActionsEnvironmentSecret(
           childName,
           { repository: args.repository, environment: env.name, secretName: spec.name, value },
-          childOpts,
+          { ...childOpts, ...secretLifecycle(args.secretTriggers?.get(spec.name)) },
         );
+        this.secrets.set(spec.name, secret);
       } else {
         new github.ActionsEnvironmentVariable(
           childName,
@@ -96,6 +101,20 @@ export class DeploymentEnvironment extends pulumi.ComponentResource {
     }
     this.registerOutputs({ environment: this.environment.environment });
   }
+}
+
+/**
+ * Options of a managed Actions secret: replaced when its trigger changes (a change made outside
+ * Pulumi, `./secret-drift.ts`), and replaced delete-first, because the new secret has the same
+ * name and a create-before-delete replace would end by deleting the value it just wrote
+ * (pkg/resource/deploy/step_generator.go: replace is create-before-delete unless
+ * `deleteBeforeReplace`).
+ */
+export function secretLifecycle(trigger: string | undefined): pulumi.CustomResourceOptions {
+  return {
+    deleteBeforeReplace: true,
+    ...(trigger === undefined ? {} : { replacementTrigger: trigger }),
+  };
 }
 
 /**

@@ -1,11 +1,13 @@
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
-import type { ResolvedGithubValue } from "./environment";
+import { type ResolvedGithubValue, secretLifecycle } from "./environment";
 
 export interface RepositorySettingsArgs {
   readonly repository: string;
   /** Repository-scoped values of the catalog with their values. */
   readonly values: readonly ResolvedGithubValue[];
+  /** Each secret's replacement trigger (`./secret-drift.ts`), by secret name. */
+  readonly secretTriggers?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -13,16 +15,20 @@ export interface RepositorySettingsArgs {
  * (`github.repositoryStack`), so the two stacks never overwrite each other's values.
  */
 export class RepositorySettings extends pulumi.ComponentResource {
+  /** The repository's secrets by name, for the record of when Pulumi wrote them. */
+  readonly secrets = new Map<string, github.ActionsSecret>();
+
   constructor(name: string, args: RepositorySettingsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("clicky:github:RepositorySettings", name, {}, opts);
     for (const { spec, value } of args.values) {
       const childName = `${name}-${spec.name.toLowerCase().replaceAll("_", "-")}`;
       if (spec.kind === "secret") {
-        new github.ActionsSecret(
+        const secret = new github.ActionsSecret(
           childName,
           { repository: args.repository, secretName: spec.name, value },
-          { parent: this },
+          { parent: this, ...secretLifecycle(args.secretTriggers?.get(spec.name)) },
         );
+        this.secrets.set(spec.name, secret);
       } else {
         new github.ActionsVariable(
           childName,

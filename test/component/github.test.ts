@@ -5,7 +5,7 @@ import { secretKeySpecs } from "../../src/config/schema";
 import type { RecordedResource } from "../../src/synth/engine";
 import { buildOutputs } from "../../src/synth/outputs";
 import { isSecret, reveal } from "../../src/synth/wire";
-import { byName, ofType, runProgram } from "../support/program";
+import { byName, committedDeploy, ofType, runProgram } from "../support/program";
 
 const ENV = "github:index/repositoryEnvironment:RepositoryEnvironment";
 const POLICY =
@@ -24,7 +24,12 @@ function inputs(r: RecordedResource): Record<string, unknown> {
 }
 
 describe("production's environment", async () => {
-  const run = await runProgram({ stack: "production", mode: "up", secrets: SECRETS });
+  const run = await runProgram({
+    stack: "production",
+    mode: "up",
+    secrets: SECRETS,
+    overrides: committedDeploy("production"),
+  });
 
   test("the program ran without error", () => assert.equal(run.error, undefined));
 
