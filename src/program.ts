@@ -1,7 +1,13 @@
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
 import { StackDeployments, stackDeploymentsArgs } from "./cloud/deployments";
-import { type GithubValueSpec, githubValues } from "./config/catalog";
+import {
+  DRIFT_ENVIRONMENT,
+  type GithubValueScope,
+  githubValues,
+  isApprovalGated,
+} from "./config/catalog";
+import type { EnvironmentConfig } from "./config/environment";
 import { type LoadedStack, loadStack, StackConfigError, SYNTH_ENV } from "./config/load";
 import type { StackConfig } from "./config/schema";
 import { checkDeployConfig, deployStack, resolveStackImage } from "./deploy/stack";
@@ -39,11 +45,15 @@ export async function program(loaded: LoadedStack = loadStack()) {
   const secretRecords = parseSecretRecords(await own.get(SECRETS_OUTPUT));
   const written: WrittenSecret[] = [];
 
-  const scopeValues = (kind: GithubValueSpec["scope"], scope: SecretScope) =>
-    valuesWithDecisions(config, secrets, kind, scope, secretRecords, githubProvider);
+  const scopeValues = (kinds: readonly GithubValueScope[], scope: SecretScope) =>
+    valuesWithDecisions(config, secrets, kinds, scope, secretRecords, githubProvider);
+  const gated = isApprovalGated(config.environment);
 
   const environmentScope = { repository, environment: config.environment.name };
-  const environmentValues = await scopeValues("environment", environmentScope);
+  const environmentValues = await scopeValues(
+    gated ? ["environment", "gated-environment"] : ["environment"],
+    environmentScope,
+  );
   const environment = new DeploymentEnvironment(
     config.environment.name,
     {
@@ -57,9 +67,29 @@ export async function program(loaded: LoadedStack = loadStack()) {
   );
   written.push(...writtenSecrets(environmentScope, environment.secrets, environmentValues));
 
+  if (gated) {
+    // The drift job's environment, managed by the approval-gated stack: its token reads every
+    // stack's config, so who may read it (the branch policy, the secret) changes only through
+    // a run that production's reviewers approved.
+    const driftScope = { repository, environment: DRIFT_ENVIRONMENT };
+    const driftValues = await scopeValues(["drift-environment"], driftScope);
+    const drift = new DeploymentEnvironment(
+      DRIFT_ENVIRONMENT,
+      {
+        repository,
+        owner: config.github.owner,
+        environment: driftEnvironmentConfig(config),
+        values: driftValues.values,
+        secretTriggers: driftValues.triggers,
+      },
+      githubOpts,
+    );
+    written.push(...writtenSecrets(driftScope, drift.secrets, driftValues));
+  }
+
   if (config.ownsRepository) {
     const repositoryScope = { repository };
-    const repositoryValues = await scopeValues("repository", repositoryScope);
+    const repositoryValues = await scopeValues(["repository"], repositoryScope);
     const settings = new RepositorySettings(
       "repository",
       { repository, values: repositoryValues.values, secretTriggers: repositoryValues.triggers },
@@ -149,12 +179,12 @@ interface ScopeValues {
 async function valuesWithDecisions(
   config: StackConfig,
   secrets: Readonly<Record<string, pulumi.Output<string>>>,
-  kind: GithubValueSpec["scope"],
+  kinds: readonly GithubValueScope[],
   scope: SecretScope,
   records: SecretRecords,
   provider: github.Provider,
 ): Promise<ScopeValues> {
-  const values = resolveValues(config, secrets, kind);
+  const values = resolveValues(config, secrets, kinds);
   const names = values.filter((v) => v.spec.kind === "secret").map((v) => v.spec.name);
   const decisions = await decideSecrets(scope, names, records, { provider });
   return { values, triggers: new Map([...decisions].map(([name, d]) => [name, d.trigger])) };
@@ -202,14 +232,33 @@ export function githubProviderFor(config: StackConfig): github.Provider {
   });
 }
 
-/** The catalog entries of one scope, each paired with its value from the stack config. */
+/**
+ * The drift environment: no reviewers (a scheduled job would wait for one), deployments from
+ * the default branch only, so a workflow pushed on any other branch never sees its secrets.
+ */
+export function driftEnvironmentConfig(config: StackConfig): EnvironmentConfig {
+  return {
+    name: DRIFT_ENVIRONMENT,
+    url: config.environment.url,
+    approval: {
+      reviewers: { users: [], teams: [] },
+      preventSelfReview: false,
+      waitTimerMinutes: 0,
+      adminsBypass: false,
+    },
+    deploymentBranches: [config.github.defaultBranch],
+    deploymentTags: [],
+  };
+}
+
+/** The catalog entries of these scopes, each paired with its value from the stack config. */
 export function resolveValues(
   config: StackConfig,
   secrets: Readonly<Record<string, pulumi.Output<string>>>,
-  scope: GithubValueSpec["scope"],
+  scopes: readonly GithubValueScope[],
 ): ResolvedGithubValue[] {
   return githubValues
-    .filter((spec) => spec.scope === scope)
+    .filter((spec) => scopes.includes(spec.scope))
     .map((spec) => {
       if (spec.source.kind === "config")
         return { spec, value: spec.source.read(config.environment) };

@@ -11,7 +11,6 @@ export interface StackDeploymentsArgs {
   readonly repository: string;
   readonly branch: string;
   readonly directory: string;
-  readonly previewPaths: readonly string[];
   readonly driftCron: string;
   readonly driftAutoRemediate: boolean;
 }
@@ -82,8 +81,14 @@ export function deploymentPreRunCommands(location: ProgramLocation): string[] {
  *
  * `deployCommits` stays off on purpose: a push to main must not start a deployment before the
  * main pipeline has pushed that commit's image. The pipeline starts the deployment itself, with
- * the image tag, once the push succeeded. Pull requests that touch the program get previews.
- * Secrets reach the operation through the stack's own encrypted config, so these settings
+ * the image tag, once the push succeeded.
+ *
+ * Pull requests get no previews, on any stack: a preview runs the pull request's own code with
+ * the stack's config decrypted, and every stack's config holds credentials that reach
+ * production (production's own; staging's GitHub token, which can administer the repository
+ * and so change production's reviewers). Anyone who can open a pull request could print them
+ * without an approval. The PR pipeline's program checks and the offline synth show what a
+ * change registers, with no secret. Secrets reach the operation through the stack's own encrypted config, so these settings
  * hold none. `vcs` with provider `github` needs the Pulumi GitHub App installed on the
  * repository (it is how Pulumi Cloud clones it and posts previews); without it deployments
  * cannot fetch the source.
@@ -103,9 +108,8 @@ export function deploymentSettingsInputs(
       provider: "github",
       repository: args.repository,
       deployCommits: false,
-      previewPullRequests: true,
+      previewPullRequests: false,
       pullRequestTemplate: false,
-      paths: [...args.previewPaths],
     },
     operationContext: {
       preRunCommands: deploymentPreRunCommands({
@@ -158,7 +162,6 @@ export function stackDeploymentsArgs(
     repository: deployments.source.repository ?? `${ctx.owner}/${ctx.repository}`,
     branch: deployments.source.branch ?? ctx.defaultBranch,
     directory: deployments.source.directory,
-    previewPaths: deployments.previewPaths,
     driftCron: deployments.driftCron,
     driftAutoRemediate: deployments.driftAutoRemediate,
   };

@@ -2,19 +2,47 @@ import type { EnvironmentConfig } from "./environment";
 
 /**
  * Every GitHub Actions secret and variable this program manages: one table that feeds the
- * resources, the README's "Secrets and variables" table and the workflow cross-checks.
+ * resources, the README's "Secrets and variables" table, the workflow cross-checks and the
+ * policy pack.
  *
- * Scope follows least privilege: a value only one environment's jobs need is a secret of that
- * environment (each stack sets its own), and only values every pipeline needs are
- * repository-wide (set by the repository-owning stack).
+ * Scope follows who may read the value (DESIGN "Who can read what"): a credential that can
+ * read or change production is readable only by jobs of an environment gated by production's
+ * reviewers, or of the drift environment, limited to the default branch and changing nothing.
+ * - `repository`: every workflow of the repository, on any branch (set by the repository-owning
+ *   stack): only values that reach nothing;
+ * - `environment`: each stack's own environment (each stack sets its own value);
+ * - `gated-environment`: only the environment of an approval-gated stack (production);
+ * - `drift-environment`: the drift environment ({@link DRIFT_ENVIRONMENT}: default branch only,
+ *   no reviewers, read-only jobs), managed by the approval-gated stack, so that changing who
+ *   can read the value needs production's reviewers.
  */
-export type GithubValueScope = "repository" | "environment";
+export type GithubValueScope =
+  | "repository"
+  | "environment"
+  | "gated-environment"
+  | "drift-environment";
+
+/**
+ * What a value can reach: `production` wherever it is placed (it reads or changes production),
+ * `own-stack` the stack whose environment holds it, `nothing` no deploy at all.
+ */
+export type GithubValueReach = "production" | "own-stack" | "nothing";
+
+/** The environment of the drift workflow's job: default branch only, no reviewers. */
+export const DRIFT_ENVIRONMENT = "drift";
+
+/** Whether a stack's environment is approval-gated (production's must be). */
+export function isApprovalGated(env: Pick<EnvironmentConfig, "approval">): boolean {
+  const { users, teams } = env.approval.reviewers;
+  return users.length + teams.length > 0;
+}
 
 export interface GithubValueSpec {
   /** Name as workflows reference it: `secrets.NAME` or `vars.NAME`. */
   readonly name: string;
   readonly kind: "secret" | "variable";
   readonly scope: GithubValueScope;
+  readonly reaches: GithubValueReach;
   /** Why it exists and who reads it. */
   readonly purpose: string;
   /** Where the value comes from in the stack config. */
@@ -35,20 +63,24 @@ export const githubValues: readonly GithubValueSpec[] = [
     name: "CODECOV_TOKEN",
     kind: "secret",
     scope: "repository",
+    reaches: "nothing",
     purpose: "Coverage upload of the backend and mobile test jobs (codecov-action v4 needs it)",
     source: { kind: "secretKey", key: "codecovToken" },
   },
   {
     name: "EXPO_TOKEN",
     kind: "secret",
-    scope: "repository",
-    purpose: "EAS builds on release tags and OTA updates on main",
+    scope: "gated-environment",
+    reaches: "production",
+    purpose:
+      "EAS builds on release tags and OTA updates on main: it can publish to production users, so only jobs of the approval-gated environment see it",
     source: { kind: "secretKey", key: "expoToken" },
   },
   {
     name: "PULUMI_ACCESS_TOKEN",
     kind: "secret",
     scope: "environment",
+    reaches: "own-stack",
     purpose:
       "Lets the environment's deploy job run this stack; only jobs of that environment see it",
     source: { kind: "secretKey", key: "pulumiAccessToken" },
@@ -56,9 +88,10 @@ export const githubValues: readonly GithubValueSpec[] = [
   {
     name: "PULUMI_DRIFT_TOKEN",
     kind: "secret",
-    scope: "repository",
+    scope: "drift-environment",
+    reaches: "production",
     purpose:
-      "Scheduled drift checks (`pulumi preview --refresh`) of every stack; a read-only Pulumi token, so no job needs an environment's approval for it",
+      "Scheduled drift checks (`pulumi preview --refresh`) of every stack: a Pulumi token with Stack Read, which decrypts the stacks' config, so only the drift job, on the default branch, sees it",
     source: { kind: "secretKey", key: "pulumiDriftToken" },
   },
 ];
@@ -87,6 +120,9 @@ export const specSecretFates: readonly { readonly spec: string; readonly now: st
     spec: "PROD_URL",
     now: "`environment.url` in `Pulumi.production.yaml`; deploy jobs read it from the stack",
   },
-  { spec: "EXPO_TOKEN", now: "repository secret `EXPO_TOKEN` (mobile workflows)" },
+  {
+    spec: "EXPO_TOKEN",
+    now: "secret `EXPO_TOKEN` of the production environment (mobile workflows, approved jobs only)",
+  },
   { spec: "CODECOV_TOKEN", now: "repository secret `CODECOV_TOKEN` (test jobs)" },
 ];

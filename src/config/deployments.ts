@@ -60,10 +60,6 @@ export const deploymentsConfigSchema = z
           .optional(),
       })
       .default({}),
-    /** Pull requests that touch these paths get a `pulumi preview` of this stack. */
-    previewPaths: z
-      .array(z.string().min(1))
-      .default(["Pulumi*.yaml", "index.ts", "src/**", "package*.json"]),
     /** When drift detection runs (UTC). */
     driftCron: cronExpression.default("17 5 * * *"),
     /** Whether detected drift is undone automatically (never in production). */
@@ -98,7 +94,6 @@ export const deploymentsConfigSchema = z
 export const deploymentsSectionSchema = deploymentsConfigSchema.default({
   backend: "self-managed",
   source: { directory: "." },
-  previewPaths: ["Pulumi*.yaml", "index.ts", "src/**", "package*.json"],
   driftCron: "17 5 * * *",
   driftAutoRemediate: false,
 });

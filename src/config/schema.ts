@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DRIFT_ENVIRONMENT, isApprovalGated } from "./catalog";
 import { deployConfigSchema, deploySecretKeys } from "./deploy";
 import { deploymentsSectionSchema } from "./deployments";
 import { environmentConfigSchema } from "./environment";
@@ -118,6 +119,12 @@ export function crossSectionProblems(
       message: `list at least one user or team: the ${PRODUCTION_STACK} environment's required reviewers are the approval gate of every ${PRODUCTION_STACK} deploy (whatever preventSelfReview says)`,
     });
   }
+  if (config.environment.name === DRIFT_ENVIRONMENT) {
+    problems.push({
+      path: ["environment", "name"],
+      message: `"${DRIFT_ENVIRONMENT}" is the drift workflow's environment (default branch only, no reviewers); name this stack's environment otherwise`,
+    });
+  }
   if (config.deployments.driftAutoRemediate && users.length + teams.length > 0) {
     problems.push({
       path: ["deployments", "driftAutoRemediate"],
@@ -160,6 +167,10 @@ export function schemaAt(path: readonly PropertyKey[]): z.core.$ZodType | undefi
 /** The secret keys this stack must have before `pulumi up` may register anything. */
 export function requiredSecretKeys(config: StackConfig): readonly SecretKeySpec[] {
   return secretKeySpecs.filter((spec) =>
-    spec.requiredWhen({ stack: config.stack, ownsRepository: config.ownsRepository }),
+    spec.requiredWhen({
+      stack: config.stack,
+      ownsRepository: config.ownsRepository,
+      approvalGated: isApprovalGated(config.environment),
+    }),
   );
 }

@@ -15,6 +15,8 @@ export interface SecretKeySpec {
 export interface SecretRequirementContext {
   readonly stack: string;
   readonly ownsRepository: boolean;
+  /** The stack's environment requires reviewers (it holds the production-reaching secrets). */
+  readonly approvalGated: boolean;
 }
 
 /** Secrets that feed GitHub secrets (see `catalog.ts`). */
@@ -26,8 +28,9 @@ export const githubSecretKeys: readonly SecretKeySpec[] = [
   },
   {
     key: "expoToken",
-    description: "Expo access token for EAS builds and updates (expo.dev > access tokens)",
-    requiredWhen: ({ ownsRepository }) => ownsRepository,
+    description:
+      "Expo access token for EAS builds and updates (expo.dev > access tokens); a secret of the approval-gated environment",
+    requiredWhen: ({ approvalGated }) => approvalGated,
   },
   {
     key: "pulumiAccessToken",
@@ -37,7 +40,7 @@ export const githubSecretKeys: readonly SecretKeySpec[] = [
   {
     key: "pulumiDriftToken",
     description:
-      "Read-only Pulumi token for the drift workflow: a team token whose team has Stack Read on every stack (app.pulumi.com > teams)",
-    requiredWhen: ({ ownsRepository }) => ownsRepository,
+      "Read-only Pulumi token for the drift workflow: a team token whose team has Stack Read on every stack (app.pulumi.com > teams); set on the approval-gated stack, which manages the drift environment",
+    requiredWhen: ({ approvalGated }) => approvalGated,
   },
 ];

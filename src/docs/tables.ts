@@ -1,4 +1,10 @@
-import { describeSource, githubValues, specSecretFates } from "../config/catalog";
+import {
+  DRIFT_ENVIRONMENT,
+  describeSource,
+  type GithubValueScope,
+  githubValues,
+  specSecretFates,
+} from "../config/catalog";
 import { secretKeySpecs } from "../config/schema";
 
 /**
@@ -11,14 +17,19 @@ export const README_TABLES: Readonly<Record<string, () => string>> = {
   "secret-keys-table": renderSecretKeysTable,
 };
 
+const SCOPE_TEXT: Readonly<Record<GithubValueScope, string>> = {
+  repository: "repository (set by the `github.repositoryStack` stack)",
+  environment: "environment (each stack, its own)",
+  "gated-environment": "the approval-gated stack's environment (production)",
+  "drift-environment": `environment \`${DRIFT_ENVIRONMENT}\` (set by the approval-gated stack)`,
+};
+
 /** Every GitHub secret and variable the program manages. */
 export function renderSecretsTable(): string {
   const rows = githubValues.map((v) => [
     `\`${v.name}\``,
     v.kind,
-    v.scope === "repository"
-      ? "repository (set by the `github.repositoryStack` stack)"
-      : "environment (each stack, its own)",
+    SCOPE_TEXT[v.scope],
     `\`${describeSource(v.source)}\``,
     v.purpose,
   ]);

@@ -1,4 +1,4 @@
-import type { GithubValueSource, GithubValueSpec } from "../config/catalog";
+import type { GithubValueScope, GithubValueSource, GithubValueSpec } from "../config/catalog";
 import type { Workflow } from "./model";
 import { renderJob } from "./render";
 
@@ -72,10 +72,10 @@ function sourceKeyPath(source: GithubValueSource): PropertyKey[] {
 /**
  * The secrets cross-check, both ways, one problem per finding naming both sides:
  * - every `secrets.X` / `vars.X` a job reads is a managed value it can see: a repository value,
- *   or a value of the environment the job runs in (each of `environments` gets every
- *   environment-scoped value of the catalog, from its own stack);
+ *   or a value of the environment the job runs in (`environments` maps each managed
+ *   environment to the catalog scopes its stack fills in it);
  * - every managed secret is read by some job that can see it (an unused secret is a credential
- *   kept for nothing); an environment secret, by a job of every environment.
+ *   kept for nothing); an environment secret, by a job of every environment that holds it.
  * Variables are not held to the second rule: a variable grants nothing.
  *
  * Each problem's key path is the setting to change: the deploy targets for a job in an
@@ -85,36 +85,38 @@ function sourceKeyPath(source: GithubValueSource): PropertyKey[] {
 export function crossCheckValues(
   workflows: readonly Workflow[],
   catalog: readonly GithubValueSpec[],
-  environments: readonly string[],
+  environments: ReadonlyMap<string, readonly GithubValueScope[]>,
 ): WorkflowProblem[] {
   const problems: WorkflowProblem[] = [];
   const refs = valueReferences(workflows);
-  const has = (scope: GithubValueSpec["scope"], kind: ValueReference["kind"], name: string) =>
-    catalog.some((v) => v.scope === scope && v.kind === kind && v.name === name);
-  const listOf = (scope: GithubValueSpec["scope"]) =>
+  const names = [...environments.keys()];
+  const scopesOf = (environment: string | undefined): readonly GithubValueScope[] => [
+    "repository",
+    ...(environment === undefined ? [] : (environments.get(environment) ?? [])),
+  ];
+  const has = (scopes: readonly GithubValueScope[], kind: ValueReference["kind"], name: string) =>
+    catalog.some((v) => scopes.includes(v.scope) && v.kind === kind && v.name === name);
+  const listOf = (scopes: readonly GithubValueScope[]) =>
     catalog
-      .filter((v) => v.scope === scope)
+      .filter((v) => scopes.includes(v.scope))
       .map((v) => `${v.kind} ${v.name}`)
       .join(", ") || "none";
 
   for (const ref of refs) {
     const where = `${ref.file}: job "${ref.job}"`;
-    if (ref.environment !== undefined && !environments.includes(ref.environment)) {
+    if (ref.environment !== undefined && !environments.has(ref.environment)) {
       problems.push({
         path: ["workflows", "targets"],
-        message: `${where} runs in environment "${ref.environment}", which no stack manages (managed: ${environments.join(", ")})`,
+        message: `${where} runs in environment "${ref.environment}", which no stack manages (managed: ${names.join(", ")})`,
       });
       continue;
     }
     if (ref.kind === "secret" && BUILT_IN_SECRETS.has(ref.name)) continue;
-    const provided =
-      has("repository", ref.kind, ref.name) ||
-      (ref.environment !== undefined && has("environment", ref.kind, ref.name));
-    if (!provided) {
+    if (!has(scopesOf(ref.environment), ref.kind, ref.name)) {
       const visible =
         ref.environment === undefined
-          ? `repository values: ${listOf("repository")}; the job runs in no environment`
-          : `repository values: ${listOf("repository")}; environment "${ref.environment}" values: ${listOf("environment")}`;
+          ? `repository values: ${listOf(["repository"])}; the job runs in no environment`
+          : `repository values: ${listOf(["repository"])}; environment "${ref.environment}" values: ${listOf(environments.get(ref.environment) ?? [])}`;
       const entry = catalog.find((v) => v.kind === ref.kind && v.name === ref.name);
       problems.push({
         path: entry ? sourceKeyPath(entry.source) : ["workflows"],
@@ -132,7 +134,8 @@ export function crossCheckValues(
         problems.push({ path, message: `${label} is read by no workflow job` });
       continue;
     }
-    for (const environment of environments) {
+    const holders = names.filter((e) => environments.get(e)?.includes(value.scope));
+    for (const environment of holders) {
       if (!reads.some((r) => r.environment === environment)) {
         problems.push({
           path,

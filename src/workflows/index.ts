@@ -1,4 +1,9 @@
-import { type GithubValueSpec, githubValues } from "../config/catalog";
+import {
+  DRIFT_ENVIRONMENT,
+  type GithubValueScope,
+  type GithubValueSpec,
+  githubValues,
+} from "../config/catalog";
 import { formatKeyPath } from "../config/problems";
 import { PROJECT, type StackConfig } from "../config/schema";
 import { requiredContexts } from "./contexts";
@@ -58,10 +63,7 @@ export function planWorkflows(
   const workflows = buildWorkflows(settings);
   const problems = [
     ...environmentProblems(config),
-    ...crossCheckValues(workflows, catalog, [
-      settings.staging.environment,
-      settings.production.environment,
-    ]),
+    ...crossCheckValues(workflows, catalog, environmentScopes(settings)),
   ];
   if (problems.length > 0) {
     throw new WorkflowPlanError(
@@ -70,6 +72,22 @@ export function planWorkflows(
   }
   const pr = workflows[0] as Workflow;
   return { files: workflows.map(writeWorkflow), requiredContexts: requiredContexts(pr) };
+}
+
+/**
+ * The environments the stacks manage, each with the catalog scopes filled in it: every deploy
+ * target's environment holds its stack's `environment` values; production's (the
+ * approval-gated one) also the `gated-environment` ones; the drift environment the
+ * `drift-environment` ones.
+ */
+export function environmentScopes(
+  settings: PipelineSettings,
+): ReadonlyMap<string, readonly GithubValueScope[]> {
+  return new Map<string, readonly GithubValueScope[]>([
+    [settings.staging.environment, ["environment"]],
+    [settings.production.environment, ["environment", "gated-environment"]],
+    [DRIFT_ENVIRONMENT, ["drift-environment"]],
+  ]);
 }
 
 /** A deploy job must run in the environment that this stack's config creates. */

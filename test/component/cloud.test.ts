@@ -29,8 +29,12 @@ for (const stack of ["staging", "production"]) {
       assert.equal(vcs.provider, "github");
       assert.equal(vcs.repository, "clicky-foundation/clicky-foundation");
       assert.equal(vcs.deployCommits, false, "a commit must not deploy before its image exists");
-      assert.equal(vcs.previewPullRequests, true);
-      assert.ok((vcs.paths as string[]).includes("src/**"));
+      assert.equal(
+        vcs.previewPullRequests,
+        false,
+        "a preview runs the pull request's code with the stack's config decrypted",
+      );
+      assert.equal(vcs.paths, undefined, "no path filter: nothing runs on a push or pull request");
     });
 
     test("uses the current inputs, not the deprecated github block", () => {

@@ -67,21 +67,48 @@ describe("production's environment", async () => {
       env: p.inputs.environment,
       parent: p.parent,
     }));
-    assert.deepEqual(policies, [
-      { branch: "main", tag: undefined, env: "production", parent: "production" },
-      { branch: undefined, tag: "v*.*.*", env: "production", parent: "production" },
-    ]);
+    assert.deepEqual(
+      policies.filter((p) => p.env === "production"),
+      [
+        { branch: "main", tag: undefined, env: "production", parent: "production" },
+        { branch: undefined, tag: "v*.*.*", env: "production", parent: "production" },
+      ],
+    );
   });
 
-  test("holds its own Pulumi token as an environment secret, kept secret", () => {
-    const [secret, ...rest] = ofType(run, ENV_SECRET);
-    assert.equal(rest.length, 0);
-    assert.ok(secret);
-    assert.equal(secret.inputs.secretName, "PULUMI_ACCESS_TOKEN");
-    assert.equal(secret.inputs.environment, "production");
-    assert.ok(isSecret(secret.inputs.value), "the value must travel as a secret");
-    assert.equal(reveal(secret.inputs.value), SECRETS.pulumiAccessToken);
-    assert.equal(secret.inputs.plaintextValue, undefined, "the deprecated input is not used");
+  test("holds its Pulumi token and the Expo token as environment secrets, kept secret", () => {
+    const secrets = ofType(run, ENV_SECRET).filter((s) => s.inputs.environment === "production");
+    assert.deepEqual(
+      secrets.map((s) => s.inputs.secretName),
+      ["EXPO_TOKEN", "PULUMI_ACCESS_TOKEN"],
+    );
+    for (const secret of secrets) {
+      assert.ok(isSecret(secret.inputs.value), "the value must travel as a secret");
+      assert.equal(secret.inputs.plaintextValue, undefined, "the deprecated input is not used");
+    }
+    assert.equal(reveal(secrets[0]?.inputs.value), SECRETS.expoToken);
+    assert.equal(reveal(secrets[1]?.inputs.value), SECRETS.pulumiAccessToken);
+  });
+
+  test("manages the drift environment: default branch only, no reviewers, the drift token its one secret", () => {
+    const drift = inputs(byName(run, ENV, "drift"));
+    assert.deepEqual(drift.reviewers, []);
+    assert.deepEqual(drift.deploymentBranchPolicy, {
+      protectedBranches: false,
+      customBranchPolicies: true,
+    });
+    assert.deepEqual(
+      ofType(run, POLICY)
+        .filter((p) => p.inputs.environment === "drift")
+        .map((p) => [p.inputs.branchPattern, p.inputs.tagPattern]),
+      [["main", undefined]],
+    );
+    const secrets = ofType(run, ENV_SECRET).filter((s) => s.inputs.environment === "drift");
+    assert.deepEqual(
+      secrets.map((s) => s.inputs.secretName),
+      ["PULUMI_DRIFT_TOKEN"],
+    );
+    assert.equal(reveal(secrets[0]?.inputs.value), SECRETS.pulumiDriftToken);
   });
 
   test("has no variables: the URL lives in the stack config, where the jobs read it", () => {
@@ -122,11 +149,11 @@ describe("staging's environment", async () => {
 
   test("owns the repository secrets, each kept secret", () => {
     const secrets = ofType(run, REPO_SECRET);
-    assert.deepEqual(secrets.map((s) => s.inputs.secretName).sort(), [
-      "CODECOV_TOKEN",
-      "EXPO_TOKEN",
-      "PULUMI_DRIFT_TOKEN",
-    ]);
+    assert.deepEqual(
+      secrets.map((s) => s.inputs.secretName).sort(),
+      ["CODECOV_TOKEN"],
+      "only what reaches no deploy: every branch's workflows can read a repository secret",
+    );
     for (const s of secrets) {
       assert.ok(isSecret(s.inputs.value), `${String(s.inputs.secretName)} must be secret`);
       assert.equal(s.parent, "repository");
@@ -152,9 +179,16 @@ describe("a missing secret outside synth", async () => {
     const message = (run.error as Error).message;
     assert.match(
       message,
-      /^Pulumi\.production\.yaml: 4 required secrets are not set; nothing was changed/,
+      /^Pulumi\.production\.yaml: 6 required secrets are not set; nothing was changed/,
     );
-    for (const key of ["pulumiAccessToken", "sshPrivateKey", "postgresPassword", "jwtSecretKey"]) {
+    for (const key of [
+      "expoToken",
+      "pulumiAccessToken",
+      "pulumiDriftToken",
+      "sshPrivateKey",
+      "postgresPassword",
+      "jwtSecretKey",
+    ]) {
       assert.match(
         message,
         new RegExp(`^  pulumi config set --secret ${key} --stack production {3}# `, "m"),

@@ -231,7 +231,12 @@ describe("what makes a deploy run again", () => {
 
 describe("host keys", () => {
   /** What `pulumi up` of production needs set besides the deploy's secrets. */
-  const UP_SECRETS = { ...TEST_SECRETS, pulumiAccessToken: "t" };
+  const UP_SECRETS = {
+    ...TEST_SECRETS,
+    pulumiAccessToken: "t",
+    pulumiDriftToken: "d",
+    expoToken: "e",
+  };
 
   test("production refuses a host without a pinned key, naming the key path and how to get it", async () => {
     const run = await runProgram({

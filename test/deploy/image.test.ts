@@ -99,6 +99,8 @@ describe("the image of a run", () => {
 describe("the program, as pulumi up runs it", () => {
   const secrets = {
     pulumiAccessToken: "t",
+    pulumiDriftToken: "d",
+    expoToken: "e",
     sshPrivateKey: "k",
     postgresPassword: "p",
     jwtSecretKey: "j",

@@ -78,7 +78,8 @@ for (const stack of ["staging", "production"]) {
         assert.equal(typeof r.options, "object", `${r.name} has options`);
       }
       const env = resources.find(
-        (r) => r.type === "github:index/repositoryEnvironment:RepositoryEnvironment",
+        (r) =>
+          r.type === "github:index/repositoryEnvironment:RepositoryEnvironment" && r.name === stack,
       );
       assert.equal(env?.inputs.environment, stack);
       const parentNames = new Set(resources.map((r) => r.name));

@@ -267,7 +267,7 @@ describe("reading the engine's config map", () => {
 });
 
 describe("required secrets", () => {
-  test("the repository-owning stack needs the repository secrets, the other stack does not", () => {
+  test("the repository-owning stack needs the repository secrets; the approval-gated one the production-reaching ones", () => {
     const staging = parseStackConfig({ github, environment, deploy }, { stack: "staging" });
     const production = parseStackConfig(
       { github, environment: productionEnvironment, deploy },
@@ -276,9 +276,12 @@ describe("required secrets", () => {
     assert.ok(staging.ok && production.ok);
     const keys = (c: typeof staging.config) => requiredSecretKeys(c).map((s) => s.key);
     assert.ok(keys(staging.config).includes("codecovToken"));
-    assert.ok(keys(staging.config).includes("expoToken"));
+    assert.ok(!keys(staging.config).includes("expoToken"), "staging's jobs never see it");
+    assert.ok(!keys(staging.config).includes("pulumiDriftToken"), "staging's jobs never see it");
     assert.ok(!keys(production.config).includes("codecovToken"));
     assert.ok(keys(production.config).includes("pulumiAccessToken"));
+    assert.ok(keys(production.config).includes("expoToken"));
+    assert.ok(keys(production.config).includes("pulumiDriftToken"));
   });
 
   test("the message gives the exact command for each missing secret", () => {

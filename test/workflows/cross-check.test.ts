@@ -1,14 +1,19 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { type GithubValueSpec, githubValues } from "../../src/config/catalog";
-import { buildWorkflows, planWorkflows, WorkflowPlanError } from "../../src/workflows";
+import {
+  buildWorkflows,
+  environmentScopes,
+  planWorkflows,
+  WorkflowPlanError,
+} from "../../src/workflows";
 import { crossCheckValues, valueReferences } from "../../src/workflows/cross-check";
 import { pipelineSettings } from "../../src/workflows/settings";
 import { stackConfig } from "./support";
 
 const config = stackConfig("staging");
 const workflows = buildWorkflows(pipelineSettings(config));
-const ENVS = ["staging", "production"];
+const ENVS = environmentScopes(pipelineSettings(config));
 
 function problemsOf(error: unknown): readonly string[] {
   assert.ok(error instanceof WorkflowPlanError, String(error));
@@ -32,6 +37,9 @@ describe("the secrets cross-check", () => {
     ]);
     assert.ok(refs.includes("deploy-staging.yml deploy@staging secret:PULUMI_ACCESS_TOKEN"));
     assert.ok(refs.includes("deploy-prod.yml deploy@production secret:PULUMI_ACCESS_TOKEN"));
+    assert.ok(refs.includes("drift.yml drift@drift secret:PULUMI_DRIFT_TOKEN"));
+    assert.ok(refs.includes("mobile-build.yml build-ios@production secret:EXPO_TOKEN"));
+    assert.ok(refs.includes("mobile-update.yml ota-update@production secret:EXPO_TOKEN"));
   });
 
   test("a value read but provided by no resource fails, naming the job and what it can see", () => {
@@ -45,7 +53,7 @@ describe("the secrets cross-check", () => {
     const problems = problemsOf(error);
     assert.ok(
       problems.includes(
-        'Pulumi.staging.yaml: clicky-delivery:workflows: mobile-build.yml: job "build-ios" reads secrets.EXPO_TOKEN, which no managed resource provides to it (src/config/catalog.ts; repository values: secret CODECOV_TOKEN, secret PULUMI_DRIFT_TOKEN; the job runs in no environment)',
+        'Pulumi.staging.yaml: clicky-delivery:workflows: mobile-build.yml: job "build-ios" reads secrets.EXPO_TOKEN, which no managed resource provides to it (src/config/catalog.ts; repository values: secret CODECOV_TOKEN; environment "production" values: secret PULUMI_ACCESS_TOKEN)',
       ),
       problems.join("\n"),
     );
@@ -53,7 +61,7 @@ describe("the secrets cross-check", () => {
 
   test("an environment secret is not visible to a job outside that environment", () => {
     const moved: GithubValueSpec[] = githubValues.map((v) =>
-      v.name === "PULUMI_DRIFT_TOKEN" ? { ...v, scope: "environment" } : v,
+      v.name === "PULUMI_DRIFT_TOKEN" ? { ...v, scope: "gated-environment" } : v,
     );
     const problems = crossCheckValues(workflows, moved, ENVS);
     const found = problems.find((p) =>
@@ -70,6 +78,7 @@ describe("the secrets cross-check", () => {
       name: "STAGING_SSH_KEY",
       kind: "secret",
       scope: "repository",
+      reaches: "own-stack",
       purpose: "the spec's SSH key",
       source: { kind: "secretKey", key: "sshKey" },
     };
@@ -83,7 +92,11 @@ describe("the secrets cross-check", () => {
   });
 
   test("an environment secret must be read in every environment", () => {
-    const problems = crossCheckValues(workflows, githubValues, [...ENVS, "qa"]);
+    const problems = crossCheckValues(
+      workflows,
+      githubValues,
+      new Map([...ENVS, ["qa", ["environment"]]]),
+    );
     assert.deepEqual(problems, [
       {
         path: ["pulumiAccessToken"],
@@ -122,6 +135,7 @@ describe("the secrets cross-check", () => {
         name: "UNUSED_TOKEN",
         kind: "secret",
         scope: "repository",
+        reaches: "nothing",
         purpose: "nothing",
         source: { kind: "secretKey", key: "unusedToken" },
       } as const,
@@ -146,7 +160,11 @@ describe("the secrets cross-check", () => {
   });
 
   test("a job in an environment no stack manages points at the deploy targets", () => {
-    const problems = crossCheckValues(workflows, githubValues, ["staging"]);
+    const problems = crossCheckValues(
+      workflows,
+      githubValues,
+      new Map([["staging", ["environment"]]]),
+    );
     assert.ok(
       problems.some(
         (p) =>

@@ -311,11 +311,15 @@ describe("mobile and drift", () => {
     assert.equal(step?.env?.COMMIT_MESSAGE, expression("github.event.head_commit.message"));
     assert.match(step?.run ?? "", /--message "\$COMMIT_MESSAGE"/);
   });
-  test("drift.yml previews both stacks on a schedule and by hand, in no environment", () => {
+  test("drift.yml previews both stacks on a schedule and by hand, in the drift environment", () => {
     const d = doc("drift.yml");
     assert.deepEqual(d.on, { workflow_dispatch: {}, schedule: [{ cron: "17 5 * * *" }] });
     const job = d.jobs.drift;
-    assert.equal(job?.environment, undefined);
+    assert.deepEqual(
+      job?.environment,
+      { name: "drift" },
+      "where the drift token is, and only there",
+    );
     const preview = job?.steps.find((s) => s.name?.startsWith("Preview with refresh"));
     assert.match(preview?.run ?? "", /pulumi preview .*--refresh --expect-no-changes --diff/);
     assert.equal(preview?.env?.PULUMI_ACCESS_TOKEN, expression("secrets.PULUMI_DRIFT_TOKEN"));

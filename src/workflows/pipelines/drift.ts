@@ -1,3 +1,4 @@
+import { DRIFT_ENVIRONMENT } from "../../config/catalog";
 import { environmentConfigSchema } from "../../config/environment";
 import { WorkflowBuilder } from "../builder";
 import { expr } from "../expr";
@@ -65,6 +66,11 @@ export function driftPipeline(settings: PipelineSettings): Workflow {
       name: "Drift",
       runsOn: "ubuntu-latest",
       timeoutMinutes: 30,
+      // The drift token (Stack Read on every stack, so it decrypts their config) is a secret of
+      // this environment only: default branch only, no reviewers (a scheduled job would wait
+      // for one), managed by the approval-gated stack. A workflow pushed on any other branch
+      // cannot read it.
+      environment: { name: DRIFT_ENVIRONMENT },
       permissions: { contents: "read", actions: "read" },
       strategy: {
         failFast: false,

@@ -7,7 +7,14 @@ import { checkout, setupNode } from "../steps";
 
 const EAS = `npx --yes eas-cli@${tools.easCli}`;
 
-/** A mobile job: checkout, Node, `npm ci`, then EAS commands authenticated by `EXPO_TOKEN`. */
+/**
+ * A mobile job: checkout, Node, `npm ci`, then EAS commands authenticated by `EXPO_TOKEN`.
+ *
+ * It runs in the production environment: `EXPO_TOKEN` can publish to production users (an OTA
+ * update reaches every installed app), so it is a secret of that environment only, and each
+ * job waits for production's reviewers. The environment's deployment policies already allow
+ * the default branch and the release tags these workflows run on.
+ */
 function easJob(
   settings: PipelineSettings,
   name: string,
@@ -18,6 +25,7 @@ function easJob(
     runsOn: "ubuntu-latest",
     timeoutMinutes: 120,
     permissions: { contents: "read" },
+    environment: { name: settings.production.environment },
     steps: [
       checkout(),
       setupNode(settings.nodeVersion, "mobile/package-lock.json"),

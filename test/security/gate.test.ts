@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { secretKeySpecs } from "../../src/config/schema";
+import type { RecordedResource } from "../../src/synth/engine";
+import { committedDeploy, runProgram } from "../support/program";
+import { type CredentialPath, credentialPaths, gateViolation, previewsOfPullRequests } from "./paths";
+
+const SECRETS = Object.fromEntries(secretKeySpecs.map((s) => [s.key, `${s.key}-value`]));
+const CTX = { productionStack: "production", defaultBranch: "main" };
+
+async function resourcesOf(stack: string): Promise<RecordedResource[]> {
+  const run = await runProgram({
+    stack,
+    mode: "up",
+    secrets: SECRETS,
+    overrides: committedDeploy(stack),
+  });
+  assert.equal(run.error, undefined, String(run.error));
+  return [...run.resources];
+}
+
+function describePath(p: CredentialPath): string {
+  return `${p.secret} @ ${p.scope} (managed by ${p.managedBy}; branches ${p.branches.join(",") || "-"}; tags ${p.tags.join(",") || "-"}; reviewers ${p.reviewers}${p.preventSelfReview ? ", no self-review" : ""}${p.adminsBypass ? ", admins bypass" : ""}) read by ${p.readers.join("; ") || "no job"}`;
+}
+
+describe("every path to a production credential passes production's gate", async () => {
+  const staging = await resourcesOf("staging");
+  const production = await resourcesOf("production");
+  const paths = credentialPaths(
+    [
+      { stack: "staging", resources: staging },
+      { stack: "production", resources: production },
+    ],
+    "production",
+  );
+
+  test("the paths, listed", (t) => {
+    for (const p of paths) t.diagnostic(describePath(p));
+    assert.deepEqual(
+      paths
+        .map((p) => `${p.secret} @ ${p.scope}${p.reachesProduction ? " (reaches production)" : ""}`)
+        .sort(),
+      [
+        "CODECOV_TOKEN @ repository",
+        "EXPO_TOKEN @ production (reaches production)",
+        "PULUMI_ACCESS_TOKEN @ production (reaches production)",
+        "PULUMI_ACCESS_TOKEN @ staging",
+        "PULUMI_DRIFT_TOKEN @ drift (reaches production)",
+      ],
+    );
+  });
+
+  test("each production credential is behind the reviewers, or on the default branch with read-only jobs", () => {
+    const violations = paths
+      .map((p) => [describePath(p), gateViolation(p, CTX)] as const)
+      .filter(([, why]) => why !== undefined);
+    assert.deepEqual(violations, []);
+  });
+
+  test("each production credential is read by some job, and only in its environment", () => {
+    for (const p of paths.filter((p) => p.reachesProduction)) {
+      assert.ok(p.readers.length > 0, describePath(p));
+    }
+  });
+
+  test("no repository-scoped secret can read production", () => {
+    assert.deepEqual(
+      paths.filter((p) => p.scope === "repository" && p.reachesProduction).map(describePath),
+      [],
+    );
+  });
+
+  test("no stack's Pulumi Deployments settings preview pull requests", () => {
+    // Production's config decrypts production's secrets; staging's holds a GitHub token that
+    // can administer the repository, and so change production's reviewers.
+    assert.equal(previewsOfPullRequests(production), false);
+    assert.equal(previewsOfPullRequests(staging), false);
+  });
+});
+
+describe("the gate check fails on a broken variant", () => {
+  const gated: CredentialPath = {
+    secret: "PULUMI_ACCESS_TOKEN",
+    scope: "production",
+    managedBy: "production",
+    reachesProduction: true,
+    branches: ["main"],
+    tags: ["v*.*.*"],
+    reviewers: 2,
+    preventSelfReview: true,
+    adminsBypass: false,
+    readers: ["deploy-prod.yml: deploy"],
+    readersChange: ["runs pulumi up or a deployment"],
+  };
+  const drift: CredentialPath = {
+    ...gated,
+    secret: "PULUMI_DRIFT_TOKEN",
+    scope: "drift",
+    branches: ["main"],
+    tags: [],
+    reviewers: 0,
+    preventSelfReview: false,
+    readers: ["drift.yml: drift"],
+    readersChange: [],
+  };
+  const cases: [string, CredentialPath, RegExp][] = [
+    [
+      "a production credential as a repository secret",
+      { ...gated, scope: "repository" },
+      /every branch's workflows/,
+    ],
+    ["the last reviewer removed", { ...gated, reviewers: 0 }, /no approval gate/],
+    ["self-review allowed", { ...gated, preventSelfReview: false }, /no approval gate/],
+    ["admins may bypass", { ...gated, adminsBypass: true }, /no approval gate/],
+    [
+      "managed by the stack deployed without approval",
+      { ...gated, managedBy: "staging" },
+      /managed by stack staging/,
+    ],
+    [
+      "the drift environment opened to another branch",
+      { ...drift, branches: ["main", "release/*"] },
+      /allows main, release\/\*/,
+    ],
+    ["the drift environment opened to tags", { ...drift, tags: ["v*"] }, /tag v\*/],
+    [
+      "a drift job that deploys",
+      { ...drift, readersChange: ["contents: write"] },
+      /change things \(contents: write\)/,
+    ],
+  ];
+  test("the committed shapes pass", () => {
+    assert.equal(gateViolation(gated, CTX), undefined);
+    assert.equal(gateViolation(drift, CTX), undefined);
+  });
+  for (const [name, path, why] of cases) {
+    test(name, () => assert.match(gateViolation(path, CTX) ?? "(passes)", why));
+  }
+});
