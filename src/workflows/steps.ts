@@ -122,6 +122,13 @@ export function programSteps(settings: PipelineSettings): Step[] {
   ];
 }
 
+/**
+ * The policy pack (`policy/`, beside `Pulumi.yaml`) that every preview and update of the
+ * generated jobs runs: it fails a run that would open a path to production around its
+ * reviewers. `pulumi up` runs it in its own preview, before any change.
+ */
+export const POLICY_PACK = "--policy-pack policy";
+
 /** Id of the step that outputs the environment's public URL (`app-url`). */
 export const APP_URL_STEP = "app-url";
 
@@ -213,7 +220,7 @@ echo "app-url=$url" >> "$GITHUB_OUTPUT"`,
       run: [
         ...checks,
         ...configCommands,
-        'pulumi up --stack "$STACK" --yes --non-interactive --diff --message "Deploy $IMAGE_TAG (GitHub run $GITHUB_RUN_ID)"',
+        `pulumi up --stack "$STACK" --yes --non-interactive --diff ${POLICY_PACK} --message "Deploy $IMAGE_TAG (GitHub run $GITHUB_RUN_ID)"`,
       ].join("\n"),
     },
   ];
@@ -254,7 +261,12 @@ function deploymentRunScript(
     stackFile: `Pulumi.${target.name}.yaml`,
   }).map((c) => `  --pre-run-command ${quote(c)}`);
   // The values in the config commands were checked above; they expand here, in this job.
-  const configPreRun = configCommands.map((c) => `  --pre-run-command "${c.replaceAll('"', "")}"`);
+  const configPreRun = [
+    ...configCommands,
+    // The policy pack, before the update: a violation fails the deployment before it changes
+    // anything. Pulumi Deployments loads no local pack by itself.
+    `pulumi preview --stack $STACK --non-interactive ${POLICY_PACK}`,
+  ].map((c) => `  --pre-run-command "${c.replaceAll('"', "")}"`);
   const commit =
     settings.program.repository === undefined
       ? 'commit="$GITHUB_SHA"'

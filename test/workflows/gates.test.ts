@@ -62,3 +62,16 @@ test("an environment's deploy token is read only by jobs of that environment", (
       );
   }
 });
+
+test("every update and every drift preview runs the policy pack", () => {
+  const runs = jobs.flatMap(({ file, id, job }) =>
+    job.steps
+      .map((s) => s.run ?? "")
+      .filter((script) => /^\s*pulumi (up|deployment run|preview)\b/m.test(script))
+      .map((script) => ({ where: `${file}: ${id}`, script })),
+  );
+  assert.ok(runs.length >= 5, "deploys of both stacks in both modes, and the drift preview");
+  for (const { where, script } of runs) {
+    assert.match(script, /--policy-pack policy\b/, where);
+  }
+});

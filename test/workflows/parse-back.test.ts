@@ -322,6 +322,11 @@ describe("mobile and drift", () => {
     );
     const preview = job?.steps.find((s) => s.name?.startsWith("Preview with refresh"));
     assert.match(preview?.run ?? "", /pulumi preview .*--refresh --expect-no-changes --diff/);
+    assert.match(
+      preview?.run ?? "",
+      /--policy-pack policy\b/,
+      "the policy pack runs in the drift check too",
+    );
     assert.equal(preview?.env?.PULUMI_ACCESS_TOKEN, expression("secrets.PULUMI_DRIFT_TOKEN"));
   });
   test("drift.yml then checks the approval rules in GitHub, also after a failed preview", () => {

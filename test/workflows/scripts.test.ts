@@ -63,7 +63,7 @@ esac`;
       { STACK, IMAGE_TAG: TAG, GITHUB_SHA: SHA, PULUMI_ACCESS_TOKEN: "x", ...env },
     );
 
-  test("deploys this run's commit, with the settings' pre-run commands first, then the tag", () => {
+  test("deploys this run's commit, with the settings' pre-run commands first, then the tag, then the policy pack", () => {
     const r = deploy({ STATUSES: "succeeded" });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const args = readFileSync(join(r.dir, ".stub-log"), "utf8").trimEnd().split("\n");
@@ -84,6 +84,8 @@ esac`;
       ...settings.flatMap((c) => ["--pre-run-command", c]),
       "--pre-run-command",
       `pulumi config set --stack ${STACK} --path --type string deploy.image.tag ${TAG}`,
+      "--pre-run-command",
+      `pulumi preview --stack ${STACK} --non-interactive --policy-pack policy`,
     ]);
     assert.match(r.stdout, /deployment 42 of .* succeeded/);
   });

@@ -4,7 +4,7 @@ import { WorkflowBuilder } from "../builder";
 import { expr } from "../expr";
 import type { RunStep, Workflow } from "../model";
 import type { PipelineSettings } from "../settings";
-import { inProgram, programSteps } from "../steps";
+import { inProgram, POLICY_PACK, programSteps } from "../steps";
 
 /** Id of the preview step, whose outcome decides whether the approval check runs. */
 const PREVIEW_STEP = "preview";
@@ -41,7 +41,7 @@ export function driftPipeline(settings: PipelineSettings): Workflow {
     id: PREVIEW_STEP,
     ...inProgram(settings),
     env: pulumiEnv,
-    run: 'pulumi preview --stack "$STACK" --refresh --expect-no-changes --diff --non-interactive',
+    run: `pulumi preview --stack "$STACK" --refresh --expect-no-changes --diff --non-interactive ${POLICY_PACK}`,
   };
   const approvals: RunStep = {
     name: "Check the approval rules in GitHub",
