@@ -1,14 +1,15 @@
-/** The resource types the pack checks, as the engine names them. */
+import { RESOURCE_TYPES } from "../src/synth/resource-types";
+
+/** The resource types the pack checks, as the engine names them (one table with synth's). */
 export const TYPES = {
-  environment: "github:index/repositoryEnvironment:RepositoryEnvironment",
-  deploymentPolicy:
-    "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy",
-  repositorySecret: "github:index/actionsSecret:ActionsSecret",
-  environmentSecret: "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret",
-  remoteCommand: "command:remote:Command",
-  copyToRemote: "command:remote:CopyToRemote",
-  deploymentSettings: "pulumiservice:index:DeploymentSettings",
-  repositoryFile: "github:index/repositoryFile:RepositoryFile",
+  environment: RESOURCE_TYPES.environment,
+  deploymentPolicy: RESOURCE_TYPES.deploymentPolicy,
+  repositorySecret: RESOURCE_TYPES.repositorySecret,
+  environmentSecret: RESOURCE_TYPES.environmentSecret,
+  remoteCommand: RESOURCE_TYPES.remoteCommand,
+  copyToRemote: RESOURCE_TYPES.copyToRemote,
+  deploymentSettings: RESOURCE_TYPES.deploymentSettings,
+  repositoryFile: RESOURCE_TYPES.repositoryFile,
 } as const;
 
 /** What a policy reads of a resource; the engine's arguments have more. */

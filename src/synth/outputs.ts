@@ -1,11 +1,12 @@
 import { connectionView } from "../deploy/connection-view";
 import type { RecordedOptions, RecordedResource } from "./engine";
+import { RESOURCE_TYPES } from "./resource-types";
 import { isSecret, redact, reveal, SECRET_MASK } from "./wire";
 
 /** The resource types whose inputs synth turns into files. */
-export const FILE_TYPE = "github:index/repositoryFile:RepositoryFile";
-export const COMMAND_TYPE = "command:remote:Command";
-export const COPY_TYPE = "command:remote:CopyToRemote";
+export const FILE_TYPE = RESOURCE_TYPES.repositoryFile;
+export const COMMAND_TYPE = RESOURCE_TYPES.remoteCommand;
+export const COPY_TYPE = RESOURCE_TYPES.copyToRemote;
 
 /** An entry of `resources.json`. */
 export interface ResourceEntry {

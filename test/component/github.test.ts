@@ -3,16 +3,18 @@ import { describe, test } from "node:test";
 import { StackConfigError } from "../../src/config/load";
 import { secretKeySpecs } from "../../src/config/schema";
 import type { RecordedResource } from "../../src/synth/engine";
+import { RESOURCE_TYPES } from "../../src/synth/resource-types";
 import { buildOutputs } from "../../src/synth/outputs";
 import { isSecret, reveal } from "../../src/synth/wire";
 import { byName, committedDeploy, ofType, runProgram } from "../support/program";
 
-const ENV = "github:index/repositoryEnvironment:RepositoryEnvironment";
-const POLICY =
-  "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy";
-const ENV_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret";
-const ENV_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable";
-const REPO_SECRET = "github:index/actionsSecret:ActionsSecret";
+const {
+  environment: ENV,
+  deploymentPolicy: POLICY,
+  environmentSecret: ENV_SECRET,
+  environmentVariable: ENV_VARIABLE,
+  repositorySecret: REPO_SECRET,
+} = RESOURCE_TYPES;
 
 /** Distinctive values for every secret key, so a leak anywhere is easy to find. */
 const SECRETS: Record<string, string> = Object.fromEntries(

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { RESOURCE_TYPES } from "../../src/synth/resource-types";
 import { reveal } from "../../src/synth/wire";
 import {
   EMPTY_STATE,
@@ -11,8 +12,7 @@ import {
 import { deployWith, describeSteps, registryAnswers, SECRETS, tagged } from "./support";
 
 const STACK = "staging";
-const ENV_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret";
-const REPO_SECRET = "github:index/actionsSecret:ActionsSecret";
+const { environmentSecret: ENV_SECRET, repositorySecret: REPO_SECRET } = RESOURCE_TYPES;
 
 /** GitHub's Actions secrets, with the times GitHub reports (Go's time format, as the provider prints it). */
 class Secrets {

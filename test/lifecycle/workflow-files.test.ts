@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { RESOURCE_TYPES } from "../../src/synth/resource-types";
 import { EMPTY_STATE, lifecycleRun, type World } from "../support/lifecycle";
 import { describeSteps, SECRETS, tagged } from "./support";
 
 const STACK = "staging";
-const BRANCH = "github:index/branch:Branch";
-const FILE = "github:index/repositoryFile:RepositoryFile";
-const PULL = "github:index/repositoryPullRequest:RepositoryPullRequest";
+const { branch: BRANCH, repositoryFile: FILE, pullRequest: PULL } = RESOURCE_TYPES;
 
 /**
  * A stand-in for the app repository: the default branch's files, the other branches, and the
@@ -112,10 +111,11 @@ describe("the workflows pull request, merged and its branch deleted", async () =
     assert.deepEqual(afterMerge.errors, []);
     const deletes = afterMerge.steps.filter((s) => s.op === "delete");
     assert.ok(deletes.length > 0, "they are no longer registered");
-    for (const step of deletes.filter((s) => [BRANCH, FILE, PULL].includes(s.type))) {
+    const proposal: readonly string[] = [BRANCH, FILE, PULL];
+    for (const step of deletes.filter((s) => proposal.includes(s.type))) {
       assert.equal(step.how, "retained", `${step.name} is dropped from state, not deleted`);
     }
-    assert.ok(!afterMerge.state.resources.some((r) => [BRANCH, FILE, PULL].includes(r.type)));
+    assert.ok(!afterMerge.state.resources.some((r) => proposal.includes(r.type)));
   });
 
   test("and the run after it plans nothing", () => {

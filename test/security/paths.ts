@@ -1,15 +1,17 @@
 import { parse } from "yaml";
 import { githubValues } from "../../src/config/catalog";
 import type { RecordedResource } from "../../src/synth/engine";
+import { RESOURCE_TYPES } from "../../src/synth/resource-types";
 import { reveal } from "../../src/synth/wire";
 
-const ENV = "github:index/repositoryEnvironment:RepositoryEnvironment";
-const POLICY =
-  "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy";
-const ENV_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret";
-const REPO_SECRET = "github:index/actionsSecret:ActionsSecret";
-const FILE = "github:index/repositoryFile:RepositoryFile";
-const SETTINGS = "pulumiservice:index:DeploymentSettings";
+const {
+  environment: ENV,
+  deploymentPolicy: POLICY,
+  environmentSecret: ENV_SECRET,
+  repositorySecret: REPO_SECRET,
+  repositoryFile: FILE,
+  deploymentSettings: SETTINGS,
+} = RESOURCE_TYPES;
 
 /** One way a job can read a credential, from the synthesized resources and workflow files. */
 export interface CredentialPath {
