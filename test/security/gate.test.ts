@@ -3,7 +3,12 @@ import { describe, test } from "node:test";
 import { secretKeySpecs } from "../../src/config/schema";
 import type { RecordedResource } from "../../src/synth/engine";
 import { committedDeploy, runProgram } from "../support/program";
-import { type CredentialPath, credentialPaths, gateViolation, previewsOfPullRequests } from "./paths";
+import {
+  type CredentialPath,
+  credentialPaths,
+  gateViolation,
+  previewsOfPullRequests,
+} from "./paths";
 
 const SECRETS = Object.fromEntries(secretKeySpecs.map((s) => [s.key, `${s.key}-value`]));
 const CTX = { productionStack: "production", defaultBranch: "main" };
