@@ -1,10 +1,11 @@
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
+import { loginTeams, PulumiCloudLogin } from "./cloud/access";
 import { StackDeployments, stackDeploymentsArgs } from "./cloud/deployments";
 import {
   DRIFT_ENVIRONMENT,
+  activeGithubValues,
   type GithubValueScope,
-  githubValues,
   isApprovalGated,
 } from "./config/catalog";
 import type { EnvironmentConfig } from "./config/environment";
@@ -148,6 +149,15 @@ export async function program(loaded: LoadedStack = loadStack()) {
     defaultBranch: config.github.defaultBranch,
   });
   if (cloud) new StackDeployments(config.stack, cloud);
+  // Short-lived logins for the workflows, managed where changing them needs an approval.
+  if (cloud && gated && config.deployments.auth === "oidc") {
+    new PulumiCloudLogin("github-actions", {
+      organization: cloud.organization,
+      project: cloud.project,
+      repository: `${config.github.owner}/${repository}`,
+      teams: loginTeams(cloud.project, config.workflows.targets, DRIFT_ENVIRONMENT),
+    });
+  }
 
   const deploy = deployStack(config, secrets, image);
 
@@ -257,7 +267,7 @@ export function resolveValues(
   secrets: Readonly<Record<string, pulumi.Output<string>>>,
   scopes: readonly GithubValueScope[],
 ): ResolvedGithubValue[] {
-  return githubValues
+  return activeGithubValues(config.deployments)
     .filter((spec) => scopes.includes(spec.scope))
     .map((spec) => {
       if (spec.source.kind === "config")

@@ -1,4 +1,10 @@
+import type { DeploymentsConfig } from "./deployments";
 import type { EnvironmentConfig } from "./environment";
+
+/** Pulumi tokens stored in GitHub exist only when the jobs do not log in with OIDC. */
+function tokenAuth(deployments: Pick<DeploymentsConfig, "auth">): boolean {
+  return deployments.auth === "tokens";
+}
 
 /**
  * Every GitHub Actions secret and variable this program manages: one table that feeds the
@@ -43,6 +49,8 @@ export interface GithubValueSpec {
   readonly kind: "secret" | "variable";
   readonly scope: GithubValueScope;
   readonly reaches: GithubValueReach;
+  /** Whether the stacks use it (default: always), e.g. a token only without OIDC login. */
+  readonly when?: (deployments: Pick<DeploymentsConfig, "auth">) => boolean;
   /** Why it exists and who reads it. */
   readonly purpose: string;
   /** Where the value comes from in the stack config. */
@@ -81,6 +89,7 @@ export const githubValues: readonly GithubValueSpec[] = [
     kind: "secret",
     scope: "environment",
     reaches: "own-stack",
+    when: tokenAuth,
     purpose:
       "Lets the environment's deploy job run this stack; only jobs of that environment see it",
     source: { kind: "secretKey", key: "pulumiAccessToken" },
@@ -90,11 +99,20 @@ export const githubValues: readonly GithubValueSpec[] = [
     kind: "secret",
     scope: "drift-environment",
     reaches: "production",
+    when: tokenAuth,
     purpose:
       "Scheduled drift checks (`pulumi preview --refresh`) of every stack: a Pulumi token with Stack Read, which decrypts the stacks' config, so only the drift job, on the default branch, sees it",
     source: { kind: "secretKey", key: "pulumiDriftToken" },
   },
 ];
+
+/** The catalog entries the stacks use with this `deployments` config. */
+export function activeGithubValues(
+  deployments: Pick<DeploymentsConfig, "auth">,
+  catalog: readonly GithubValueSpec[] = githubValues,
+): GithubValueSpec[] {
+  return catalog.filter((v) => v.when?.(deployments) ?? true);
+}
 
 /** The config key that feeds a value, as the README shows it. */
 export function describeSource(source: GithubValueSource): string {

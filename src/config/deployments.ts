@@ -64,6 +64,15 @@ export const deploymentsConfigSchema = z
     driftCron: cronExpression.default("17 5 * * *"),
     /** Whether detected drift is undone automatically (never in production). */
     driftAutoRemediate: z.boolean().default(false),
+    /**
+     * How workflow jobs log in to Pulumi Cloud. `oidc` (backend `cloud`, recommended): each job
+     * exchanges its GitHub OIDC token for a short-lived team token, granted only to jobs of its
+     * environment; no Pulumi token is stored in GitHub. Team tokens need a Pulumi Cloud edition
+     * that has them (Enterprise), which the program cannot see, hence not the default.
+     * `tokens` (default): long-lived team tokens as environment secrets (`pulumiAccessToken`,
+     * `pulumiDriftToken`); the only choice for a self-managed backend.
+     */
+    auth: z.enum(["oidc", "tokens"]).optional(),
   })
   .superRefine((value, ctx) => {
     if (value.backend === "cloud" && value.organization === undefined) {
@@ -71,6 +80,14 @@ export const deploymentsConfigSchema = z
         code: "custom",
         path: ["organization"],
         message: "is required when backend is cloud (your Pulumi Cloud organization)",
+      });
+    }
+    if (value.backend !== "cloud" && value.auth === "oidc") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["auth"],
+        message:
+          'is "oidc", which exchanges GitHub tokens with Pulumi Cloud: it needs backend "cloud"; use "tokens"',
       });
     }
     if (value.backend === "cloud") {
@@ -88,6 +105,7 @@ export const deploymentsConfigSchema = z
   .transform((value) => ({
     ...value,
     source: { ...value.source, directory: value.source.directory ?? "." },
+    auth: value.auth ?? ("tokens" as const),
   }));
 
 /** Without a `deployments` section a stack is self-managed: no Pulumi Cloud resources. */
@@ -96,6 +114,7 @@ export const deploymentsSectionSchema = deploymentsConfigSchema.default({
   source: { directory: "." },
   driftCron: "17 5 * * *",
   driftAutoRemediate: false,
+  auth: "tokens",
 });
 
 export type DeploymentsConfig = z.infer<typeof deploymentsConfigSchema>;

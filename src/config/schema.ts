@@ -171,6 +171,7 @@ export function requiredSecretKeys(config: StackConfig): readonly SecretKeySpec[
       stack: config.stack,
       ownsRepository: config.ownsRepository,
       approvalGated: isApprovalGated(config.environment),
+      tokenAuth: config.deployments.auth === "tokens",
     }),
   );
 }

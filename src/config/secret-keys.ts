@@ -17,6 +17,8 @@ export interface SecretRequirementContext {
   readonly ownsRepository: boolean;
   /** The stack's environment requires reviewers (it holds the production-reaching secrets). */
   readonly approvalGated: boolean;
+  /** Jobs log in to Pulumi with stored tokens, not OIDC (`deployments.auth`). */
+  readonly tokenAuth: boolean;
 }
 
 /** Secrets that feed GitHub secrets (see `catalog.ts`). */
@@ -34,13 +36,14 @@ export const githubSecretKeys: readonly SecretKeySpec[] = [
   },
   {
     key: "pulumiAccessToken",
-    description: "Pulumi access token that may update this stack (app.pulumi.com > access tokens)",
-    requiredWhen: () => true,
+    description:
+      "Pulumi access token that may update this stack (app.pulumi.com > access tokens); only with deployments.auth tokens",
+    requiredWhen: ({ tokenAuth }) => tokenAuth,
   },
   {
     key: "pulumiDriftToken",
     description:
-      "Read-only Pulumi token for the drift workflow: a team token whose team has Stack Read on every stack (app.pulumi.com > teams); set on the approval-gated stack, which manages the drift environment",
-    requiredWhen: ({ approvalGated }) => approvalGated,
+      "Read-only Pulumi token for the drift workflow: a team token whose team has Stack Read on every stack (app.pulumi.com > teams); set on the approval-gated stack, which manages the drift environment; only with deployments.auth tokens",
+    requiredWhen: ({ approvalGated, tokenAuth }) => approvalGated && tokenAuth,
   },
 ];

@@ -103,6 +103,11 @@ const SHARED: readonly {
     read: (c) => c.deployments.organization,
     why: "the pipelines name every stack in the same Pulumi organization",
   },
+  {
+    key: "deployments.auth",
+    read: (c) => c.deployments.auth,
+    why: "the workflows log every job in to Pulumi the same way",
+  },
 ];
 
 /**

@@ -30,6 +30,7 @@ export const actions = {
   dockerLogin: pin("docker/login-action", "74a5d142397b4f367a81961eba4e8cd7edddf772", "v3.4.0"),
   buildPush: pin("docker/build-push-action", "263435318d21b8e681c14492fe198d362a7d2c83", "v6.18.0"),
   pulumi: pin("pulumi/actions", "v6.6.1", "v6.6.1"),
+  pulumiAuth: pin("pulumi/auth-actions", "141415910c3beb54e03b48e9057c204c97b956f2", "v2.1.0"),
 } as const satisfies Record<string, ActionRef>;
 
 /**

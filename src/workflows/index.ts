@@ -2,7 +2,7 @@ import {
   DRIFT_ENVIRONMENT,
   type GithubValueScope,
   type GithubValueSpec,
-  githubValues,
+  activeGithubValues,
 } from "../config/catalog";
 import { formatKeyPath } from "../config/problems";
 import { PROJECT, type StackConfig } from "../config/schema";
@@ -56,7 +56,7 @@ export function buildWorkflows(settings: PipelineSettings): Workflow[] {
  */
 export function planWorkflows(
   config: StackConfig,
-  catalog: readonly GithubValueSpec[] = githubValues,
+  catalog: readonly GithubValueSpec[] = activeGithubValues(config.deployments),
   file = `Pulumi.${config.stack}.yaml`,
 ): WorkflowPlan {
   const settings = pipelineSettings(config);

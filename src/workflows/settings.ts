@@ -44,6 +44,13 @@ export interface PipelineSettings {
   readonly image: string;
   readonly deployMode: "pulumi-deployments" | "pulumi-up";
   readonly pulumiVersion: string;
+  /**
+   * How jobs log in to Pulumi: stored tokens (environment secrets), or OIDC: the job trades
+   * its GitHub token for a short-lived token of a Pulumi team (`src/cloud/access.ts`).
+   */
+  readonly login:
+    | { readonly kind: "tokens" }
+    | { readonly kind: "oidc"; readonly organization: string };
   readonly staging: DeployTarget;
   readonly production: DeployTarget;
   readonly checkDeadlineSeconds: number;
@@ -92,6 +99,10 @@ export function pipelineSettings(config: StackConfig): PipelineSettings {
       workflows.deployMode ??
       (deployments.backend === "cloud" ? "pulumi-deployments" : "pulumi-up"),
     pulumiVersion: workflows.pulumiVersion,
+    login:
+      deployments.auth === "oidc" && organization !== undefined
+        ? { kind: "oidc", organization }
+        : { kind: "tokens" },
     staging: target(workflows.targets.staging),
     production: target(workflows.targets.production),
     checkDeadlineSeconds: workflows.checkDeadlineSeconds,

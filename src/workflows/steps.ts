@@ -1,8 +1,10 @@
+import { loginTeamName } from "../cloud/access";
 import { deploymentPreRunCommands, pulumiProjectCheck } from "../cloud/deployments";
+import { PROJECT } from "../config/schema";
 import { quote } from "../deploy/shell";
 import { actions } from "./actions";
 import { type Expression, expr, type Value } from "./expr";
-import type { RunStep, Step, UsesStep } from "./model";
+import type { Permissions, RunStep, Step, UsesStep } from "./model";
 import type { DeployTarget, PipelineSettings } from "./settings";
 
 /**
@@ -129,6 +131,37 @@ export function programSteps(settings: PipelineSettings): Step[] {
  */
 export const POLICY_PACK = "--policy-pack policy";
 
+/**
+ * The steps that log a job in to Pulumi Cloud as `role`'s team (a stack name, or `drift`):
+ * with OIDC, pulumi/auth-actions trades the job's GitHub token for a short-lived team token,
+ * which Pulumi Cloud grants only to a job of that team's environment, and exports it as
+ * `PULUMI_ACCESS_TOKEN` for the steps after it. With stored tokens, none (see {@link loginEnv}).
+ */
+export function loginSteps(settings: PipelineSettings, role: string): Step[] {
+  if (settings.login.kind !== "oidc") return [];
+  return [
+    {
+      name: "Log in to Pulumi Cloud (OIDC, short-lived team token)",
+      uses: actions.pulumiAuth,
+      with: {
+        organization: settings.login.organization,
+        "requested-token-type": "urn:pulumi:token-type:access_token:team",
+        scope: `team:${loginTeamName(PROJECT, role)}`,
+      },
+    },
+  ];
+}
+
+/** The env that carries a stored Pulumi token (`secret`), or none with OIDC login. */
+export function loginEnv(settings: PipelineSettings, secret: string): Record<string, Value> {
+  return settings.login.kind === "oidc" ? {} : { PULUMI_ACCESS_TOKEN: expr.secret(secret) };
+}
+
+/** The job permission OIDC login needs (`id-token: write`), or none. */
+export function loginPermissions(settings: PipelineSettings): Permissions {
+  return settings.login.kind === "oidc" ? { "id-token": "write" } : {};
+}
+
 /** Id of the step that outputs the environment's public URL (`app-url`). */
 export const APP_URL_STEP = "app-url";
 
@@ -169,7 +202,8 @@ export function deploySteps(
   target: DeployTarget,
   values: DeployValues,
 ): Step[] {
-  const token = { PULUMI_ACCESS_TOKEN: expr.secret("PULUMI_ACCESS_TOKEN"), STACK: target.stack };
+  const token = { ...loginEnv(settings, "PULUMI_ACCESS_TOKEN"), STACK: target.stack };
+  const login = loginSteps(settings, target.name);
   const migrate = values.runMigrations;
   const env: Record<string, Value> = {
     ...token,
@@ -201,6 +235,7 @@ echo "app-url=$url" >> "$GITHUB_OUTPUT"`,
     return [
       ...checkoutProgramSteps(settings),
       installPulumi(settings),
+      ...login,
       appUrl,
       {
         name: `Deploy to ${target.name} with Pulumi Deployments`,
@@ -212,6 +247,7 @@ echo "app-url=$url" >> "$GITHUB_OUTPUT"`,
   }
   return [
     ...programSteps(settings),
+    ...login,
     appUrl,
     {
       name: `Deploy to ${target.name} with pulumi up`,

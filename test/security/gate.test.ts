@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { secretKeySpecs } from "../../src/config/schema";
 import type { RecordedResource } from "../../src/synth/engine";
+import { reveal } from "../../src/synth/wire";
 import { committedDeploy, runProgram } from "../support/program";
 import {
   type CredentialPath,
@@ -141,4 +142,74 @@ describe("the gate check fails on a broken variant", () => {
   for (const [name, path, why] of cases) {
     test(name, () => assert.match(gateViolation(path, CTX) ?? "(passes)", why));
   }
+});
+
+describe("with OIDC login, every team that reaches production is bound to the gate", async () => {
+  const secrets = Object.fromEntries(
+    secretKeySpecs
+      .filter((s) => !["pulumiAccessToken", "pulumiDriftToken"].includes(s.key))
+      .map((s) => [s.key, `${s.key}-value`]),
+  );
+  const run = await runProgram({
+    stack: "production",
+    mode: "up",
+    secrets,
+    overrides: {
+      ...committedDeploy("production"),
+      deployments: {
+        backend: "cloud",
+        organization: "clicky-foundation",
+        source: { repository: "clicky-foundation/clicky-foundation", directory: "." },
+        auth: "oidc",
+      },
+    },
+  });
+  const resources = run.resources;
+  const inputsOf = (type: string) =>
+    resources
+      .filter((r) => r.type === type)
+      .map((r) => reveal(r.inputs) as Record<string, unknown>);
+  const policies = (inputsOf("pulumiservice:index:OidcIssuer")[0]?.policies ?? []) as {
+    teamName: string;
+    rules: { sub: string };
+  }[];
+  const permissions = inputsOf("pulumiservice:index:TeamStackPermission") as {
+    team: string;
+    stack: string;
+    permission: number;
+  }[];
+  const environments = inputsOf("github:index/repositoryEnvironment:RepositoryEnvironment");
+  const branchPolicies = inputsOf(
+    "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy",
+  );
+
+  test("each team that can update or read production logs in only from production's environment or the default-branch-only drift environment", () => {
+    assert.equal(run.error, undefined, String(run.error));
+    const reaching = permissions.filter((p) => p.stack === "production");
+    assert.ok(reaching.length >= 2);
+    for (const grant of reaching) {
+      const subs = policies.filter((p) => p.teamName === grant.team).map((p) => p.rules.sub);
+      assert.equal(subs.length, 1, grant.team);
+      const environment = /:environment:(.+)$/.exec(subs[0] ?? "")?.[1];
+      const env = environments.find((e) => e.environment === environment);
+      assert.ok(env, `${grant.team}: environment ${environment} is managed here`);
+      const reviewers = (env.reviewers as { users?: unknown[]; teams?: unknown[] }[]).reduce(
+        (n, g) => n + (g.users?.length ?? 0) + (g.teams?.length ?? 0),
+        0,
+      );
+      if (grant.permission > 101) {
+        assert.ok(
+          reviewers > 0 && env.preventSelfReview === true && env.canAdminsBypass === false,
+          `${grant.team} updates production: only from the gated environment`,
+        );
+      } else {
+        const refs = branchPolicies.filter((b) => b.environment === environment);
+        assert.deepEqual(
+          refs.map((b) => [b.branchPattern, b.tagPattern]),
+          [["main", undefined]],
+          `${grant.team} reads production: only from the default branch`,
+        );
+      }
+    }
+  });
 });

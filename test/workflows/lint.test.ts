@@ -6,12 +6,19 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
 import { planWorkflows } from "../../src/workflows";
-import { actionlint, hasShellcheck, parserErrors, stackConfig } from "./support";
+import { actionlint, committedValues, hasShellcheck, parserErrors, stackConfig } from "./support";
 
-/** Both deploy modes: their deploy jobs differ, and each must lint clean. */
+/** Both deploy modes and both logins: their deploy jobs differ, and each must lint clean. */
+const OIDC = {
+  deployments: { ...(committedValues("staging").deployments as object), auth: "oidc" },
+};
 const PLANS = {
   "pulumi-deployments": planWorkflows(stackConfig("staging")),
   "pulumi-up": planWorkflows(stackConfig("staging", { workflows: { deployMode: "pulumi-up" } })),
+  "pulumi-deployments, OIDC login": planWorkflows(stackConfig("staging", OIDC)),
+  "pulumi-up, OIDC login": planWorkflows(
+    stackConfig("staging", { ...OIDC, workflows: { deployMode: "pulumi-up" } }),
+  ),
 };
 
 for (const [mode, plan] of Object.entries(PLANS)) {

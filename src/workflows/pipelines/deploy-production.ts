@@ -2,7 +2,7 @@ import { WorkflowBuilder } from "../builder";
 import { expr } from "../expr";
 import type { Workflow } from "../model";
 import type { PipelineSettings } from "../settings";
-import { APP_URL_STEP, checkUrlsStep, deploySteps } from "../steps";
+import { APP_URL_STEP, checkUrlsStep, deploySteps, loginPermissions } from "../steps";
 
 /**
  * The production deploy (`deploy-prod.yml`), started by hand with the image tag to deploy and
@@ -44,7 +44,7 @@ export function deployProductionPipeline(settings: PipelineSettings): Workflow {
       name: "Deploy to Production",
       runsOn: "ubuntu-latest",
       timeoutMinutes: 60,
-      permissions: { contents: "read" },
+      permissions: { contents: "read", ...loginPermissions(settings) },
       environment: { name: target.environment, url: appUrl },
       outputs: { "app-url": appUrl },
       steps: deploySteps(settings, target, {

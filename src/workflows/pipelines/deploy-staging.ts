@@ -3,7 +3,7 @@ import { WorkflowBuilder } from "../builder";
 import { expr } from "../expr";
 import type { Workflow } from "../model";
 import type { PipelineSettings } from "../settings";
-import { APP_URL_STEP, checkout, checkUrlsStep, deploySteps } from "../steps";
+import { APP_URL_STEP, checkout, checkUrlsStep, deploySteps, loginPermissions } from "../steps";
 import { checkJobs } from "./checks";
 
 /**
@@ -72,7 +72,7 @@ org.opencontainers.image.source=https://github.com/${settings.owner}/${settings.
     runsOn: "ubuntu-latest",
     timeoutMinutes: 45,
     needs: ["image"],
-    permissions: { contents: "read" },
+    permissions: { contents: "read", ...loginPermissions(settings) },
     environment: { name: target.environment, url: appUrl },
     outputs: { "app-url": appUrl },
     steps: deploySteps(settings, target, { imageTag: expr.needs("image", "tag") }),

@@ -4,7 +4,14 @@ import { WorkflowBuilder } from "../builder";
 import { expr } from "../expr";
 import type { RunStep, Workflow } from "../model";
 import type { PipelineSettings } from "../settings";
-import { inProgram, POLICY_PACK, programSteps } from "../steps";
+import {
+  inProgram,
+  loginEnv,
+  loginPermissions,
+  loginSteps,
+  POLICY_PACK,
+  programSteps,
+} from "../steps";
 
 /** Id of the preview step, whose outcome decides whether the approval check runs. */
 const PREVIEW_STEP = "preview";
@@ -32,10 +39,7 @@ const PREVIEW_STEP = "preview";
  * stay in their environments.
  */
 export function driftPipeline(settings: PipelineSettings): Workflow {
-  const pulumiEnv = {
-    PULUMI_ACCESS_TOKEN: expr.secret("PULUMI_DRIFT_TOKEN"),
-    STACK: expr.matrix("stack"),
-  };
+  const pulumiEnv = { ...loginEnv(settings, "PULUMI_DRIFT_TOKEN"), STACK: expr.matrix("stack") };
   const preview: RunStep = {
     name: "Preview with refresh (program against GitHub and hosts)",
     id: PREVIEW_STEP,
@@ -71,12 +75,12 @@ export function driftPipeline(settings: PipelineSettings): Workflow {
       // for one), managed by the approval-gated stack. A workflow pushed on any other branch
       // cannot read it.
       environment: { name: DRIFT_ENVIRONMENT },
-      permissions: { contents: "read", actions: "read" },
+      permissions: { contents: "read", actions: "read", ...loginPermissions(settings) },
       strategy: {
         failFast: false,
         matrix: { stack: [settings.staging.stack, settings.production.stack] },
       },
-      steps: [...programSteps(settings), preview, approvals],
+      steps: [...programSteps(settings), ...loginSteps(settings, "drift"), preview, approvals],
     })
     .build();
 }
