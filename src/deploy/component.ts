@@ -4,6 +4,7 @@ import type { DeployConfig, DeployHost } from "../config/deploy";
 import { pinnedHostKey } from "../config/host-keys";
 import { buildRelease, contentHash } from "./compose";
 import { buildPrepareScript } from "./prepare";
+import { buildRunCommand, deployRunArgs, deployScriptPath } from "./run-command";
 import { buildDeployScript, imageReference } from "./script";
 import { buildDeployStdin } from "./stdin";
 
@@ -48,12 +49,14 @@ export function hostConnection(
 
 /**
  * Deploys the stack's image to one host over SSH: lays out the app directory, copies the
- * compose project (non-secret files only), then runs the deploy script with the secrets on
- * stdin. The script's own steps keep the old version serving whenever anything fails.
+ * compose project and the deploy script (non-secret files only), then runs the script with
+ * the secrets on stdin. The script's own steps keep the old version serving whenever anything
+ * fails.
  *
- * The run command reruns only when its triggers change: the image reference, the release
- * (compose files), the script and a hash of the env. It has no `delete`: replacing or
- * destroying it never stops the app.
+ * The run command's `create` is a short line that runs the copied script (`./run-command.ts`
+ * says why: the provider quotes `create` in its error). It reruns only when its triggers
+ * change: the image reference, the release (compose files), the script and a hash of the env.
+ * It has no `delete`: replacing or destroying it never stops the app.
  */
 export class RemoteDeploy extends pulumi.ComponentResource {
   /** The deploy script's command; later hosts wait for it. */
@@ -92,6 +95,17 @@ export class RemoteDeploy extends pulumi.ComponentResource {
     );
 
     const script = buildDeployScript({ stack, host, deploy, release: release.id });
+    const scriptPath = deployScriptPath(release.dir, script);
+    const scriptCopy = new command.remote.CopyToRemote(
+      `${name}-deploy-script`,
+      {
+        connection,
+        source: new pulumi.asset.StringAsset(script),
+        remotePath: scriptPath,
+        triggers: [contentHash([script]).slice(0, 16)],
+      },
+      { parent: this, dependsOn: [prepare] },
+    );
     const stdin = pulumi.secret(
       pulumi
         .all([
@@ -116,13 +130,17 @@ export class RemoteDeploy extends pulumi.ComponentResource {
       `${name}-run`,
       {
         connection,
-        create: script,
+        create: buildRunCommand(scriptPath, deployRunArgs(deploy)),
         stdin,
         triggers: deployTriggers(this.image, release.id, script, stdin),
         addPreviousOutputInEnv: false,
         logging: "stdoutAndStderr",
       },
-      { parent: this, dependsOn: copies, additionalSecretOutputs: ["stdout", "stderr"] },
+      {
+        parent: this,
+        dependsOn: [...copies, scriptCopy],
+        additionalSecretOutputs: ["stdout", "stderr"],
+      },
     );
     this.registerOutputs({ image: this.image, release: this.release });
   }

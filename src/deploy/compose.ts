@@ -57,7 +57,7 @@ export function composeLiteral(value: string): string {
  * check, and by the deploy script itself (`docker exec`) at a faster cadence while it waits
  * for a new version and watches it after the switch. Python, because the app image has it.
  */
-export function healthProbeCommand(deploy: DeployConfig): string[] {
+export function healthProbeCommand(deploy: Pick<DeployConfig, "app" | "health">): string[] {
   const { app, health } = deploy;
   return [
     "python3",

@@ -1,5 +1,5 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are bash, where ${...} is bash syntax
-import { type DeployConfig, type DeployHost, registryOf } from "../config/deploy";
+import type { DeployConfig, DeployHost } from "../config/deploy";
 import {
   compose,
   composeEnsureRunning,
@@ -33,17 +33,28 @@ import {
   type Slot,
   slotImageVariable,
 } from "./compose";
+import { maskFunctions, outputFunctions } from "./script-output";
 import { all, assign, assignArray, type Cmd, quiet, quote, render, v } from "./shell";
 import { REQUIRED_STDIN_KEYS, STDIN_KEYS } from "./stdin";
 
-/** Everything the deploy script of one host is built from. */
+/**
+ * Everything the deploy script of one host is built from. The image and the migrate flag are
+ * not: they are this run's arguments (`./run-command.ts`), so the script file stays the same
+ * from one image to the next.
+ */
 export interface DeployScriptInput {
   readonly stack: string;
   readonly host: DeployHost;
-  readonly deploy: DeployConfig;
+  readonly deploy: Omit<DeployConfig, "image" | "migrate" | "registry">;
   /** Release id: the content hash of the copied compose project. */
   readonly release: string;
 }
+
+/** The arguments the script takes (`name=value`), all required; see `./run-command.ts`. */
+export const RUN_ARGUMENTS = ["image", "tag", "registry", "migrate"] as const;
+
+/** Exit code of a script started with missing or unknown arguments (nothing was changed). */
+export const USAGE_EXIT = 2;
 
 /** The steps, in order, as the script names them in its log and in failure messages. */
 export const DEPLOY_STEPS = [
@@ -108,20 +119,13 @@ function fn(name: string, body: readonly string[]): string[] {
 /** Settings as readonly script variables: the only place config values enter the script. */
 function settings(input: DeployScriptInput): string[] {
   const { deploy, host, stack } = input;
-  const registry = deploy.registry ?? registryOf(deploy.image.repository);
   const lines = [
     assign("STACK", stack),
     assign("HOST_NAME", host.name),
     assign("APP_DIR", deploy.appDir),
     assign("PROJECT", deploy.composeProject),
     assign("RELEASE", input.release),
-    assign("IMAGE", imageReference(deploy.image)),
-    assign("IMAGE_REPOSITORY", deploy.image.repository),
-    assign("IMAGE_TAG", deploy.image.tag),
-    assign("IMAGE_PINNED", deploy.image.digest ? "1" : "0"),
-    assign("REGISTRY", registry),
     assign("COMPOSE_PREFERENCE", deploy.compose),
-    assign("MIGRATE", deploy.migrate ? "1" : "0"),
     assignArray("MIGRATION_COMMAND", deploy.migrationCommand),
     assign("DB_NAME", deploy.database.name),
     assign("DB_USER", deploy.database.user),
@@ -162,7 +166,8 @@ function settings(input: DeployScriptInput): string[] {
 function helpers(appPort: number): string[] {
   const secretAssignments = APP_SECRET_ENV.map((key) => `${key}="$${key}"`).join(" ");
   return [
-    ...fn("log", ['printf \'[deploy %s] %s: %s\\n\' "$HOST_NAME" "$STEP" "$*"']),
+    ...maskFunctions(),
+    ...outputFunctions(),
     "# Ends the deploy with a reason; the EXIT trap undoes what this run changed and reports.",
     ...fn("fail", ['FAIL_REASON="$*"', "exit 1"]),
     "# Milliseconds since the epoch (bash 5's clock, else date).",
@@ -366,6 +371,7 @@ function readStdin(): string[] {
     "if [[ -n ${REGISTRY_USERNAME:-} && -z ${REGISTRY_TOKEN:-} ]] || [[ -z ${REGISTRY_USERNAME:-} && -n ${REGISTRY_TOKEN:-} ]]; then",
     '  fail "stdin: REGISTRY_USERNAME and REGISTRY_TOKEN go together"',
     "fi",
+    "build_masks",
   ]);
 }
 
@@ -386,7 +392,7 @@ function stepLock(): string[] {
     "printf 'deploy of %s (stack %s) by %s from %s, pid %s, since %s\\n' \\",
     '  "$IMAGE" "$STACK" "$(id -un)" "${client%% *}" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" |',
     '  write_file "$STATE_DIR/deploy.lock.owner"',
-    'log "lock held"',
+    'log "lock held; deploying $IMAGE_TAG ($IMAGE), release $RELEASE; this run\'s log: $RUN_LOG.log"',
   ]);
 }
 
@@ -572,11 +578,17 @@ function stepPull(): string[] {
       '  docker_config="$TMP_DIR/docker"',
       '  mkdir -p "$docker_config"',
       `  if ! printf '%s' "$REGISTRY_TOKEN" | ${render(dockerLogin("docker_config", "REGISTRY", "REGISTRY_USERNAME"))} >"$TMP_DIR/login.log" 2>&1; then`,
-      '    printf \'login to %s as %s failed: %s\\n\' "$REGISTRY" "$REGISTRY_USERNAME" "$(tail -n 1 "$TMP_DIR/login.log")"',
+      '    rm -rf "$docker_config"',
+      "    # The registry's answer, never the user name or the token (the report masks them too).",
+      '    printf \'login to %s failed: %s\\n\' "$REGISTRY" "$(tail -n 1 "$TMP_DIR/login.log")"',
       "    return 1",
       "  fi",
       "fi",
-      `if ! ${render(dockerPull("docker_config", "IMAGE"))} >/dev/null 2>"$TMP_DIR/pull.err"; then`,
+      "local rc=0",
+      `${render(dockerPull("docker_config", "IMAGE"))} >/dev/null 2>"$TMP_DIR/pull.err" || rc=$?`,
+      "# The login's config (base64 of user:token) lives only as long as the pull.",
+      'if [[ -n $docker_config ]]; then rm -rf "$docker_config"; fi',
+      "if ((rc != 0)); then",
       '  printf \'could not pull %s: %s\\n\' "$IMAGE" "$(tail -n 1 "$TMP_DIR/pull.err")"',
       "  return 1",
       "fi",
@@ -794,18 +806,22 @@ function onExit(): string[] {
     '    remove_slot "$NEW_SLOT"',
     "  fi",
     '  if [[ -z $FAIL_REASON ]]; then FAIL_REASON="command failed (exit $rc) at line ${FAILED_LINE:-?}: ${FAILED_COMMAND:-?}"; fi',
-    '  printf \'deploy FAILED on %s (stack %s) at step %s: %s\\n\' "$HOST_NAME" "$STACK" "$where" "$FAIL_REASON" >&2',
+    "  # The secrets read so far (stdin may have failed halfway), then the report: the log's",
+    "  # last lines first, so that the step, the reason, what serves and the backup end it.",
+    "  build_masks",
+    "  report_log_tail",
+    '  report "deploy FAILED on $HOST_NAME (stack $STACK) at step $where: $FAIL_REASON"',
     "  if ((LOCK_BUSY)); then",
     "    rc=$LOCK_BUSY_EXIT",
     "  elif ((COMMITTED)); then",
-    '    printf \'the new version %s serves from backend-%s; finish the step by hand\\n\' "$IMAGE" "$NEW_SLOT" >&2',
+    '    report "the new version $IMAGE serves from backend-$NEW_SLOT; finish the step by hand"',
     "  elif [[ -n $OLD_SLOT ]]; then",
-    '    printf \'the previous version keeps serving: %s in backend-%s\\n\' "$OLD_IMAGE" "$OLD_SLOT" >&2',
+    '    report "the previous version keeps serving: $OLD_IMAGE in backend-$OLD_SLOT"',
     "  else",
-    "    printf 'no previous version was serving on this host\\n' >&2",
+    '    report "no previous version was serving on this host"',
     "  fi",
     "  if ((!LOCK_BUSY)); then",
-    "    printf 'backup taken before this deploy: %s\\n' \"${BACKUP_PATH:-none (the deploy stopped before the backup step)}\" >&2",
+    '    report "backup taken before this deploy: ${BACKUP_PATH:-none (the deploy stopped before the backup step)}"',
     "  fi",
     "fi",
     'if [[ -n $PROXY_CHECK_DIR ]]; then rm -rf "$PROXY_CHECK_DIR"; fi',
@@ -816,68 +832,126 @@ function onExit(): string[] {
 }
 
 /**
- * The deploy must not depend on the SSH connection that started it: when the connection
- * drops (no pty, so no SIGHUP; the next write to the closed pipe would kill it halfway), the
- * deploy carries on to its end, success or undo, and releases the lock. So the command that
- * SSH runs starts the same script again as a worker in its own session (`setsid`), with the
- * same stdin, writing to log files in `<appDir>/logs`, streams those logs back, and exits with
- * the worker's code. A run that is not `bash -c <script>` (no BASH_EXECUTION_STRING), or a
- * host without `setsid` or the state directory, runs inline.
+ * This run's arguments, from the run command's line (`./run-command.ts`): the image, its tag,
+ * the registry of a private image and the migrate flag. Anything else, or one missing, stops
+ * the script before it reads stdin or changes anything.
  */
-function detach(): string[] {
+function runArguments(): string[] {
+  const usage = RUN_ARGUMENTS.map((name) =>
+    name === "migrate" ? "migrate=0|1" : `${name}=<${name}>`,
+  ).join(" ");
   return [
-    "if [[ -z ${CLICKY_DEPLOY_WORKER:-} && -n ${BASH_EXECUTION_STRING:-} && -d $STATE_DIR ]] && command -v setsid >/dev/null; then",
-    '  [[ -d $LOG_DIR ]] || mkdir -m 700 "$LOG_DIR"',
-    "  # Keep the newest logs (their names sort by time).",
-    "  shopt -s nullglob",
-    '  RUN_LOGS=("$LOG_DIR"/*.out)',
-    "  shopt -u nullglob",
-    `  for ((i = 0; i < \${#RUN_LOGS[@]} - ${RUN_LOGS_KEPT - 1}; i++)); do rm -f -- "\${RUN_LOGS[i]}" "\${RUN_LOGS[i]%.out}.err"; done`,
-    '  RUN_LOG="$LOG_DIR/$(date -u +%Y%m%dT%H%M%SZ)-$$"',
-    '  : >"$RUN_LOG.out"',
-    '  : >"$RUN_LOG.err"',
-    '  CLICKY_DEPLOY_WORKER="$RUN_LOG" setsid bash -c "$BASH_EXECUTION_STRING" <&0 >"$RUN_LOG.out" 2>"$RUN_LOG.err" &',
-    "  WORKER=$!",
-    '  tail -n +1 -s 0.1 --pid="$WORKER" -f "$RUN_LOG.out" &',
-    '  tail -n +1 -s 0.1 --pid="$WORKER" -f "$RUN_LOG.err" >&2 &',
-    "  WORKER_RC=0",
-    '  wait "$WORKER" || WORKER_RC=$?',
-    "  wait",
-    '  exit "$WORKER_RC"',
+    "# This run's arguments (the run command's line; src/deploy/run-command.ts).",
+    "IMAGE='' IMAGE_TAG='' REGISTRY='' MIGRATE=''",
+    'for arg in "$@"; do',
+    "  case $arg in",
+    "    image=?*) IMAGE=${arg#image=} ;;",
+    "    tag=?*) IMAGE_TAG=${arg#tag=} ;;",
+    "    registry=?*) REGISTRY=${arg#registry=} ;;",
+    "    migrate=0 | migrate=1) MIGRATE=${arg#migrate=} ;;",
+    `    *) printf 'deploy: unexpected argument %q; nothing was changed\\n' "$arg" >&2; exit ${USAGE_EXIT} ;;`,
+    "  esac",
+    "done",
+    "if [[ -z $IMAGE || -z $IMAGE_TAG || -z $REGISTRY || -z $MIGRATE ]]; then",
+    `  printf 'deploy: usage: bash %s ${usage}, with the secrets as dotenv lines on stdin; nothing was changed\\n' "\${BASH_SOURCE[0]:-deploy.sh}" >&2`,
+    `  exit ${USAGE_EXIT}`,
     "fi",
+    'if [[ $IMAGE == *@* ]]; then IMAGE_PINNED=1 IMAGE_REPOSITORY=${IMAGE%@*}; else IMAGE_PINNED=0 IMAGE_REPOSITORY=${IMAGE%:"$IMAGE_TAG"}; fi',
+    "readonly IMAGE IMAGE_TAG REGISTRY MIGRATE IMAGE_PINNED IMAGE_REPOSITORY",
   ];
 }
 
 /**
- * The deploy script of one host: one bash program, the `create` of its remote command. It
- * reads the secrets as dotenv lines on stdin and holds no secret itself.
+ * Where the script's output goes (see `./script-output.ts`): everything to this run's log,
+ * `<appDir>/logs/<UTC time>-<pid>.log` (mode 0600, directory 0700; a temporary directory
+ * before the prepare command made `<appDir>/state`), progress lines to fd 3 and the failure
+ * report to fd 4.
+ *
+ * The deploy must not depend on the SSH connection that started it: when the connection drops
+ * (no pty, so no SIGHUP; the next write to the closed pipe would kill it halfway), the deploy
+ * carries on to its end, success or undo, and releases the lock. So the command SSH runs starts
+ * the same script file again as a worker in its own session (`setsid`), with the same
+ * arguments and stdin, its fd 3 and 4 on `<log>.out` and `<log>.err`, streams those two back
+ * (`.out` to stdout, `.err` to stderr), and exits with the worker's code. Run other than from a
+ * file (`bash -c`), or without `setsid`, it runs inline, fd 3 and 4 being its own stdout and
+ * stderr. Either way the caller sees only progress and report lines, never a command's output.
+ */
+function runLog(): string[] {
+  return [
+    "if [[ -z ${CLICKY_DEPLOY_WORKER:-} ]]; then",
+    '  if [[ -d $STATE_DIR ]] && { [[ -d $LOG_DIR ]] || mkdir -m 700 "$LOG_DIR" 2>/dev/null; }; then',
+    "    # Keep the newest runs' logs (their names sort by time).",
+    "    shopt -s nullglob",
+    '    RUN_LOGS=("$LOG_DIR"/*.out)',
+    "    shopt -u nullglob",
+    `    for ((i = 0; i < \${#RUN_LOGS[@]} - ${RUN_LOGS_KEPT - 1}; i++)); do rm -f -- "\${RUN_LOGS[i]%.out}".{out,err,log}; done`,
+    '    RUN_LOG="$LOG_DIR/$(date -u +%Y%m%dT%H%M%SZ)-$$"',
+    "  else",
+    '    RUN_LOG="$(mktemp -d "${TMPDIR:-/tmp}/clicky-deploy.XXXXXX")/run"',
+    "  fi",
+    '  : >"$RUN_LOG.out"',
+    '  : >"$RUN_LOG.err"',
+    '  : >"$RUN_LOG.log"',
+    "  if [[ -f ${BASH_SOURCE[0]:-} ]] && command -v setsid >/dev/null; then",
+    '    CLICKY_DEPLOY_WORKER="$RUN_LOG" setsid bash "${BASH_SOURCE[0]}" "$@" <&0 3>>"$RUN_LOG.out" 4>>"$RUN_LOG.err" >>"$RUN_LOG.log" 2>&1 &',
+    "    WORKER=$!",
+    '    tail -n +1 -s 0.1 --pid="$WORKER" -f "$RUN_LOG.out" &',
+    '    tail -n +1 -s 0.1 --pid="$WORKER" -f "$RUN_LOG.err" >&2 &',
+    "    WORKER_RC=0",
+    '    wait "$WORKER" || WORKER_RC=$?',
+    "    wait",
+    "    # Killed before it could report (SIGKILL, out of memory): say where its log is.",
+    "    if ((WORKER_RC != 0)) && [[ ! -s $RUN_LOG.err ]]; then",
+    '      printf \'deploy FAILED on %s (stack %s): the deploy ended with exit %s before it could report; its log: %s\\n\' "$HOST_NAME" "$STACK" "$WORKER_RC" "$RUN_LOG.log" >&2',
+    "    fi",
+    '    exit "$WORKER_RC"',
+    "  fi",
+    '  exec 3>&1 4>&2 >>"$RUN_LOG.log" 2>&1',
+    "else",
+    "  RUN_LOG=$CLICKY_DEPLOY_WORKER",
+    "fi",
+    "readonly RUN_LOG",
+  ];
+}
+
+/**
+ * The deploy script of one host: one bash program, copied to the host next to the release it
+ * belongs to and run by the run command's short line (`./run-command.ts`) with this run's
+ * image as arguments. It reads the secrets as dotenv lines on stdin and holds no secret itself.
  *
  * Steps: lock, preflight, infra, backup (with the pull in the background), pull, migrate,
  * start, health, switch, verify, watch, drain, record. Until the watch window has passed, any
  * failure removes the new version, restores the proxy configuration, leaves the old version
  * serving and exits non-zero naming the step and the backup. A rerun with nothing changed
  * finds the same fingerprint and changes nothing. The work runs detached from the SSH
- * session (see `detach`), so a dropped connection neither stops it halfway nor leaves the
- * lock held.
+ * session (see `runLog`), so a dropped connection neither stops it halfway nor leaves the
+ * lock held. What it prints is progress lines and, on failure, a report with the last lines of
+ * its log on the host, every secret masked (`./script-output.ts`); commands' own output stays
+ * in that log.
  */
 export function buildDeployScript(input: DeployScriptInput): string {
   const lines = [
     "#!/usr/bin/env bash",
     `# clicky-delivery deploy of stack ${input.stack} to host ${input.host.name} (${input.host.host}).`,
     "# Generated by src/deploy/script.ts; the README, The deploy explains every step.",
-    `# Reads dotenv lines on stdin: ${STDIN_KEYS.join(", ")} (the last two only for a private image).`,
+    `# Run as: bash <this file> ${RUN_ARGUMENTS.map((a) => `${a}=...`).join(" ")} (src/deploy/run-command.ts),`,
+    `# with dotenv lines on stdin: ${STDIN_KEYS.join(", ")} (the last two only for a private image).`,
     'if [ -z "${BASH_VERSION:-}" ]; then',
-    '  echo "deploy: this script needs bash; make bash the login shell of $(id -un)" >&2',
+    '  echo "deploy: this script needs bash; run it as: bash <this file> image=... tag=... registry=... migrate=..." >&2',
     "  exit 2",
     "fi",
+    "# One compound command, read whole before any of it runs: bash reads a script file as it goes.",
+    "{",
     "set -Eeuo pipefail",
     "umask 077",
     "export LC_ALL=C",
+    "shopt -u patsub_replacement 2>/dev/null || true",
     "",
     ...settings(input),
     `readonly LOCK_BUSY_EXIT=${LOCK_BUSY_EXIT}`,
     "",
-    ...detach(),
+    ...runArguments(),
+    ...runLog(),
     "",
     "STEP=stdin FAIL_REASON='' FAILED_COMMAND='' FAILED_LINE=''",
     "LOCKED=0 LOCK_BUSY=0 NEW_STARTED=0 SWITCHED=0 COMMITTED=0",
@@ -886,6 +960,7 @@ export function buildDeployScript(input: DeployScriptInput): string {
     "COMPOSE=()",
     "PROXY_WORKERS=() WAITED=''",
     "TIMINGS=()",
+    "MASKS=() MASKED=''",
     ...STDIN_KEYS.map((key) => `${key}=''`),
     "",
     ...helpers(input.deploy.app.port),
@@ -929,6 +1004,7 @@ export function buildDeployScript(input: DeployScriptInput): string {
     ...DEPLOY_STEPS.slice(2).map((step) => `run_step ${step}`),
     "STEP=finished",
     "log \"deployed $IMAGE_TAG ($IMAGE) to $HOST_NAME; timings: $(IFS=,; printf '%s' \"${TIMINGS[*]}\" | sed 's/,/, /g')\"",
+    "}",
     "",
   ];
   return lines.join("\n");

@@ -3,6 +3,7 @@ import { before, describe, test } from "node:test";
 import { hostKeyProblems } from "../../src/config/host-keys";
 import { buildRelease, contentHash } from "../../src/deploy/compose";
 import { buildPrepareScript } from "../../src/deploy/prepare";
+import { buildRunCommand, deployRunArgs, deployScriptPath } from "../../src/deploy/run-command";
 import { buildDeployScript } from "../../src/deploy/script";
 import type { MockRun, RecordedResource } from "../../src/synth/engine";
 import { COMMAND_TYPE, COPY_TYPE, dotenvKeys } from "../../src/synth/outputs";
@@ -11,6 +12,7 @@ import { runProgram } from "../support/program";
 import { parseDeploy } from "./support/config";
 import { ED25519 } from "./support/keys";
 import { TEST_SECRETS } from "./support/render";
+import { assertNoSecret } from "./support/secrets";
 
 const deploy = {
   appDir: "/srv/clicky",
@@ -50,7 +52,7 @@ describe("the deploy of a stack with two hosts", () => {
     assert.equal(run.error, undefined);
   });
 
-  test("registers per host a component with prepare, two copies and the run command", () => {
+  test("registers per host a component with prepare, three copies and the run command", () => {
     for (const host of ["web-1", "web-2"]) {
       const name = `deploy-${host}`;
       named(run, "clicky:deploy:RemoteDeploy", name);
@@ -61,6 +63,7 @@ describe("the deploy of a stack with two hosts", () => {
         `${COMMAND_TYPE} ${name}-prepare`,
         `${COPY_TYPE} ${name}-docker-compose-yml`,
         `${COPY_TYPE} ${name}-site-conf`,
+        `${COPY_TYPE} ${name}-deploy-script`,
         `${COMMAND_TYPE} ${name}-run`,
       ]);
     }
@@ -93,33 +96,76 @@ describe("the deploy of a stack with two hosts", () => {
     assert.equal(new Set(connections).size, 1);
   });
 
-  test("the run command's create is the deploy script, and no secret is in any command or copy", () => {
+  test("copies the deploy script into the release directory, named by its content", () => {
     const parsed = resolvedDeploy();
     const host = parsed.hosts[0];
     assert.ok(host);
     const release = buildRelease("staging", parsed);
-    const runCommand = named(run, COMMAND_TYPE, "deploy-web-1-run");
+    const script = buildDeployScript({
+      stack: "staging",
+      host,
+      deploy: parsed,
+      release: release.id,
+    });
+    const copy = named(run, COPY_TYPE, "deploy-web-1-deploy-script");
+    assert.deepEqual(redact(copy.inputs.source), { asset: "string", text: script });
+    assert.equal(copy.inputs.remotePath, deployScriptPath(release.dir, script));
+    assert.match(
+      String(copy.inputs.remotePath),
+      /^\/srv\/clicky\/releases\/[0-9a-f]{12}\/deploy-[0-9a-f]{16}\.sh$/,
+    );
+    assert.deepEqual(copy.inputs.triggers, [contentHash([script]).slice(0, 16)]);
+  });
+
+  test("the run command's create is one line that runs the copied script with this run's image", () => {
+    const parsed = resolvedDeploy();
+    const host = parsed.hosts[0];
+    assert.ok(host);
+    const release = buildRelease("staging", parsed);
+    const script = buildDeployScript({
+      stack: "staging",
+      host,
+      deploy: parsed,
+      release: release.id,
+    });
+    const create = String(named(run, COMMAND_TYPE, "deploy-web-1-run").inputs.create);
     assert.equal(
-      runCommand.inputs.create,
-      buildDeployScript({ stack: "staging", host, deploy: parsed, release: release.id }),
+      create,
+      buildRunCommand(deployScriptPath(release.dir, script), deployRunArgs(parsed)),
+    );
+    assert.equal(
+      create,
+      `exec bash ${deployScriptPath(release.dir, script)} image=ghcr.io/o/r/backend@lookup:digest/ghcr.io/o/r/backend:v7 tag=v7 registry=ghcr.io migrate=1`,
     );
     assert.equal(
       named(run, COMMAND_TYPE, "deploy-web-1-prepare").inputs.create,
       buildPrepareScript("/srv/clicky", release.dir),
     );
-    const texts = run.resources
-      .filter((r) => r.type === COMMAND_TYPE || r.type === COPY_TYPE)
-      .flatMap((r) => [
-        String(r.inputs.create ?? ""),
+  });
+
+  test("every command's create is short and holds no secret; no copy holds one either", () => {
+    const commands = run.resources.filter((r) => r.type === COMMAND_TYPE);
+    assert.equal(commands.length, 4);
+    const secrets = [TEST_SECRETS.postgresPassword, TEST_SECRETS.jwtSecretKey, "not-a-real-key"];
+    for (const r of commands) {
+      const create = String(r.inputs.create);
+      assert.ok(!isSecret(r.inputs.create), `${r.name}: create is a plain string`);
+      // The provider quotes `create` in its error; the prepare script is a dozen short lines.
+      const limit = r.name.endsWith("-run") ? 300 : 1200;
+      assert.ok(create.length < limit, `${r.name}: create is ${create.length} characters`);
+      if (r.name.endsWith("-run")) assert.doesNotMatch(create, /\n/, `${r.name}: one line`);
+      assertNoSecret(
+        create,
+        secrets.map((value, i) => ({ name: `test secret ${i}`, value })),
+        `${r.name}'s create`,
+      );
+    }
+    for (const r of run.resources.filter((x) => x.type === COPY_TYPE)) {
+      assertNoSecret(
         JSON.stringify(redact(r.inputs.source) ?? ""),
-      ]);
-    for (const value of [
-      TEST_SECRETS.postgresPassword,
-      TEST_SECRETS.jwtSecretKey,
-      "not-a-real-key",
-    ]) {
-      for (const text of texts)
-        assert.ok(!text.includes(value), "a secret leaked into a command or file");
+        secrets.map((value, i) => ({ name: `test secret ${i}`, value })),
+        `${r.name}'s file`,
+      );
     }
   });
 
@@ -148,10 +194,10 @@ describe("the deploy of a stack with two hosts", () => {
     assert.equal(triggers[0], "ghcr.io/o/r/backend@lookup:digest/ghcr.io/o/r/backend:v7");
     const release = buildRelease("staging", resolvedDeploy());
     assert.equal(triggers[1], `release:${release.id}`);
-    assert.equal(
-      triggers[2],
-      `script:${contentHash([String(runCommand.inputs.create)]).slice(0, 16)}`,
-    );
+    const script = redact(named(run, COPY_TYPE, "deploy-web-1-deploy-script").inputs.source) as {
+      text: string;
+    };
+    assert.equal(triggers[2], `script:${contentHash([script.text]).slice(0, 16)}`);
     assert.ok(isSecret(triggers[3]));
     assert.match(String(reveal(triggers[3])), /^env:[0-9a-f]{16}$/);
   });
@@ -178,7 +224,9 @@ describe("the deploy of a stack with two hosts", () => {
       "deploy-web-1-prepare",
     ]);
     assert.deepEqual(options("deploy-web-1-site-conf")?.dependsOn, ["deploy-web-1-prepare"]);
+    assert.deepEqual(options("deploy-web-1-deploy-script")?.dependsOn, ["deploy-web-1-prepare"]);
     assert.deepEqual([...(options("deploy-web-1-run")?.dependsOn ?? [])].sort(), [
+      "deploy-web-1-deploy-script",
       "deploy-web-1-docker-compose-yml",
       "deploy-web-1-site-conf",
     ]);
@@ -195,9 +243,12 @@ describe("what makes a deploy run again", () => {
       mode: "synth",
     });
     const r = named(run, COMMAND_TYPE, "deploy-web-1-run");
+    const copy = named(run, COPY_TYPE, "deploy-web-1-deploy-script");
     return {
       triggers: (r.inputs.triggers as unknown[]).map((t) => String(reveal(t))),
       create: r.inputs.create,
+      /** What the engine compares for the script's copy. */
+      scriptCopy: { remotePath: copy.inputs.remotePath, source: redact(copy.inputs.source) },
     };
   }
 
@@ -212,6 +263,21 @@ describe("what makes a deploy run again", () => {
     const b = await triggersOf({ deploy: { ...deploy, image: { ...deploy.image, tag: "v8" } } });
     assert.notEqual(a.triggers[0], b.triggers[0]);
     assert.equal(a.triggers[1], b.triggers[1], "the compose files did not change");
+    assert.notEqual(a.create, b.create);
+  });
+
+  test("a new image changes the run's line only: the copied script stays, so a failed deploy's copy is no change later", async () => {
+    const a = await triggersOf({});
+    const b = await triggersOf({
+      deploy: {
+        ...deploy,
+        image: { ...deploy.image, tag: "v8", digest: `sha256:${"8".repeat(64)}` },
+        migrate: false,
+      },
+    });
+    assert.deepEqual(a.scriptCopy, b.scriptCopy);
+    assert.equal(a.triggers[2], b.triggers[2]);
+    assert.match(String(b.create), / migrate=0$/);
   });
 
   test("a rotated secret, without showing it", async () => {

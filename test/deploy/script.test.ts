@@ -20,6 +20,7 @@ import {
   imageReference,
   LOCK_BUSY_EXIT,
   proxyUrl,
+  USAGE_EXIT,
 } from "../../src/deploy/script";
 import { parseDeploy } from "./support/config";
 
@@ -54,12 +55,7 @@ describe("the deploy script's settings", () => {
       "APP_DIR=/opt/clicky-foundation",
       "PROJECT=clicky",
       "RELEASE=0123456789ab",
-      "IMAGE=ghcr.io/o/r/backend:v1.2.3",
-      "IMAGE_TAG=v1.2.3",
-      "IMAGE_PINNED=0",
-      "REGISTRY=ghcr.io",
       "COMPOSE_PREFERENCE=auto",
-      "MIGRATE=1",
       "MIGRATION_COMMAND=(alembic upgrade head)",
       "DB_NAME=clicky_db",
       "DB_USER=clicky",
@@ -90,18 +86,18 @@ describe("the deploy script's settings", () => {
     );
   });
 
-  test("a digest pins the image; the tag stays as its name", () => {
+  test("hold no image, tag, registry or migrate flag: the same file serves every run of a config", () => {
     const digest = `sha256:${"a".repeat(64)}`;
-    const lines = settingLines(
-      script({ image: { repository: "ghcr.io/o/r/backend", tag: "v2", digest } }),
-    );
-    assert.ok(lines.includes(`IMAGE=ghcr.io/o/r/backend@${digest}`));
-    assert.ok(lines.includes("IMAGE_TAG=v2"));
-    assert.ok(lines.includes("IMAGE_PINNED=1"));
-  });
-
-  test("migrate: false switches the migration off", () => {
-    assert.ok(settingLines(script({ migrate: false })).includes("MIGRATE=0"));
+    const base = script();
+    for (const patch of [
+      { image: { repository: "ghcr.io/o/r/backend", tag: "v2", digest } },
+      { image: { repository: "registry.example.org/other/backend", tag: "v9" } },
+      { registry: "registry.example.org:5000" },
+      { migrate: false },
+    ]) {
+      assert.equal(script(patch), base, JSON.stringify(patch));
+    }
+    assert.doesNotMatch(base, /v1\.2\.3|ghcr\.io/);
   });
 
   test("a migration command with spaces, quotes and non-ASCII text is quoted word by word", () => {
@@ -111,14 +107,6 @@ describe("the deploy script's settings", () => {
     assert.ok(
       lines.includes(`MIGRATION_COMMAND=(python -c 'print('\\''héllo wörld'\\'')' '$HOME')`),
       lines.join("\n"),
-    );
-  });
-
-  test("the registry is the configured one, else the image's", () => {
-    assert.ok(
-      settingLines(script({ registry: "registry.example.org:5000" })).includes(
-        "REGISTRY=registry.example.org:5000",
-      ),
     );
   });
 
@@ -209,21 +197,55 @@ describe("the deploy script's flow", () => {
   });
 });
 
-/** Runs a rendered script with bash as a login shell would (`bash -c <script>`). */
-function runScript(text: string, stdin: string, shell = "bash") {
-  return spawnSync(shell, ["-c", text], { input: stdin, encoding: "utf8", timeout: 20_000 });
+/** The run command's arguments for the test config (`buildRunCommand` writes them so). */
+const ARGS = ["image=ghcr.io/o/r/backend:v1.2.3", "tag=v1.2.3", "registry=ghcr.io", "migrate=1"];
+
+/** Writes a rendered script into its release directory, as the copy does, and returns its path. */
+function installScript(appDir: string, text: string): string {
+  const dir = join(appDir, "releases", "0123456789ab");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, "deploy.sh");
+  writeFileSync(file, text);
+  return file;
+}
+
+/** Runs an installed script as the run command does: `bash <file> <arguments>`, stdin piped. */
+function runScript(
+  file: string,
+  stdin: string,
+  opts: { shell?: string; args?: readonly string[]; env?: NodeJS.ProcessEnv } = {},
+) {
+  return spawnSync(opts.shell ?? "bash", [file, ...(opts.args ?? ARGS)], {
+    input: stdin,
+    encoding: "utf8",
+    timeout: 20_000,
+    ...(opts.env ? { env: opts.env } : {}),
+  });
+}
+
+/** The newest run's log files in `<appDir>/logs`, by extension. */
+function newestRunLogs(appDir: string): { out: string; err: string; log: string } {
+  const dir = join(appDir, "logs");
+  const base = readdirSync(dir)
+    .filter((f) => f.endsWith(".out"))
+    .sort()
+    .at(-1)
+    ?.replace(/\.out$/, "");
+  assert.ok(base, `no run log in ${dir}`);
+  const read = (ext: string) => readFileSync(join(dir, `${base}.${ext}`), "utf8");
+  return { out: read("out"), err: read("err"), log: read("log") };
 }
 
 describe("the deploy script, run for real up to its lock", () => {
   const root = mkdtempSync(join(tmpdir(), "clicky-deploy-"));
   after(() => rmSync(root, { recursive: true, force: true }));
   const appDir = join(root, "app");
-  const text = script({ appDir });
+  const file = installScript(appDir, script({ appDir }));
   mkdirSync(join(appDir, "state"), { recursive: true });
   const secrets = "POSTGRES_PASSWORD=pw\nDATABASE_URL=postgresql://x\nJWT_SECRET_KEY=jwt-value\n";
 
   test("refuses an unknown stdin key, naming the key and never the value", () => {
-    const r = runScript(text, `${secrets}EXTRA_KEY=very-secret-value\n`);
+    const r = runScript(file, `${secrets}EXTRA_KEY=very-secret-value\n`);
     assert.equal(r.status, 1);
     assert.match(
       r.stderr,
@@ -233,9 +255,54 @@ describe("the deploy script, run for real up to its lock", () => {
   });
 
   test("names a missing secret", () => {
-    const r = runScript(text, "POSTGRES_PASSWORD=pw\nDATABASE_URL=x\n");
+    const r = runScript(file, "POSTGRES_PASSWORD=pw\nDATABASE_URL=x\n");
     assert.equal(r.status, 1);
     assert.match(r.stderr, /at step stdin: stdin: JWT_SECRET_KEY is missing/);
+  });
+
+  test("refuses to start without its arguments, or with one it does not know, changing nothing", () => {
+    const missing = runScript(file, secrets, { args: ARGS.slice(0, 3) });
+    assert.equal(missing.status, USAGE_EXIT);
+    assert.match(
+      missing.stderr,
+      /^deploy: usage: bash .*deploy\.sh image=<image> tag=<tag> registry=<registry> migrate=0\|1, with the secrets as dotenv lines on stdin; nothing was changed\n$/,
+    );
+    const unknown = runScript(file, secrets, { args: [...ARGS, "--force"] });
+    assert.equal(unknown.status, USAGE_EXIT);
+    assert.match(unknown.stderr, /^deploy: unexpected argument --force; nothing was changed\n$/);
+    const badFlag = runScript(file, secrets, { args: [...ARGS.slice(0, 3), "migrate=yes"] });
+    assert.equal(badFlag.status, USAGE_EXIT);
+  });
+
+  test("takes the repository and the pinning from its image argument", () => {
+    const text = script({ appDir });
+    const block = text.slice(
+      text.indexOf("# This run's arguments"),
+      text.indexOf("readonly IMAGE IMAGE_TAG"),
+    );
+    const derive = (image: string, tag: string) =>
+      spawnSync(
+        "bash",
+        [
+          "-c",
+          `${block}\nprintf '%s|%s|%s|%s' "$IMAGE_REPOSITORY" "$IMAGE_PINNED" "$REGISTRY" "$MIGRATE"`,
+          "deploy",
+          `image=${image}`,
+          `tag=${tag}`,
+          "registry=127.0.0.1:5000",
+          "migrate=0",
+        ],
+        { encoding: "utf8" },
+      ).stdout;
+    const digest = `sha256:${"d".repeat(64)}`;
+    assert.equal(
+      derive(`127.0.0.1:5000/o/backend@${digest}`, "v2"),
+      "127.0.0.1:5000/o/backend|1|127.0.0.1:5000|0",
+    );
+    assert.equal(
+      derive("127.0.0.1:5000/o/backend:v2", "v2"),
+      "127.0.0.1:5000/o/backend|0|127.0.0.1:5000|0",
+    );
   });
 
   test("fails fast when another deploy holds the lock, saying who and since when", () => {
@@ -248,11 +315,12 @@ describe("the deploy script, run for real up to its lock", () => {
       "bash",
       [
         "-c",
-        `exec 9>>"$1"; flock -n 9 || exit 99; bash -c "$2" <<<"$3"`,
+        `exec 9>>"$1"; flock -n 9 || exit 99; bash "$2" "\${@:4}" <<<"$3"`,
         "holder",
         join(appDir, "state", "deploy.lock"),
-        text,
+        file,
         secrets,
+        ...ARGS,
       ],
       { encoding: "utf8", timeout: 20_000 },
     );
@@ -269,16 +337,15 @@ describe("the deploy script, run for real up to its lock", () => {
     );
   });
 
-  test("runs as a worker detached from its caller, with its output in <appDir>/logs", () => {
-    const r = runScript(text, `${secrets}EXTRA_KEY=x\n`);
+  test("runs as a worker detached from its caller; <appDir>/logs keeps its log, progress and report", () => {
+    const r = runScript(file, `${secrets}EXTRA_KEY=x\n`);
     assert.equal(r.status, 1);
-    const logs = readdirSync(join(appDir, "logs")).sort();
-    const err = logs.filter((f) => f.endsWith(".err")).at(-1);
-    assert.ok(err, logs.join(" "));
-    assert.match(
-      readFileSync(join(appDir, "logs", err), "utf8"),
-      /at step stdin: stdin: unexpected key EXTRA_KEY/,
-    );
+    const logs = newestRunLogs(appDir);
+    assert.equal(logs.err, r.stderr, "stderr is the report the worker wrote");
+    assert.equal(logs.out, r.stdout, "stdout is the progress the worker wrote");
+    assert.match(logs.log, /at step stdin: stdin: unexpected key EXTRA_KEY/);
+    const modes = spawnSync("stat", ["-c", "%a", join(appDir, "logs")], { encoding: "utf8" });
+    assert.equal(modes.stdout, "700\n");
   });
 
   test("goes on to its end when its caller dies, and then releases the lock", async () => {
@@ -288,7 +355,7 @@ describe("the deploy script, run for real up to its lock", () => {
     mkdirSync(bin, { recursive: true });
     writeFileSync(join(bin, "docker"), "#!/bin/sh\nsleep 2\nexit 1\n", { mode: 0o755 });
     rmSync(join(appDir, "state", "deploy.lock.owner"), { force: true });
-    const caller = spawn("bash", ["-c", text], {
+    const caller = spawn("bash", [file, ...ARGS], {
       env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` },
       stdio: ["pipe", "pipe", "pipe"],
     });
@@ -303,21 +370,13 @@ describe("the deploy script, run for real up to its lock", () => {
     assert.ok(!existsSync(owner), "the worker finished and removed its lock record");
     const free = spawnSync("flock", ["-n", join(appDir, "state", "deploy.lock"), "true"]);
     assert.equal(free.status, 0, "the lock is free");
-    const err = readdirSync(join(appDir, "logs"))
-      .filter((f) => f.endsWith(".err"))
-      .sort()
-      .at(-1);
-    assert.ok(err);
-    assert.match(
-      readFileSync(join(appDir, "logs", err), "utf8"),
-      /at step preflight: cannot reach the Docker engine/,
-    );
+    assert.match(newestRunLogs(appDir).err, /at step preflight: cannot reach the Docker engine/);
   });
 
   test("stops with a clear message under a shell that is not bash", () => {
-    const r = runScript(text, secrets, "sh");
+    const r = runScript(file, secrets, { shell: "sh" });
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /deploy: this script needs bash; make bash the login shell of /);
+    assert.match(r.stderr, /^deploy: this script needs bash; run it as: bash <this file> /);
   });
 });
 

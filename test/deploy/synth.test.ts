@@ -10,6 +10,7 @@ import { deployConfigSchema, withDeployImage } from "../../src/config/deploy";
 import { buildRelease } from "../../src/deploy/compose";
 import { SYNTH_LAST_DEPLOYED } from "../../src/deploy/image";
 import { buildPrepareScript } from "../../src/deploy/prepare";
+import { buildRunCommand, deployRunArgs, deployScriptPath } from "../../src/deploy/run-command";
 import { buildDeployScript } from "../../src/deploy/script";
 import { ENCRYPTED_PLACEHOLDER } from "../../src/config/stack-file";
 import { REPO_ROOT } from "../support/program";
@@ -55,6 +56,7 @@ for (const [stack, hostName] of [
     const host = deploy.hosts[0];
     const release = buildRelease(stack, deploy);
     const name = `deploy-${hostName}`;
+    const script = host ? buildDeployScript({ stack, host, deploy, release: release.id }) : "";
 
     test("synth succeeds", () => assert.equal(run.status, 0, run.stderr));
 
@@ -62,7 +64,7 @@ for (const [stack, hostName] of [
       assert.ok(host);
       assert.equal(
         readFileSync(join(run.out, "commands", `${name}-run.sh`), "utf8"),
-        buildDeployScript({ stack, host, deploy, release: release.id }),
+        buildRunCommand(deployScriptPath(release.dir, script), deployRunArgs(deploy)),
       );
       assert.equal(
         readFileSync(join(run.out, "commands", `${name}-prepare.sh`), "utf8"),
@@ -86,6 +88,16 @@ for (const [stack, hostName] of [
           text,
         );
       }
+    });
+
+    test("writes the copied deploy script under remote/<name>-deploy-script/<remote path>", () => {
+      assert.equal(
+        readFileSync(
+          join(run.out, "remote", `${name}-deploy-script`, deployScriptPath(release.dir, script)),
+          "utf8",
+        ),
+        script,
+      );
     });
 
     test("no secret, placeholder or private key is in any command or copied file", () => {

@@ -8,8 +8,14 @@
  * Scenarios, in order on one host: (a) first deploy, (b) upgrade with a schema change and a
  * restore of the backup into a scratch database, (c) a version whose health check never
  * passes, (d) a failing migration, (e) two deploys at once, (f) a rerun with nothing changed,
- * (g) rollback to v1 with the downgrade and live-restore runbooks; (h) continuous requests
- * through the proxy during (b), (c) and (g), every one counted.
+ * (g) rollback to v1 with the downgrade and live-restore runbooks, (h) a registry that refuses
+ * the token; continuous requests through the proxy during (b), (c) and (g), every one counted.
+ *
+ * No secret in a log: the stack's secrets here hold URL-special characters, quotes, `$` and
+ * non-ASCII text, and after every deploy no form of any of them (as is, percent-encoded,
+ * base64, base64 of `user:token`) may be in what the command printed, in the error the
+ * command provider would build from it, or in the host's deploy logs. A failure's error must
+ * name the step, show lines of the host's log and stay short.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -21,6 +27,7 @@ import {
   restoreToScratchCommands,
 } from "../../src/deploy/runbooks";
 import { LOCK_BUSY_EXIT } from "../../src/deploy/script";
+import { databaseUrl } from "../../src/deploy/stdin";
 import {
   E2E_APP_DIR,
   E2E_PROJECT,
@@ -28,6 +35,7 @@ import {
   e2eSecrets,
 } from "../deploy/support/e2e-config";
 import { type RenderedHost, renderStack, TEST_SECRETS } from "../deploy/support/render";
+import { assertNoSecret, type LeakCheck } from "../deploy/support/secrets";
 import {
   type CommandResult,
   cleanupProject,
@@ -42,6 +50,7 @@ import {
   type LoadHandle,
   type LoadResult,
   psqlInContainer,
+  runAsProvider,
   runLocal,
   runOverSsh,
   startLoad,
@@ -53,8 +62,13 @@ const skip = e2eSkip("deploy e2e");
 interface Deployed {
   readonly host: RenderedHost;
   readonly result: CommandResult;
+  /** The command provider's error for a failed run, built from `create` and the output. */
+  readonly error?: string;
   readonly seconds: number;
 }
+
+/** A registry token the harness's registry refuses, with characters that need care. */
+const WRONG_TOKEN = "wr0ng/t0ken+=?&%:#@ ü'\"$x";
 
 describe("deploy over SSH, end to end", { skip }, () => {
   let h: Harness;
@@ -125,10 +139,17 @@ describe("deploy over SSH, end to end", { skip }, () => {
     );
   }
 
+  /** The run command as the provider runs it; every run is checked for leaked secrets. */
   async function runDeploy(host: RenderedHost): Promise<Deployed> {
     const started = Date.now();
-    const result = await runOverSsh(h, host.script, { stdin: host.stdin, timeoutMs: 5 * 60_000 });
-    return { host, result, seconds: (Date.now() - started) / 1000 };
+    const { result, error } = await runAsProvider(h, host.script, {
+      stdin: host.stdin,
+      timeoutMs: 5 * 60_000,
+    });
+    const deployed = { host, result, seconds: (Date.now() - started) / 1000 };
+    const run = error === undefined ? deployed : { ...deployed, error };
+    await leaksNothing(run);
+    return run;
   }
 
   async function deploy(
@@ -154,16 +175,59 @@ describe("deploy over SSH, end to end", { skip }, () => {
     assert.doesNotMatch(d.result.stdout + d.result.stderr, /deploy FAILED/);
   }
 
-  /** No secret of the stack may appear in what the deploy printed. */
-  function printsNoSecret(d: Deployed): void {
-    const printed = d.result.stdout + d.result.stderr;
-    for (const secret of [
-      TEST_SECRETS.postgresPassword,
-      TEST_SECRETS.jwtSecretKey,
-      h.registry.password,
-    ]) {
-      assert.ok(!printed.includes(secret), "a secret was printed");
+  /** Every secret a deploy here gets (and the wrong token of (h)), for the leak checks. */
+  function leakChecks(): LeakCheck[] {
+    const password = TEST_SECRETS.postgresPassword;
+    const database = { name: "clicky_db", user: "clicky", urlScheme: "postgresql+asyncpg" };
+    return [
+      { name: "the database password", value: password },
+      { name: "DATABASE_URL", value: databaseUrl(database, password) },
+      { name: "the JWT key", value: TEST_SECRETS.jwtSecretKey },
+      { name: "the registry token", value: h.registry.password },
+      { name: "user:token", value: `${h.registry.user}:${h.registry.password}` },
+      { name: "the wrong registry token", value: WRONG_TOKEN },
+      { name: "user:wrong token", value: `${h.registry.user}:${WRONG_TOKEN}` },
+    ];
+  }
+
+  /**
+   * No form of any secret in what the deploy printed, in the provider's error, or in the host's
+   * deploy logs (nothing the script runs prints one: the masking is only the second defence).
+   */
+  async function leaksNothing(d: Deployed): Promise<void> {
+    const checks = leakChecks();
+    assertNoSecret(d.result.stdout, checks, "stdout");
+    assertNoSecret(d.result.stderr, checks, "stderr");
+    assertNoSecret(d.error ?? "", checks, "the provider's error");
+    assertNoSecret(
+      await onHost(`cat ${E2E_APP_DIR}/logs/* 2>/dev/null || true`),
+      checks,
+      "the host's deploy logs",
+    );
+  }
+
+  /**
+   * The provider's error of a failed deploy: the short run line (never the script), the step,
+   * lines of the host's log and the path of that log (unless the run logged nothing before it
+   * failed, as a deploy that meets the lock), in well under 8 KB.
+   */
+  function reportsFailure(d: Deployed, step: string, opts: { logged?: boolean } = {}): string {
+    const error = d.error ?? "";
+    assert.ok(error, `no provider error:\n${output(d)}`);
+    assert.match(
+      error,
+      /^Process exited with status \d+: running "exec bash \S+\/releases\/[0-9a-f]{12}\/deploy-[0-9a-f]{16}\.sh image=\S+ tag=\S+ registry=\S+ migrate=[01]":\n/,
+    );
+    assert.ok(!error.includes("set -Eeuo pipefail"), "the script's text is not quoted");
+    assert.match(error, new RegExp(`\ndeploy FAILED on e2e \\(stack staging\\) at step ${step}: `));
+    if (opts.logged ?? true) {
+      assert.match(
+        error,
+        /\n--- the last \d+ lines of the log of this deploy on e2e, \/home\/deploy\/clicky-e2e\/logs\/\d{8}T\d{6}Z-\d+\.log:\n( {2}.*\n)+---\n/,
+      );
     }
+    assert.ok(Buffer.byteLength(error) < 8192, `the error is ${Buffer.byteLength(error)} bytes`);
+    return error;
   }
 
   const url = (path: string) => `http://127.0.0.1:${port}${path}`;
@@ -247,7 +311,7 @@ describe("deploy over SSH, end to end", { skip }, () => {
     return startLoad({ url: url("/health"), ratePerSecond: 40, durationMs: 5 * 60_000 });
   }
 
-  /** (h): every request through the proxy got a 2xx answer, and there were plenty of them. */
+  /** Every request through the proxy got a 2xx answer, and there were plenty of them. */
   function noRequestDropped(label: string, r: LoadResult): void {
     timings.push(
       `${label}: ${r.sent} requests through the proxy, ${r.ok2xx} 2xx, ${r.non2xxTotal} non-2xx, ${r.errorsTotal} errors, versions ${JSON.stringify(r.versions)}`,
@@ -265,7 +329,6 @@ describe("deploy over SSH, end to end", { skip }, () => {
   test("(a) a first deploy on an empty host brings up the proxy, v1, PostgreSQL and Redis", async () => {
     const d = await deploy("(a) first deploy v1", "v1");
     succeeded(d);
-    printsNoSecret(d);
     assert.match(
       d.result.stdout,
       new RegExp(`pull: pulled ${ref("v1")}`),
@@ -306,7 +369,6 @@ describe("deploy over SSH, end to end", { skip }, () => {
     const d = await deploy("(b) upgrade v1 -> v2", "v2");
     const counted = await traffic.stop();
     succeeded(d);
-    printsNoSecret(d);
     noRequestDropped("(b) during the upgrade", counted);
     assert.ok(
       (counted.versions.v1 ?? 0) > 0 && (counted.versions.v2 ?? 0) > 0,
@@ -343,7 +405,13 @@ describe("deploy over SSH, end to end", { skip }, () => {
     const d = await deploy("(c) v3, health never passes", "v3");
     const counted = await traffic.stop();
     assert.equal(d.result.code, 1, output(d));
-    printsNoSecret(d);
+    const error = reportsFailure(d, "health");
+    assert.match(
+      error,
+      /\n {2}\[deploy e2e\] undo: removing backend-blue /,
+      "the log shows the undo",
+    );
+    console.log(`# the provider's error (${Buffer.byteLength(error)} bytes):\n${error}`);
     assert.match(
       d.result.stderr,
       /deploy FAILED on e2e \(stack staging\) at step health: backend-blue is unhealthy: .*503/,
@@ -367,6 +435,11 @@ describe("deploy over SSH, end to end", { skip }, () => {
   test("(d) a failing migration aborts before any traffic moves: v2 serves, schema unchanged, backup kept", async () => {
     const d = await deploy("(d) v4, migration fails", "v4");
     assert.equal(d.result.code, 1, output(d));
+    const error = reportsFailure(d, "migrate");
+    // The migration's own output is no progress line: only the failure report shows it.
+    assert.doesNotMatch(d.result.stdout, /migration 003/);
+    assert.match(error, /\n {2}.*migration 003 failed and was rolled back/);
+    console.log(`# the provider's error (${Buffer.byteLength(error)} bytes):\n${error}`);
     assert.match(
       d.result.stderr,
       new RegExp(
@@ -401,6 +474,7 @@ describe("deploy over SSH, end to end", { skip }, () => {
       `(e) the second deploy failed after ${second.seconds.toFixed(1)} s; the first took ${firstDone.seconds.toFixed(1)} s`,
     );
     assert.equal(second.result.code, LOCK_BUSY_EXIT, output(second));
+    reportsFailure(second, "lock", { logged: false });
     assert.ok(second.seconds < 10, `the second deploy took ${second.seconds} s`);
     assert.match(
       second.result.stderr,
@@ -504,5 +578,44 @@ describe("deploy over SSH, end to end", { skip }, () => {
       await new Promise((r) => setTimeout(r, 500));
     }
     assert.deepEqual(await serving(), { version: "v1", slot: "green" });
+  });
+
+  test("(h) a registry that refuses the token stops the deploy at the pull; the token shows nowhere", async () => {
+    // An image the host does not have, in the harness's registry: the deploy must log in.
+    const host = await renderStack({
+      deploy: e2eDeployConfig(
+        h,
+        port,
+        { tag: "v2" },
+        {
+          image: {
+            repository: `${h.registry.address}/clicky/absent`,
+            tag: "v2",
+            digest: h.images.backend.tags.v2?.digest,
+          },
+        },
+      ),
+      secrets: { ...e2eSecrets(h), registryToken: WRONG_TOKEN },
+    }).then((r) => {
+      assert.equal(r.run.error, undefined, String(r.run.error));
+      assert.ok(r.hosts[0]);
+      return r.hosts[0];
+    });
+    await prepareAndCopy(host);
+    const d = await runDeploy(host);
+    timings.push(
+      `(h) registry refuses the token: ${d.seconds.toFixed(1)} s, exit ${d.result.code}`,
+    );
+    assert.equal(d.result.code, 1, output(d));
+    const error = reportsFailure(d, "pull");
+    assert.match(
+      error,
+      new RegExp(
+        `at step pull: login to ${h.registry.address.replace(/\./g, "\\.")} failed: .*(401|[Uu]nauthorized)`,
+      ),
+    );
+    console.log(`# the provider's error (${Buffer.byteLength(error)} bytes):\n${error}`);
+    assert.deepEqual(await serving(), { version: "v1", slot: "green" });
+    assert.equal((await stateOf("current")).tag, "v1");
   });
 });

@@ -17,7 +17,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { LOCK_BUSY_EXIT } from "../../src/deploy/script";
 import { e2eDeployConfig, e2eSecrets } from "../deploy/support/e2e-config";
-import { type RenderedHost, renderStack } from "../deploy/support/render";
+import { type RenderedHost, renderStack, TEST_SECRETS } from "../deploy/support/render";
+import { assertNoSecret } from "../deploy/support/secrets";
 import {
   type CommandResult,
   cleanupProject,
@@ -120,6 +121,16 @@ describe("deploy faults, end to end", { skip }, () => {
       ...(cut ? { cut } : {}),
       ...(onStdout ? { onOutput: (chunk, stream) => stream === "stdout" && onStdout(chunk) } : {}),
     });
+    assertNoSecret(
+      result.output ?? "",
+      [
+        { name: "the database password", value: TEST_SECRETS.postgresPassword },
+        { name: "the JWT key", value: TEST_SECRETS.jwtSecretKey },
+        { name: "the registry token", value: h.registry.password },
+        { name: "user:token", value: `${h.registry.user}:${h.registry.password}` },
+      ],
+      "what the deploy printed",
+    );
     return { result, seconds: (Date.now() - started) / 1000 };
   }
 
@@ -325,7 +336,7 @@ describe("deploy faults, end to end", { skip }, () => {
       r,
       "pull",
       new RegExp(
-        `(login to 127\\.0\\.0\\.1:${closed} as clicky-e2e failed|could not pull 127\\.0\\.0\\.1:${closed}/clicky/backend@sha256:[0-9a-f]{64}): .*connection refused`,
+        `(login to 127\\.0\\.0\\.1:${closed} failed|could not pull 127\\.0\\.0\\.1:${closed}/clicky/backend@sha256:[0-9a-f]{64}): .*connection refused`,
       ),
     );
     assert.match(r.result.stderr, /the previous version keeps serving: .* in backend-blue/);

@@ -2,16 +2,20 @@ import type { MockRun, RecordedResource } from "../../../src/synth/engine";
 import { COMMAND_TYPE, COPY_TYPE } from "../../../src/synth/outputs";
 import { redact, reveal } from "../../../src/synth/wire";
 import { runProgram } from "../../support/program";
+import { HOSTILE_SECRETS } from "./secrets";
 
 /** What the program registered for one host, in the order Pulumi would run it. */
 export interface RenderedHost {
   /** Component name, e.g. `deploy-web-1`. */
   readonly name: string;
   readonly prepare: RecordedResource;
+  /** Every file the host gets, in registration order: the compose project, then the script. */
   readonly copies: readonly { readonly remotePath: string; readonly text: string }[];
   readonly run: RecordedResource;
-  /** The run command's `create`: the deploy script exactly as registered. */
+  /** The run command's `create` exactly as registered: the line that runs the copied script. */
   readonly script: string;
+  /** The deploy script as copied to the host. */
+  readonly deployScript: { readonly remotePath: string; readonly text: string };
   /** The run command's stdin in plain text (test secrets only). */
   readonly stdin: string;
 }
@@ -25,8 +29,7 @@ export interface RenderedStack {
 export const TEST_SECRETS = {
   sshPrivateKey:
     "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n",
-  postgresPassword: "p@ss w'rd$1/é",
-  jwtSecretKey: "jwt-secret-ä-'$(touch /tmp/pwned)'",
+  ...HOSTILE_SECRETS,
 } as const;
 
 /**
@@ -53,18 +56,20 @@ export async function renderStack(opts: {
   const hosts = components.map((component): RenderedHost => {
     const name = component.name;
     const runCommand = byName(COMMAND_TYPE, `${name}-run`);
+    const copyOf = (r: RecordedResource) => {
+      const source = redact(r.inputs.source) as { text: string };
+      return { remotePath: String(r.inputs.remotePath), text: source.text };
+    };
     const copies = run.resources
       .filter((r) => r.type === COPY_TYPE && r.parent === name)
-      .map((r) => {
-        const source = redact(r.inputs.source) as { text: string };
-        return { remotePath: String(r.inputs.remotePath), text: source.text };
-      });
+      .map(copyOf);
     return {
       name,
       prepare: byName(COMMAND_TYPE, `${name}-prepare`),
       copies,
       run: runCommand,
       script: String(runCommand.inputs.create),
+      deployScript: copyOf(byName(COPY_TYPE, `${name}-deploy-script`)),
       stdin: String(reveal(runCommand.inputs.stdin)),
     };
   });

@@ -13,6 +13,7 @@ import net from "node:net";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { Client, type ConnectConfig } from "ssh2";
+import { commandProviderError } from "../../deploy/support/provider";
 
 /** Root of the repository (this file lives in test/e2e/harness). */
 export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
@@ -90,6 +91,11 @@ export interface CommandResult {
   signal?: string;
   stdout: string;
   stderr: string;
+  /**
+   * stdout and stderr together in the order they arrived (runOverSsh only): what the command
+   * provider's shared buffer holds and its error quotes (`../../deploy/support/provider.ts`).
+   */
+  output?: string;
 }
 
 function defaultStateDir(): string {
@@ -347,6 +353,7 @@ export async function runOverSsh(
         }
         const out: Buffer[] = [];
         const errOut: Buffer[] = [];
+        const both: Buffer[] = [];
         let code: number | null = null;
         let signal: string | undefined;
         stream.on("exit", (c: number | null, sig?: string) => {
@@ -355,10 +362,12 @@ export async function runOverSsh(
         });
         stream.on("data", (d: Buffer) => {
           out.push(d);
+          both.push(d);
           opts.onOutput?.(d.toString("utf8"), "stdout");
         });
         stream.stderr.on("data", (d: Buffer) => {
           errOut.push(d);
+          both.push(d);
           opts.onOutput?.(d.toString("utf8"), "stderr");
         });
         const onCut = () => {
@@ -375,6 +384,7 @@ export async function runOverSsh(
             code,
             stdout: Buffer.concat(out).toString("utf8"),
             stderr: Buffer.concat(errOut).toString("utf8"),
+            output: Buffer.concat(both).toString("utf8"),
           };
           if (signal) result.signal = signal;
           resolve(result);
@@ -385,6 +395,28 @@ export async function runOverSsh(
   } finally {
     client.end();
   }
+}
+
+/** A remote command's result and, when it failed, the provider's error text. */
+export interface ProviderRun {
+  result: CommandResult;
+  /** `<err>: running "<create>":\n<output>`, as the command provider reports a failure. */
+  error?: string;
+}
+
+/**
+ * Runs a registered command's `create` with its stdin as remote.Command does (runOverSsh) and,
+ * when it fails, builds the error the provider would report, quoting `create` and all of the
+ * output (`../../deploy/support/provider.ts` cites the provider's code).
+ */
+export async function runAsProvider(
+  h: Harness,
+  create: string,
+  opts: RunOverSshOptions = {},
+): Promise<ProviderRun> {
+  const result = await runOverSsh(h, create, opts);
+  if (result.code === 0 || result.signal === "connection cut") return { result };
+  return { result, error: commandProviderError(create, result, result.output ?? "") };
 }
 
 /** One file for copyOverSsh. */
