@@ -96,7 +96,8 @@ describe("the deploy of a stack with two hosts", () => {
     assert.equal(new Set(connections).size, 1);
   });
 
-  test("copies the deploy script into the release directory, named by its content", () => {
+  /** The release and the deploy script the program builds for the first host. */
+  function firstHostScript() {
     const parsed = resolvedDeploy();
     const host = parsed.hosts[0];
     assert.ok(host);
@@ -107,6 +108,11 @@ describe("the deploy of a stack with two hosts", () => {
       deploy: parsed,
       release: release.id,
     });
+    return { parsed, release, script };
+  }
+
+  test("copies the deploy script into the release directory, named by its content", () => {
+    const { release, script } = firstHostScript();
     const copy = named(run, COPY_TYPE, "deploy-web-1-deploy-script");
     assert.deepEqual(redact(copy.inputs.source), { asset: "string", text: script });
     assert.equal(copy.inputs.remotePath, deployScriptPath(release.dir, script));
@@ -118,16 +124,7 @@ describe("the deploy of a stack with two hosts", () => {
   });
 
   test("the run command's create is one line that runs the copied script with this run's image", () => {
-    const parsed = resolvedDeploy();
-    const host = parsed.hosts[0];
-    assert.ok(host);
-    const release = buildRelease("staging", parsed);
-    const script = buildDeployScript({
-      stack: "staging",
-      host,
-      deploy: parsed,
-      release: release.id,
-    });
+    const { parsed, release, script } = firstHostScript();
     const create = String(named(run, COMMAND_TYPE, "deploy-web-1-run").inputs.create);
     assert.equal(
       create,
