@@ -63,6 +63,22 @@ esac`;
       { STACK, IMAGE_TAG: TAG, GITHUB_SHA: SHA, PULUMI_ACCESS_TOKEN: "x", ...env },
     );
 
+  test("never prints its Pulumi token, in any form, whatever the deployment's outcome", () => {
+    const token = "pul-p@ss:w/rd?#%&=+ ü$HOME'\"`x`";
+    const forms = [
+      token,
+      encodeURIComponent(token),
+      Buffer.from(token).toString("base64"),
+      JSON.stringify(token).slice(1, -1),
+    ];
+    for (const STATUSES of ["succeeded", "failed", "skipped", "running running succeeded"]) {
+      const r = deploy({ STATUSES, PULUMI_ACCESS_TOKEN: token });
+      for (const form of forms) {
+        assert.ok(!`${r.stdout}${r.stderr}`.includes(form), `${STATUSES}: ${form}`);
+      }
+    }
+  });
+
   test("deploys this run's commit, with the settings' pre-run commands first, then the tag, then the policy pack", () => {
     const r = deploy({ STATUSES: "succeeded" });
     assert.equal(r.status, 0, r.stdout + r.stderr);
