@@ -655,7 +655,7 @@ The first runs of this bench missed two targets, and the design changed, not the
 
 - **Same harness, same images, same load.** Both procedures run over the same OpenSSH server as
   the same \`deploy\` user against the same Docker engine, with the same backend images
-  (\`127.0.0.1:5000/clicky/backend\`, stand-in app v1/v2/v3), the same PostgreSQL and Redis
+  (the harness registry's \`clicky/backend\`, stand-in app v1/v2/v3), the same PostgreSQL and Redis
   images and a database of the same size. One load generator (\`startLoad\` of the e2e harness,
   an open loop: a new connection per request at a fixed rate, whatever the answers, 5 s timeout)
   sends \`GET /health\` from ${PRE_ROLL_MS / 1000} s before each deploy starts to ${POST_ROLL_MS / 1000} s after it ends; every request counts.

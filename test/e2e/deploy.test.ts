@@ -30,6 +30,8 @@ import { LOCK_BUSY_EXIT } from "../../src/deploy/script";
 import { databaseUrl } from "../../src/deploy/stdin";
 import {
   E2E_APP_DIR,
+  E2E_COMPOSE,
+  E2E_COMPOSE_COMMAND,
   E2E_PROJECT,
   e2eDeployConfig,
   e2eSecrets,
@@ -68,9 +70,14 @@ interface Deployed {
 }
 
 /** A registry token the harness's registry refuses, with characters that need care. */
+/** A literal for a regular expression. */
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 const WRONG_TOKEN = "wr0ng/t0ken+=?&%:#@ ü'\"$x";
 
-describe("deploy over SSH, end to end", { skip }, () => {
+describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
   let h: Harness;
   let port = 0;
   let ctx: RunbookContext;
@@ -86,7 +93,7 @@ describe("deploy over SSH, end to end", { skip }, () => {
         appDir: E2E_APP_DIR,
         project: E2E_PROJECT,
         database: { name: "clicky_db", user: "clicky", urlScheme: "postgresql+asyncpg" },
-        compose: h.docker.composeV2 ? "docker compose" : "docker-compose",
+        compose: E2E_COMPOSE_COMMAND,
       };
       await cleanupProject(h, E2E_APP_DIR, E2E_PROJECT);
       // An empty host has none of the app's images: drop v1's local copy so that (a) really
@@ -223,7 +230,9 @@ describe("deploy over SSH, end to end", { skip }, () => {
     if (opts.logged ?? true) {
       assert.match(
         error,
-        /\n--- the last \d+ lines of the log of this deploy on e2e, \/home\/deploy\/clicky-e2e\/logs\/\d{8}T\d{6}Z-\d+\.log:\n( {2}.*\n)+---\n/,
+        new RegExp(
+          `\\n--- the last \\d+ lines of the log of this deploy on e2e, ${escapeRegExp(E2E_APP_DIR)}/logs/\\d{8}T\\d{6}Z-\\d+\\.log:\\n( {2}.*\\n)+---\\n`,
+        ),
       );
     }
     assert.ok(Buffer.byteLength(error) < 8192, `the error is ${Buffer.byteLength(error)} bytes`);
@@ -348,7 +357,7 @@ describe("deploy over SSH, end to end", { skip }, () => {
     assert.equal(config.app_env, "e2e");
     assert.equal(config.redis_url_set, true);
     const names = (await composeContainers(E2E_PROJECT)).map((n) =>
-      n.replace(/^clickye2e[-_]|[-_]1$/g, ""),
+      n.replace(new RegExp(`^${E2E_PROJECT}[-_]|[-_]1$`, "g"), ""),
     );
     assert.deepEqual(names.sort(), ["backend-blue", "postgres", "proxy", "redis"]);
     const current = await stateOf("current");
@@ -479,7 +488,7 @@ describe("deploy over SSH, end to end", { skip }, () => {
     assert.match(
       second.result.stderr,
       new RegExp(
-        `at step lock: another deploy holds /home/deploy/clicky-e2e/state/deploy\\.lock: deploy of ${ref("v2")} \\(stack staging\\) by deploy from 127\\.0\\.0\\.1, pid \\d+, since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ; this one changed nothing`,
+        `at step lock: another deploy holds ${escapeRegExp(E2E_APP_DIR)}/state/deploy\\.lock: deploy of ${ref("v2")} \\(stack staging\\) by deploy from 127\\.0\\.0\\.1, pid \\d+, since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ; this one changed nothing`,
       ),
     );
     succeeded(firstDone);
@@ -540,7 +549,9 @@ describe("deploy over SSH, end to end", { skip }, () => {
     );
     assert.match(
       d.result.stdout,
-      /pull: 127\.0\.0\.1:5000\/clicky\/backend@sha256:[0-9a-f]{64} is already on this host/,
+      new RegExp(
+        `pull: ${h.registry.address.replace(/\./g, "\\.")}/clicky/backend@sha256:[0-9a-f]{64} is already on this host`,
+      ),
     );
     assert.match(d.result.stdout, /migrate: skipped: deploy\.migrate is false/);
     assert.deepEqual(await serving(), { version: "v1", slot: "green" });

@@ -1,8 +1,18 @@
 import type { Harness } from "../../e2e/harness/harness";
 
-/** Where the e2e deploys on the harness host, and what it calls things there. */
-export const E2E_APP_DIR = "/home/deploy/clicky-e2e";
-export const E2E_PROJECT = "clickye2e";
+/**
+ * Which compose the e2e deploys with (`deploy.compose`): v2, the CLI plugin real hosts ship, by
+ * default; v1 (`docker-compose`) when `E2E_COMPOSE=v1`, which the `*-compose-v1` test files set.
+ * The harness provisions both.
+ */
+export const E2E_COMPOSE: "v1" | "v2" = process.env.E2E_COMPOSE === "v1" ? "v1" : "v2";
+
+/** The command a test runs compose with on the host, the same one the deploy uses. */
+export const E2E_COMPOSE_COMMAND = E2E_COMPOSE === "v2" ? "docker compose" : "docker-compose";
+
+/** Where the e2e deploys on the harness host, and what it calls things there (one per compose). */
+export const E2E_APP_DIR = `/home/deploy/clicky-e2e${E2E_COMPOSE === "v1" ? "-v1" : ""}`;
+export const E2E_PROJECT = `clickye2e${E2E_COMPOSE === "v1" ? "v1" : ""}`;
 
 /**
  * The `deploy` section the e2e stack uses: the harness's SSH server with its pinned host key,
@@ -20,6 +30,7 @@ export function e2eDeployConfig(
   return {
     appDir: E2E_APP_DIR,
     composeProject: E2E_PROJECT,
+    compose: E2E_COMPOSE,
     hosts: [
       {
         name: "e2e",

@@ -22,11 +22,11 @@ export const PROVISION_SCRIPT = path.join(__dirname, "provision.sh");
 
 /** One pushed tag of the stand-in backend. */
 export interface BackendTag {
-  /** `127.0.0.1:5000/clicky/backend:v1` */
+  /** `<registry>/clicky/backend:v1`, e.g. `127.0.0.1:20404/clicky/backend:v1` */
   ref: string;
   /** `sha256:...` manifest digest in the local registry */
   digest: string;
-  /** `127.0.0.1:5000/clicky/backend@sha256:...` */
+  /** `<registry>/clicky/backend@sha256:...` */
   pinned: string;
   /**
    * The local build it was pushed from (`clicky-e2e/backend-build:v1`). The registry tags are

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provisions, on this machine, the real parts the e2e tests deploy against:
-# Docker engine, a registry on 127.0.0.1:5000 (htpasswd auth), a dedicated sshd on
-# 127.0.0.1:2222 (key-only, pinned host key) for the non-root user `deploy`, locally built
+# Docker engine, a registry on 127.0.0.1 (htpasswd auth), a dedicated sshd on 127.0.0.1
+# (key-only, pinned host key) for the non-root user `deploy`, each on ports chosen once per
+# state dir (<state dir>/ports), so that two checkouts can provision on one machine, locally built
 # images that behave like the official postgres/redis/nginx ones, and the stand-in backend
 # app pushed as five tags. Nothing is pulled from the internet: images come from a Debian
 # rootfs made with debootstrap. Idempotent: every step checks before it acts.
@@ -14,15 +15,12 @@ APP_DIR="$REPO_ROOT/test/e2e/app"
 STATE_DIR="${E2E_STATE_DIR:-$REPO_ROOT/.e2e-state}"
 LOG_DIR="$STATE_DIR/logs"
 
-SSH_PORT=2222
 SSH_USER=deploy
-REGISTRY_ADDR=127.0.0.1:5000
 REGISTRY_USER=clicky-e2e
 BASE_IMAGE=clicky-e2e/base:bookworm
 POSTGRES_IMAGE=clicky-e2e/postgres:16
 REDIS_IMAGE=clicky-e2e/redis:7
 PROXY_IMAGE=clicky-e2e/proxy:1
-BACKEND_REPO="$REGISTRY_ADDR/clicky/backend"
 BACKEND_BUILD_REPO=clicky-e2e/backend-build
 BACKEND_TAGS=(v1 v2 v3 v4 v5)
 APT_PACKAGES=(docker.io docker-compose openssh-server docker-registry debootstrap
@@ -38,6 +36,19 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 mkdir -p "$STATE_DIR" "$LOG_DIR"
+
+# --- ports: chosen once per state dir and kept, so every checkout has its own registry and
+# sshd (their credentials and host keys live in the state dir) -------------------------------
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [[ ! -s "$STATE_DIR/ports" ]]; then
+  base=$((20000 + ($(printf '%s' "$STATE_DIR" | cksum | cut -d' ' -f1) % 4000) * 2))
+  while port_in_use "$base" || port_in_use "$((base + 1))"; do base=$((base + 2)); done
+  printf 'REGISTRY_PORT=%s\nSSH_PORT=%s\n' "$base" "$((base + 1))" >"$STATE_DIR/ports"
+fi
+# shellcheck source=/dev/null
+source "$STATE_DIR/ports"
+REGISTRY_ADDR="127.0.0.1:$REGISTRY_PORT"
+BACKEND_REPO="$REGISTRY_ADDR/clicky/backend"
 chmod 700 "$STATE_DIR"
 
 # One provisioner at a time: parallel test files all call it.
@@ -225,7 +236,12 @@ step_sshd() {
   [[ -s "$dir/client_ed25519" ]] || ssh-keygen -q -t ed25519 -N '' -C clicky-e2e-client -f "$dir/client_ed25519"
   home="$(getent passwd "$SSH_USER" | cut -d: -f6)"
   install -d -m 700 -o "$SSH_USER" -g "$SSH_USER" "$home/.ssh"
-  install -m 600 -o "$SSH_USER" -g "$SSH_USER" "$dir/client_ed25519.pub" "$home/.ssh/authorized_keys"
+  # Appended, not replaced: every checkout's state dir has its own client key.
+  touch "$home/.ssh/authorized_keys"
+  grep -qxF "$(cat "$dir/client_ed25519.pub")" "$home/.ssh/authorized_keys" ||
+    cat "$dir/client_ed25519.pub" >>"$home/.ssh/authorized_keys"
+  chown "$SSH_USER:$SSH_USER" "$home/.ssh/authorized_keys"
+  chmod 600 "$home/.ssh/authorized_keys"
   cat >"$dir/sshd_config.new" <<CONF
 # clicky-e2e dedicated sshd (provision.sh)
 Port $SSH_PORT
@@ -288,7 +304,35 @@ debian_mirror() {
     uri="$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
       awk '{for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}' | grep -v security | head -n1 || true)"
   fi
-  echo "${uri:-http://deb.debian.org/debian}"
+  [[ -n $uri ]] || die "no Debian mirror in this machine's apt sources; set E2E_DEBIAN_MIRROR"
+  echo "$uri"
+}
+
+# --- compose v2: the CLI plugin real hosts ship, from Debian's trixie suite ------------------------
+# bookworm's docker-compose package is v1; trixie's is the v2 plugin (it depends only on libc6).
+# Only the plugin file is taken from the downloaded package, beside v1, with apt state of its
+# own: the machine's sources and installed packages stay as they are.
+COMPOSE_V2_PLUGIN=/usr/libexec/docker/cli-plugins/docker-compose
+step_compose_v2() {
+  if [[ -x $COMPOSE_V2_PLUGIN ]] && "$COMPOSE_V2_PLUGIN" compose version >/dev/null 2>&1; then
+    log "compose v2: plugin present"
+    return
+  fi
+  local apt_dir="$STATE_DIR/apt-trixie" mirror
+  mirror="$(debian_mirror)"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/pkg"
+  echo "deb $mirror trixie main" >"$apt_dir/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=-"
+    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::Archives=$apt_dir/archives"
+    -o "APT::Get::List-Cleanup=0")
+  apt-get "${opts[@]}" update -q >"$LOG_DIR/apt-trixie.log" 2>&1 ||
+    die "apt-get update of trixie from $mirror failed, see $LOG_DIR/apt-trixie.log"
+  (cd "$apt_dir/pkg" && apt-get "${opts[@]}" download -q docker-compose/trixie) >>"$LOG_DIR/apt-trixie.log" 2>&1 ||
+    die "apt-get download docker-compose/trixie failed, see $LOG_DIR/apt-trixie.log"
+  rm -rf "$apt_dir/extract"
+  dpkg-deb -x "$apt_dir"/pkg/docker-compose_*.deb "$apt_dir/extract"
+  install -D -m 755 "$apt_dir/extract/usr/libexec/docker/cli-plugins/docker-compose" "$COMPOSE_V2_PLUGIN"
+  log "compose v2: $("$COMPOSE_V2_PLUGIN" compose version --short 2>/dev/null || echo '?') installed as a Docker CLI plugin"
 }
 
 step_base_image() {
@@ -454,7 +498,7 @@ step_state() {
 }
 
 log "state dir $STATE_DIR"
-t=$SECONDS; step_packages; PKG_S=$((SECONDS - t))
+t=$SECONDS; step_packages; step_compose_v2; PKG_S=$((SECONDS - t))
 t=$SECONDS; step_dockerd; DOCKERD_S=$((SECONDS - t))
 t=$SECONDS; step_registry; step_user; step_sshd; SERVICES_S=$((SECONDS - t))
 t=$SECONDS; step_base_image; BASE_S=$((SECONDS - t))

@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { LOCK_BUSY_EXIT } from "../../src/deploy/script";
-import { e2eDeployConfig, e2eSecrets } from "../deploy/support/e2e-config";
+import { E2E_COMPOSE, e2eDeployConfig, e2eSecrets } from "../deploy/support/e2e-config";
 import { type RenderedHost, renderStack, TEST_SECRETS } from "../deploy/support/render";
 import { assertNoSecret } from "../deploy/support/secrets";
 import {
@@ -42,7 +42,7 @@ const availability = harnessAvailability();
 const skip = e2eSkip("fault e2e");
 
 /** Unique per run: the Docker engine and the deploy user's home are shared with other tests. */
-const PROJECT = `clickyfaults${process.pid}`;
+const PROJECT = `clickyfaults${E2E_COMPOSE}${process.pid}`;
 const APP_DIR = `/home/deploy/clicky-faults-${process.pid}`;
 
 interface Run {
@@ -50,7 +50,7 @@ interface Run {
   readonly seconds: number;
 }
 
-describe("deploy faults, end to end", { skip }, () => {
+describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
   let h: Harness;
   let port = 0;
   let rows = 0;
