@@ -314,8 +314,8 @@ debian_mirror() {
 # own: the machine's sources and installed packages stay as they are.
 COMPOSE_V2_PLUGIN=/usr/libexec/docker/cli-plugins/docker-compose
 step_compose_v2() {
-  if [[ -x $COMPOSE_V2_PLUGIN ]] && "$COMPOSE_V2_PLUGIN" compose version >/dev/null 2>&1; then
-    log "compose v2: plugin present"
+  if [[ -x $COMPOSE_V2_PLUGIN ]] && docker compose version --short >/dev/null 2>&1; then
+    log "compose v2: plugin present ($(docker compose version --short))"
     return
   fi
   local apt_dir="$STATE_DIR/apt-trixie" mirror
@@ -332,7 +332,8 @@ step_compose_v2() {
   rm -rf "$apt_dir/extract"
   dpkg-deb -x "$apt_dir"/pkg/docker-compose_*.deb "$apt_dir/extract"
   install -D -m 755 "$apt_dir/extract/usr/libexec/docker/cli-plugins/docker-compose" "$COMPOSE_V2_PLUGIN"
-  log "compose v2: $("$COMPOSE_V2_PLUGIN" compose version --short 2>/dev/null || echo '?') installed as a Docker CLI plugin"
+  docker compose version --short >/dev/null 2>&1 || die "the compose v2 plugin from trixie does not run: $COMPOSE_V2_PLUGIN"
+  log "compose v2: $(docker compose version --short) installed as a Docker CLI plugin"
 }
 
 step_base_image() {
