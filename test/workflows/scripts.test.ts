@@ -151,15 +151,16 @@ esac`;
   });
 });
 
+/** Staging's config with the program's source somewhere else (`deployments.source`). */
+function programAt(source: { repository: string; directory: string }) {
+  return stackConfig("staging", {
+    deployments: { backend: "cloud", organization: "clicky-foundation", source },
+  });
+}
+
 describe("a program kept in another repository", () => {
   const elsewhere = planWorkflows(
-    stackConfig("staging", {
-      deployments: {
-        backend: "cloud",
-        organization: "clicky-foundation",
-        source: { repository: "clicky-foundation/delivery", directory: "infra" },
-      },
-    }),
+    programAt({ repository: "clicky-foundation/delivery", directory: "infra" }),
   );
   test("is deployed at the commit the job checked out, from its folder", () => {
     const doc = parse(
@@ -201,13 +202,7 @@ describe("the Pulumi.yaml check", () => {
   });
   test("the workflow step checks the program's folder from the workspace root", () => {
     const inFolder = planWorkflows(
-      stackConfig("staging", {
-        deployments: {
-          backend: "cloud",
-          organization: "clicky-foundation",
-          source: { repository: "clicky-foundation/clicky-foundation", directory: "infra" },
-        },
-      }),
+      programAt({ repository: "clicky-foundation/clicky-foundation", directory: "infra" }),
     );
     const step = script(file(inFolder, "drift.yml"), "drift", (n) =>
       n.startsWith("Check that the Pulumi program"),
@@ -261,13 +256,7 @@ describe("the PR pipeline's change detection", () => {
   });
   test("a program in a folder: only that folder's files are the program's", () => {
     const inFolder = planWorkflows(
-      stackConfig("staging", {
-        deployments: {
-          backend: "cloud",
-          organization: "clicky-foundation",
-          source: { repository: "clicky-foundation/clicky-foundation", directory: "infra" },
-        },
-      }),
+      programAt({ repository: "clicky-foundation/clicky-foundation", directory: "infra" }),
     );
     const doc = file(inFolder, "pr.yml");
     assert.equal(areas(doc, ["infra/Pulumi.production.yaml"]).program, "true");
