@@ -3,8 +3,8 @@ import { describe, test } from "node:test";
 import { StackConfigError } from "../../src/config/load";
 import { secretKeySpecs } from "../../src/config/schema";
 import type { RecordedResource } from "../../src/synth/engine";
-import { RESOURCE_TYPES } from "../../src/synth/resource-types";
 import { buildOutputs } from "../../src/synth/outputs";
+import { RESOURCE_TYPES } from "../../src/synth/resource-types";
 import { isSecret, reveal } from "../../src/synth/wire";
 import { byName, committedDeploy, ofType, runProgram } from "../support/program";
 

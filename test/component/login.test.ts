@@ -3,20 +3,21 @@ import { describe, test } from "node:test";
 import { StackConfigError } from "../../src/config/load";
 import { secretKeySpecs } from "../../src/config/schema";
 import { reveal } from "../../src/synth/wire";
-import { committedValues } from "../workflows/support";
-import { committedDeploy, ofType, runProgram } from "../support/program";
+import {
+  committedDeploy,
+  ofType,
+  runProgram,
+  STORED_PULUMI_TOKEN_KEYS,
+  withLogin,
+  withoutStoredTokens,
+} from "../support/program";
 
-const OIDC_SECRETS = Object.fromEntries(
-  secretKeySpecs
-    .filter((s) => !["pulumiAccessToken", "pulumiDriftToken"].includes(s.key))
-    .map((s) => [s.key, `${s.key}-value`]),
+const OIDC_SECRETS = withoutStoredTokens(
+  Object.fromEntries(secretKeySpecs.map((s) => [s.key, `${s.key}-value`])),
 );
 
 function oidc(stack: string) {
-  return {
-    ...committedDeploy(stack),
-    deployments: { ...(committedValues(stack).deployments as object), auth: "oidc" },
-  };
+  return { ...committedDeploy(stack), ...withLogin(stack, "oidc") };
 }
 
 const ISSUER = "pulumiservice:index:OidcIssuer";
@@ -119,6 +120,10 @@ describe("OIDC login, staging", async () => {
       [],
     );
   });
+});
+
+test("OIDC login does without exactly the stored Pulumi tokens", () => {
+  assert.deepEqual(STORED_PULUMI_TOKEN_KEYS, ["pulumiAccessToken", "pulumiDriftToken"]);
 });
 
 describe("stored tokens (the default)", async () => {

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { isPlaceholderHostKey, pinnedHostKey } from "../../src/config/host-keys";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,12 +6,13 @@ import { join, relative } from "node:path";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
 import { deployConfigSchema, withDeployImage } from "../../src/config/deploy";
+import { isPlaceholderHostKey, pinnedHostKey } from "../../src/config/host-keys";
+import { ENCRYPTED_PLACEHOLDER } from "../../src/config/stack-file";
 import { buildRelease } from "../../src/deploy/compose";
 import { SYNTH_LAST_DEPLOYED } from "../../src/deploy/image";
 import { buildPrepareScript } from "../../src/deploy/prepare";
 import { buildRunCommand, deployRunArgs, deployScriptPath } from "../../src/deploy/run-command";
 import { buildDeployScript } from "../../src/deploy/script";
-import { ENCRYPTED_PLACEHOLDER } from "../../src/config/stack-file";
 import { REPO_ROOT } from "../support/program";
 
 const work = mkdtempSync(join(tmpdir(), "clicky-deploy-synth-"));

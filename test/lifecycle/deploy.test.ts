@@ -3,13 +3,13 @@ import { describe, test } from "node:test";
 import { EMPTY_STATE, lifecycleRuns } from "../support/lifecycle";
 import {
   DIGESTS,
+  deployWith,
   describeSteps,
   isRunOf,
   REGISTRY_SECRETS,
   registryAnswers,
   SECRETS,
   tagged,
-  deployWith,
 } from "./support";
 
 const STACK = "staging";

@@ -2,20 +2,15 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { secretKeySpecs } from "../../src/config/schema";
 import { EMPTY_STATE, lifecycleRuns } from "../support/lifecycle";
-import { committedValues } from "../workflows/support";
+import { withLogin, withoutStoredTokens } from "../support/program";
 import { deployWith, describeSteps, registryAnswers, SECRETS, tagged } from "./support";
 
-/** Every secret but the stored Pulumi tokens, which OIDC login does without. */
-const OIDC_SECRETS = Object.fromEntries(
-  Object.entries(SECRETS).filter(([k]) => !["pulumiAccessToken", "pulumiDriftToken"].includes(k)),
-);
+const OIDC_SECRETS = withoutStoredTokens(SECRETS);
 
 for (const stack of ["staging", "production"]) {
   for (const auth of ["tokens", "oidc"] as const) {
     describe(`${stack} (${auth} login): a deploy, then a run with nothing changed`, async () => {
-      const login = {
-        deployments: { ...(committedValues(stack).deployments as object), auth },
-      };
+      const login = withLogin(stack, auth);
       const secrets = auth === "oidc" ? OIDC_SECRETS : SECRETS;
       const [first, second] = await lifecycleRuns(EMPTY_STATE, [
         {

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { secretKeySpecs } from "../../src/config/schema";
 import type { RecordedResource } from "../../src/synth/engine";
 import { reveal } from "../../src/synth/wire";
-import { committedDeploy, runProgram } from "../support/program";
+import { committedDeploy, runProgram, withLogin, withoutStoredTokens } from "../support/program";
 import {
   type CredentialPath,
   credentialPaths,
@@ -145,24 +145,11 @@ describe("the gate check fails on a broken variant", () => {
 });
 
 describe("with OIDC login, every team that reaches production is bound to the gate", async () => {
-  const secrets = Object.fromEntries(
-    secretKeySpecs
-      .filter((s) => !["pulumiAccessToken", "pulumiDriftToken"].includes(s.key))
-      .map((s) => [s.key, `${s.key}-value`]),
-  );
   const run = await runProgram({
     stack: "production",
     mode: "up",
-    secrets,
-    overrides: {
-      ...committedDeploy("production"),
-      deployments: {
-        backend: "cloud",
-        organization: "clicky-foundation",
-        source: { repository: "clicky-foundation/clicky-foundation", directory: "." },
-        auth: "oidc",
-      },
-    },
+    secrets: withoutStoredTokens(SECRETS),
+    overrides: { ...committedDeploy("production"), ...withLogin("production", "oidc") },
   });
   const resources = run.resources;
   const inputsOf = (type: string) =>

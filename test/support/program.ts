@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { loadStack, SYNTH_ENV } from "../../src/config/load";
-import { PROJECT } from "../../src/config/schema";
+import { PROJECT, secretKeySpecs } from "../../src/config/schema";
+import { readStackFile } from "../../src/config/stack-file";
 import { program } from "../../src/program";
 import {
   type MockRun,
@@ -8,7 +9,6 @@ import {
   type RecordedResource,
   runUnderMocks,
 } from "../../src/synth/engine";
-import { readStackFile } from "../../src/config/stack-file";
 import { ED25519 } from "../deploy/support/keys";
 
 export const REPO_ROOT = join(__dirname, "..", "..");
@@ -96,6 +96,38 @@ export function committedDeploy(
     hostKey: ED25519,
   }));
   return { deploy: change({ ...deploy, hosts }) };
+}
+
+/** A stack's committed `deployments` section with the jobs' Pulumi login set, as an override. */
+export function withLogin(
+  stack: string,
+  auth: "oidc" | "tokens",
+): { deployments: Record<string, unknown> } {
+  const file = readStackFile(join(REPO_ROOT, `Pulumi.${stack}.yaml`));
+  const deployments = JSON.parse(file.config[`${PROJECT}:deployments`] ?? "{}") as object;
+  return { deployments: { ...deployments, auth } };
+}
+
+/**
+ * The secret config keys that hold stored Pulumi tokens: required with `auth: tokens`, not
+ * with OIDC login. Derived from the keys' own rules, for the stack that needs the most.
+ */
+export const STORED_PULUMI_TOKEN_KEYS: readonly string[] = secretKeySpecs
+  .filter((s) => {
+    const ctx = { stack: "production", ownsRepository: true, approvalGated: true };
+    return (
+      s.requiredWhen({ ...ctx, tokenAuth: true }) && !s.requiredWhen({ ...ctx, tokenAuth: false })
+    );
+  })
+  .map((s) => s.key);
+
+/** `secrets` without the stored Pulumi tokens: what a stack with OIDC login holds. */
+export function withoutStoredTokens(
+  secrets: Readonly<Record<string, string>>,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(secrets).filter(([key]) => !STORED_PULUMI_TOKEN_KEYS.includes(key)),
+  );
 }
 
 /** Test digest of the image a stack "deployed before". */

@@ -3,16 +3,16 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { hostKeyProblems, isPlaceholderHostKey, pinnedHostKey } from "../../src/config/host-keys";
 import { StackConfigError } from "../../src/config/load";
 import { decodeConfigMap } from "../../src/config/raw";
 import { parseStackConfig, type StackConfig, secretKeySpecs } from "../../src/config/schema";
-import { hostKeyProblems, isPlaceholderHostKey, pinnedHostKey } from "../../src/config/host-keys";
+import { readStackFile } from "../../src/config/stack-file";
 import {
   readSiblingStacks,
   stackFilesProblems,
   stacksAgreeProblems,
 } from "../../src/config/stacks-agree";
-import { readStackFile } from "../../src/config/stack-file";
 import { REPO_ROOT, runProgram } from "../support/program";
 
 /** The values of our namespace in the committed `Pulumi.<stack>.yaml`. */

@@ -6,12 +6,11 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
 import { planWorkflows } from "../../src/workflows";
-import { actionlint, committedValues, hasShellcheck, parserErrors, stackConfig } from "./support";
+import { withLogin } from "../support/program";
+import { actionlint, hasShellcheck, parserErrors, stackConfig } from "./support";
 
 /** Both deploy modes and both logins: their deploy jobs differ, and each must lint clean. */
-const OIDC = {
-  deployments: { ...(committedValues("staging").deployments as object), auth: "oidc" },
-};
+const OIDC = withLogin("staging", "oidc");
 const PLANS = {
   "pulumi-deployments": planWorkflows(stackConfig("staging")),
   "pulumi-up": planWorkflows(stackConfig("staging", { workflows: { deployMode: "pulumi-up" } })),

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
 import { planWorkflows } from "../../src/workflows";
-import { committedValues, stackConfig } from "./support";
+import { withLogin } from "../support/program";
+import { stackConfig } from "./support";
 
 type Job = {
   environment?: { name: string };
@@ -12,7 +13,7 @@ type Job = {
 
 function jobsOf(auth: "oidc" | "tokens", deployMode?: string) {
   const config = stackConfig("staging", {
-    deployments: { ...(committedValues("staging").deployments as object), auth },
+    ...withLogin("staging", auth),
     ...(deployMode ? { workflows: { deployMode } } : {}),
   });
   return planWorkflows(config).files.flatMap((f) =>
