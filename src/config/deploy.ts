@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { hostAddressProblem } from "./host-address";
+import { APP_SECRETS_KEY, hostValueCatalog, reservedEnvReason } from "./host-values";
 import { requiredHints } from "./problems";
 import type { SecretKeySpec } from "./secret-keys";
 
@@ -112,13 +113,11 @@ const imageReference = z
     "expected an image reference, e.g. postgres:16 or nginx:1.27-alpine",
   );
 
-/** Variables the deploy itself sets for the app; config must not override them. */
-export const RESERVED_APP_ENV = [
-  "DATABASE_URL",
+/** Variables the deploy itself sets for the app (`./host-values.ts`); config must not override them. */
+export const RESERVED_APP_ENV: readonly string[] = [
+  ...hostValueCatalog.map((spec) => spec.name),
   "REDIS_URL",
-  "JWT_SECRET_KEY",
-  "POSTGRES_PASSWORD",
-] as const;
+];
 
 const healthSchema = z.strictObject({
   /** Seconds between two probes of a container's health check. */
@@ -249,12 +248,19 @@ export const deployConfigSchema = z
           .default(["/health", "/api/v1/health"]),
         /** Plain (non-secret) environment of the app, e.g. `APP_ENV: production`. */
         env: z.record(z.string(), z.string()).default({}),
+        /**
+         * Names of the app's own secrets, e.g. `[SENTRY_DSN, SMTP_PASSWORD]`; each value is
+         * set with `pulumi config set --secret --path 'appSecrets.<NAME>'` and reaches the app
+         * as the database password does (stdin, then the container's environment).
+         */
+        secrets: z.array(z.string()).default([]),
       })
       .default({
         port: 8000,
         healthPath: "/health",
         verifyPaths: ["/health", "/api/v1/health"],
         env: {},
+        secrets: [],
       }),
     health: healthSchema.default({
       intervalSeconds: 5,
@@ -300,7 +306,7 @@ export const deployConfigSchema = z
           message: `"${key}" is not an upper-case variable name (A-Z, 0-9, _)`,
         });
       }
-      if ((RESERVED_APP_ENV as readonly string[]).includes(key)) {
+      if (RESERVED_APP_ENV.includes(key)) {
         ctx.addIssue({
           code: "custom",
           path: ["app", "env", key],
@@ -308,6 +314,19 @@ export const deployConfigSchema = z
         });
       }
     }
+    const declared = new Set<string>();
+    deploy.app.secrets.forEach((name, index) => {
+      const path = ["app", "secrets", index];
+      const reason = !/^[A-Z_][A-Z0-9_]*$/.test(name)
+        ? `"${name}" is not an upper-case variable name (A-Z, 0-9, _)`
+        : declared.has(name)
+          ? `${name} is listed twice`
+          : name in deploy.app.env
+            ? `${name} is also in deploy.app.env; a name is either plain env or a secret`
+            : reservedEnvReason(name);
+      if (reason) ctx.addIssue({ code: "custom", path, message: reason });
+      declared.add(name);
+    });
     if (deploy.migrationCommand.some((word) => /[\n\0]/.test(word))) {
       ctx.addIssue({
         code: "custom",
@@ -363,6 +382,13 @@ export const deploySecretKeys: readonly SecretKeySpec[] = [
     description:
       "User for pulling the backend image (ghcr.io: a GitHub user or bot); only with a private image, together with registryToken",
     requiredWhen: () => false,
+  },
+  {
+    key: APP_SECRETS_KEY,
+    description:
+      "The app's own secrets, one per name in deploy.app.secrets (mail, storage, error reporting keys); they reach the app as the database password does",
+    requiredWhen: ({ appSecretNames }) => (appSecretNames?.length ?? 0) > 0,
+    names: ({ appSecretNames }) => appSecretNames ?? [],
   },
   {
     key: "registryToken",

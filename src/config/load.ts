@@ -1,6 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { decodeConfigMap } from "./raw";
-import { PROJECT, parseStackConfig, requiredSecretKeys, type StackConfig } from "./schema";
+import {
+  PROJECT,
+  parseStackConfig,
+  requiredSecretKeys,
+  requirementContext,
+  type StackConfig,
+} from "./schema";
 import type { SecretKeySpec } from "./secret-keys";
 import { stackFilesProblems } from "./stacks-agree";
 
@@ -57,13 +63,16 @@ export function loadStack(
     (spec) => !parsed.secretKeysSet.includes(spec.key),
   );
   if (unset.length > 0 && !synth) {
-    throw new StackConfigError(missingSecretsMessage(unset, stack, file));
+    throw new StackConfigError(missingSecretsMessage(unset, stack, file, parsed.config));
   }
   const secrets: Record<string, pulumi.Output<string>> = {};
   for (const key of parsed.secretKeysSet) {
-    secrets[key] = pulumi.secret(String(decoded.values[key]));
+    const value = decoded.values[key];
+    // A structured secret (`appSecrets`) travels as its JSON text.
+    secrets[key] = pulumi.secret(typeof value === "string" ? value : JSON.stringify(value));
   }
-  for (const spec of unset) secrets[spec.key] = pulumi.secret(`unset:${spec.key}`);
+  for (const spec of unset)
+    secrets[spec.key] = pulumi.secret(unsetPlaceholder(spec, parsed.config));
   return { config: parsed.config, secrets, unsetSecrets: unset };
 }
 
@@ -81,16 +90,32 @@ function isConfigSecret(fullKey: string): boolean {
   return runtime.isConfigSecret(fullKey);
 }
 
+/** What synth holds for an unset secret: a marker, per name for a structured one. */
+export function unsetPlaceholder(spec: SecretKeySpec, config: StackConfig): string {
+  const names = spec.names?.(requirementContext(config));
+  return names
+    ? JSON.stringify(Object.fromEntries(names.map((n) => [n, `unset:${spec.key}.${n}`])))
+    : `unset:${spec.key}`;
+}
+
 /** One line per missing secret with the command that sets it (the value is prompted for). */
 export function missingSecretsMessage(
   unset: readonly SecretKeySpec[],
   stack: string,
   file: string,
+  config?: StackConfig,
 ): string[] {
   return [
     `${file}: ${unset.length} required secret${unset.length === 1 ? " is" : "s are"} not set; nothing was changed. Run:`,
-    ...unset.map(
-      (spec) => `  pulumi config set --secret ${spec.key} --stack ${stack}   # ${spec.description}`,
+    ...unset.flatMap((spec) =>
+      spec.names && config
+        ? spec
+            .names(requirementContext(config))
+            .map(
+              (name) =>
+                `  pulumi config set --secret --path '${spec.key}.${name}' --stack ${stack}   # ${spec.description}`,
+            )
+        : [`  pulumi config set --secret ${spec.key} --stack ${stack}   # ${spec.description}`],
     ),
     `(each prompts for its value, which keeps it out of your shell history; config namespace ${PROJECT})`,
   ];

@@ -4,9 +4,10 @@ import { deployConfigSchema, deploySecretKeys } from "./deploy";
 import { deploymentsSectionSchema } from "./deployments";
 import { environmentConfigSchema } from "./environment";
 import { githubConfigSchema } from "./github";
+import { APP_SECRETS_KEY } from "./host-values";
 import { formatIssues, formatKeyPath } from "./problems";
 import { unwrap } from "./schema-walk";
-import { githubSecretKeys, type SecretKeySpec } from "./secret-keys";
+import { githubSecretKeys, type SecretKeySpec, type SecretRequirementContext } from "./secret-keys";
 import { workflowsSectionSchema } from "./workflows";
 
 /** The Pulumi project name, and so the namespace of every config key of ours. */
@@ -33,9 +34,21 @@ export const sectionSchemas = {
 /** Every secret config key the program knows, from all capabilities. */
 export const secretKeySpecs: readonly SecretKeySpec[] = [...githubSecretKeys, ...deploySecretKeys];
 
+/** A secret's value: a non-empty string, or for a structured secret an object of them. */
+const secretValueSchema = z.string().min(1, "must not be empty");
 const secretKeyShape = Object.fromEntries(
-  secretKeySpecs.map((spec) => [spec.key, z.string().min(1, "must not be empty").optional()]),
-) as Record<string, z.ZodOptional<z.ZodString>>;
+  secretKeySpecs.map((spec) => [
+    spec.key,
+    spec.names
+      ? z
+          .record(
+            z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "expected an upper-case variable name"),
+            secretValueSchema.regex(/^[^\n\r\0]*$/, "must fit on one line"),
+          )
+          .optional()
+      : secretValueSchema.optional(),
+  ]),
+) as Record<string, z.ZodOptional<z.ZodType>>;
 
 /** The whole stack config: sections plus secret keys; anything else is an unknown key. */
 export const stackConfigSchema = z.strictObject({ ...sectionSchemas, ...secretKeyShape });
@@ -48,6 +61,8 @@ export interface StackConfig extends Sections {
   readonly stack: string;
   /** True for the stack that owns repository-wide resources. */
   readonly ownsRepository: boolean;
+  /** The names `appSecrets` holds values for (never the values); undefined when it is unset. */
+  readonly appSecretsGiven?: readonly string[];
 }
 
 export type ParseResult =
@@ -89,12 +104,23 @@ export function parseStackConfig(
   const sections = Object.fromEntries(
     Object.keys(sectionSchemas).map((key) => [key, data[key as keyof typeof data]]),
   ) as Sections;
+  const appSecrets = (data as Record<string, unknown>)[APP_SECRETS_KEY];
   const config: StackConfig = {
     ...sections,
     stack: opts.stack,
     ownsRepository: sections.github.repositoryStack === opts.stack,
+    ...(appSecrets && typeof appSecrets === "object"
+      ? { appSecretsGiven: Object.keys(appSecrets).sort() }
+      : {}),
   };
-  const crossProblems = crossSectionProblems(config).map(
+  const set = (key: string) => (data as Record<string, unknown>)[key] !== undefined;
+  const pairProblems = REGISTRY_PAIR.some(set)
+    ? REGISTRY_PAIR.filter((key) => !set(key)).map((key) => ({
+        path: [key],
+        message: `is not set, but ${REGISTRY_PAIR.find((k) => k !== key)} is; set both or neither`,
+      }))
+    : [];
+  const crossProblems = [...pairProblems, ...crossSectionProblems(config)].map(
     ({ path, message }) => `${file}: ${formatKeyPath(PROJECT, path)}: ${message}`,
   );
   if (crossProblems.length > 0) return { ok: false, problems: crossProblems };
@@ -106,6 +132,9 @@ export function parseStackConfig(
       .filter((k) => (data as Record<string, unknown>)[k] !== undefined),
   };
 }
+
+/** The registry's credentials: a private image's pull needs both, a public one neither. */
+const REGISTRY_PAIR = ["registryUsername", "registryToken"] as const;
 
 /** Rules that span sections, checked once every section is valid on its own. */
 export function crossSectionProblems(
@@ -124,6 +153,24 @@ export function crossSectionProblems(
       path: ["environment", "name"],
       message: `"${DRIFT_ENVIRONMENT}" is the drift workflow's environment (default branch only, no reviewers); name this stack's environment otherwise`,
     });
+  }
+  const declared = config.deploy.app.secrets;
+  const given = config.appSecretsGiven;
+  for (const name of given ?? []) {
+    if (!declared.includes(name)) {
+      problems.push({
+        path: [APP_SECRETS_KEY, name],
+        message: `is set, but deploy.app.secrets does not list ${name}; list it there or remove it (pulumi config rm --path '${APP_SECRETS_KEY}.${name}')`,
+      });
+    }
+  }
+  if (given !== undefined) {
+    for (const name of declared.filter((n) => !given.includes(n))) {
+      problems.push({
+        path: [APP_SECRETS_KEY, name],
+        message: `is not set, but deploy.app.secrets lists it; run \`pulumi config set --secret --path '${APP_SECRETS_KEY}.${name}' --stack ${config.stack}\``,
+      });
+    }
   }
   if (config.deployments.driftAutoRemediate && users.length + teams.length > 0) {
     problems.push({
@@ -166,12 +213,17 @@ export function schemaAt(path: readonly PropertyKey[]): z.core.$ZodType | undefi
 
 /** The secret keys this stack must have before `pulumi up` may register anything. */
 export function requiredSecretKeys(config: StackConfig): readonly SecretKeySpec[] {
-  return secretKeySpecs.filter((spec) =>
-    spec.requiredWhen({
-      stack: config.stack,
-      ownsRepository: config.ownsRepository,
-      approvalGated: isApprovalGated(config.environment),
-      tokenAuth: config.deployments.auth === "tokens",
-    }),
-  );
+  const ctx = requirementContext(config);
+  return secretKeySpecs.filter((spec) => spec.requiredWhen(ctx));
+}
+
+/** What decides which secrets a stack needs. */
+export function requirementContext(config: StackConfig): SecretRequirementContext {
+  return {
+    stack: config.stack,
+    ownsRepository: config.ownsRepository,
+    approvalGated: isApprovalGated(config.environment),
+    tokenAuth: config.deployments.auth === "tokens",
+    appSecretNames: config.deploy.app.secrets,
+  };
 }

@@ -10,6 +10,11 @@ export interface SecretKeySpec {
   readonly description: string;
   /** Whether this stack needs it; `ownsRepository` is true for the repository-owning stack. */
   readonly requiredWhen: (ctx: SecretRequirementContext) => boolean;
+  /**
+   * For a structured secret (an object of named values, set with `--path`): the names this
+   * stack needs. Each is set on its own: `pulumi config set --secret --path '<key>.<name>'`.
+   */
+  readonly names?: (ctx: SecretRequirementContext) => readonly string[];
 }
 
 export interface SecretRequirementContext {
@@ -19,6 +24,8 @@ export interface SecretRequirementContext {
   readonly approvalGated: boolean;
   /** Jobs log in to Pulumi with stored tokens, not OIDC (`deployments.auth`). */
   readonly tokenAuth: boolean;
+  /** The app's own secrets the stack declares (`deploy.app.secrets`). */
+  readonly appSecretNames?: readonly string[];
 }
 
 /** Secrets that feed GitHub secrets (see `catalog.ts`). */

@@ -1,8 +1,8 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { readStackFile } from "./stack-file";
 import { decodeConfigMap } from "./raw";
 import { PROJECT, parseStackConfig, type StackConfig } from "./schema";
+import { readStackFile } from "./stack-file";
 
 /** Another stack of the project, as its stack file declares it. */
 export interface SiblingStack {

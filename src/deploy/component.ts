@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { DeployConfig, DeployHost } from "../config/deploy";
 import { pinnedHostKey } from "../config/host-keys";
+import { hostValues } from "../config/host-values";
 import { buildRelease, contentHash } from "./compose";
 import { buildPrepareScript } from "./prepare";
 import { buildRunCommand, deployRunArgs, deployScriptPath } from "./run-command";
@@ -15,6 +16,8 @@ export interface DeploySecrets {
   readonly jwtSecretKey: pulumi.Input<string>;
   readonly registryUsername?: pulumi.Input<string>;
   readonly registryToken?: pulumi.Input<string>;
+  /** The app's own secrets (`appSecrets`) as JSON text, when the stack declares any. */
+  readonly appSecrets?: pulumi.Input<string>;
 }
 
 export interface RemoteDeployArgs {
@@ -106,6 +109,7 @@ export class RemoteDeploy extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [prepare] },
     );
+    const specs = hostValues(deploy.app.secrets).specs;
     const stdin = pulumi.secret(
       pulumi
         .all([
@@ -113,13 +117,12 @@ export class RemoteDeploy extends pulumi.ComponentResource {
           secrets.jwtSecretKey,
           secrets.registryUsername,
           secrets.registryToken,
+          secrets.appSecrets,
         ])
-        .apply(([postgresPassword, jwtSecretKey, registryUsername, registryToken]) =>
-          buildDeployStdin(deploy.database, {
-            postgresPassword,
-            jwtSecretKey,
-            ...(registryUsername !== undefined ? { registryUsername } : {}),
-            ...(registryToken !== undefined ? { registryToken } : {}),
+        .apply(([postgresPassword, jwtSecretKey, registryUsername, registryToken, appSecrets]) =>
+          buildDeployStdin(specs, deploy.database, {
+            secrets: { postgresPassword, jwtSecretKey, registryUsername, registryToken },
+            appSecrets: appSecrets ? (JSON.parse(appSecrets) as Record<string, string>) : {},
           }),
         ),
     );

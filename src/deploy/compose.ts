@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import type { DeployConfig } from "../config/deploy";
+import { hostValues } from "../config/host-values";
 
 /** The two slots the backend alternates between; one serves while the other takes the next version. */
 export const SLOTS = ["blue", "green"] as const;
@@ -24,9 +25,6 @@ export const FALLBACK_UPSTREAM = "clicky_slots";
 export const DOCKER_DNS = "127.0.0.11";
 /** Response header naming the slot that answered, for the deploy's own verification. */
 export const SLOT_HEADER = "X-Clicky-Slot";
-
-/** The app's secret env: names only in the compose file; values come from the deploy's stdin. */
-export const APP_SECRET_ENV = ["DATABASE_URL", "JWT_SECRET_KEY"] as const;
 
 /** Files of one release of the compose project, as copied to `<appDir>/releases/<id>/`. */
 export interface ReleaseFiles {
@@ -77,7 +75,8 @@ function backendService(deploy: DeployConfig, slot: Slot): Record<string, unknow
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([key, value]) => `${key}=${composeLiteral(value)}`),
       "REDIS_URL=redis://redis:6379/0",
-      ...APP_SECRET_ENV,
+      // The app's secrets by name only; their values come from the deploy's stdin.
+      ...hostValues(deploy.app.secrets).appKeys,
     ],
     labels: { "org.clicky.slot": slot },
     depends_on: {

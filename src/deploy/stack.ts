@@ -1,9 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { withDeployImage } from "../config/deploy";
+import { hostKeyProblems } from "../config/host-keys";
+import { APP_SECRETS_KEY } from "../config/host-values";
 import { type SecretValues, StackConfigError, SYNTH_ENV } from "../config/load";
 import type { StackConfig } from "../config/schema";
 import type { OwnOutputs } from "../stack/own-outputs";
-import { hostKeyProblems } from "../config/host-keys";
 import { type DeploySecrets, deployHosts, type RemoteDeploy } from "./component";
 import {
   DEPLOYED_IMAGE_OUTPUT,
@@ -17,20 +18,13 @@ import {
 /**
  * Checks of the deploy config that need the stack name or the secrets, run before the program
  * registers anything: production hosts must pin their host key (the all-zero placeholder is
- * not a key; offline synth lists such hosts instead, `../config/host-keys.ts`); the registry
- * secrets come in pairs. Throws a StackConfigError listing every problem; logs the warnings.
+ * not a key; offline synth lists such hosts instead, `../config/host-keys.ts`). Throws a
+ * StackConfigError listing every problem; logs the warnings.
  */
-export function checkDeployConfig(config: StackConfig, secrets: SecretValues): void {
+export function checkDeployConfig(config: StackConfig): void {
   const file = `Pulumi.${config.stack}.yaml`;
   const mode = process.env[SYNTH_ENV] === "1" ? "synth" : "up";
   const { errors, warnings } = hostKeyProblems(config.stack, config.deploy.hosts, file, { mode });
-  const hasUser = secrets.registryUsername !== undefined;
-  const hasToken = secrets.registryToken !== undefined;
-  if (hasUser !== hasToken) {
-    errors.push(
-      `${file}: clicky-delivery:${hasUser ? "registryToken" : "registryUsername"}: is not set, but ${hasUser ? "registryUsername" : "registryToken"} is; set both or neither`,
-    );
-  }
   if (errors.length > 0) throw new StackConfigError(errors);
   for (const warning of warnings) pulumi.log.warn(warning);
 }
@@ -48,6 +42,7 @@ export function deploySecrets(secrets: SecretValues): DeploySecrets {
     jwtSecretKey: need("jwtSecretKey"),
     ...(secrets.registryUsername ? { registryUsername: secrets.registryUsername } : {}),
     ...(secrets.registryToken ? { registryToken: secrets.registryToken } : {}),
+    ...(secrets[APP_SECRETS_KEY] ? { appSecrets: secrets[APP_SECRETS_KEY] } : {}),
   };
 }
 

@@ -13,7 +13,7 @@ import {
 } from "../support/program";
 
 const OIDC_SECRETS = withoutStoredTokens(
-  Object.fromEntries(secretKeySpecs.map((s) => [s.key, `${s.key}-value`])),
+  Object.fromEntries(secretKeySpecs.filter((s) => !s.names).map((s) => [s.key, `${s.key}-value`])),
 );
 
 function oidc(stack: string) {

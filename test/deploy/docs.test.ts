@@ -13,7 +13,7 @@ import {
   runbookContext,
 } from "../../src/deploy/runbooks";
 import { DEPLOY_STEPS } from "../../src/deploy/script";
-import { STDIN_KEYS } from "../../src/deploy/stdin";
+import { hostValueCatalog } from "../../src/config/host-values";
 import { REPO_ROOT } from "../support/program";
 import { parseDeploy } from "./support/config";
 
@@ -73,6 +73,6 @@ describe("the README, The deploy covers", () => {
   });
   test("every secret key and stdin key", () => {
     for (const spec of deploySecretKeys) assert.ok(docs.includes(`\`${spec.key}\``), spec.key);
-    for (const key of STDIN_KEYS) assert.ok(docs.includes(`\`${key}\``), key);
+    for (const { name } of hostValueCatalog) assert.ok(docs.includes(`\`${name}\``), name);
   });
 });

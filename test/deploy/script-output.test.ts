@@ -5,14 +5,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { buildRunCommand, deployRunArgs, deployScriptPath } from "../../src/deploy/run-command";
-import { buildDeployScript } from "../../src/deploy/script";
+import { hostValues } from "../../src/config/host-values";
+import { buildDeployScript, remotePart } from "../../src/deploy/script";
 import {
   LOG_TAIL_BYTES,
   LOG_TAIL_LINE_BYTES,
   LOG_TAIL_LINES,
   MASK,
-  maskFunctions,
-  outputFunctions,
 } from "../../src/deploy/script-output";
 import { databaseUrl } from "../../src/deploy/stdin";
 import { parseDeploy } from "./support/config";
@@ -34,6 +33,8 @@ const VALUES = {
   REGISTRY_TOKEN: REGISTRY.token,
 };
 
+const { maskedKeys: MASKED_KEYS } = hostValues([]);
+
 const LEAKS: LeakCheck[] = [
   { name: "the database password", value: VALUES.POSTGRES_PASSWORD },
   { name: "DATABASE_URL", value: VALUES.DATABASE_URL },
@@ -50,9 +51,10 @@ function withOutputFunctions(body: string, dir: string) {
     "export LC_ALL=C",
     "HOST_NAME=web-1 STEP=test",
     `RUN_LOG=${JSON.stringify(join(dir, "run"))}`,
-    "MASKS=() MASKED=''",
-    ...maskFunctions(),
-    ...outputFunctions(),
+    `MASKED_KEYS=(${MASKED_KEYS.join(" ")})`,
+    "declare -A SECRETS=()",
+    `for key in ${Object.keys(VALUES).join(" ")}; do SECRETS[$key]=\${!key}; done`,
+    remotePart("output.sh"),
     "build_masks",
     `exec 3>>"$RUN_LOG.out" 4>>"$RUN_LOG.err" >>"$RUN_LOG.log"`,
     body,
@@ -78,48 +80,47 @@ describe("the first line of defence: nothing the script runs prints a secret", (
   });
   const code = text.split("\n").filter((line) => !/^\s*#/.test(line));
 
-  /** Every line that touches a secret's value, and why it prints nothing. */
+  /** Every line that touches a secret's value (`SECRETS[...]`), and why it prints nothing. */
   const SECRET_LINES: [RegExp, string][] = [
+    [/^declare -gA SECRETS=\(\)$/, "empty before stdin"],
+    [/^ {4}SECRETS\[\$key\]=\$\{line#\*=\}$/, "read_stdin stores a value"],
     [
-      /^(POSTGRES_PASSWORD|DATABASE_URL|JWT_SECRET_KEY|REGISTRY_USERNAME|REGISTRY_TOKEN)=''$/,
-      "empty before stdin",
+      /^ {4}\[\[ -n \$\{SECRETS\[\$key\]:-\} \]\] \|\| fail "stdin: \$key is missing"$/,
+      "names only",
     ],
-    [/^ {6}[A-Z_ |]+\) printf -v "\$key" '%s' "\$\{line#\*=\}" ;;$/, "read_stdin stores a value"],
-    [/^ {2}for key in POSTGRES_PASSWORD DATABASE_URL JWT_SECRET_KEY; do$/, "names only"],
+    [/^ {2}if \[\[ -n \$\{SECRETS\[REGISTRY_USERNAME\]:-\} && -z /, "a test, no output"],
+    [/^ {4}\[\[ -z \$\{SECRETS\[REGISTRY_USERNAME\]:-\} && -n /, "a test, no output"],
     [
-      /^ {2}if \[\[ -n \$\{REGISTRY_USERNAME:-\} && -z \$\{REGISTRY_TOKEN:-\} \]\] \|\| /,
-      "a test, no output",
+      /^ {4}for key in "\$\{APP_SECRETS\[@\]\}"; do export "\$key=\$\{SECRETS\[\$key\]\}"; done$/,
+      "env of one compose call, in a subshell",
     ],
-    [/^ {4}fail "stdin: REGISTRY_USERNAME and REGISTRY_TOKEN go together"$/, "names only"],
-    [/^ {4}for v in "\$\{POSTGRES_PASSWORD:-\}" .* do$/, "build_masks, into MASKS"],
+    [/^ {2}for key in "\$\{MASKED_KEYS\[@\]\}"; do values\+=/, "build_masks, into MASKS"],
+    [/^ {2}if \[\[ -n \$\{SECRETS\[REGISTRY_USERNAME\]:-\} \]\]; then$/, "a test"],
+    [/^ {4}values\+=\("\$\{SECRETS\[REGISTRY_USERNAME\]\}:/, "build_masks, into MASKS"],
     [
-      /^ {2}DATABASE_URL="\$DATABASE_URL" JWT_SECRET_KEY="\$JWT_SECRET_KEY" "\$@"$/,
+      /^ {4}for key in "\$\{APP_SECRETS\[@\]\}"; do printf '%s\\n' "\$\{SECRETS\[\$key\]\}"; done$/,
+      "the fingerprint, piped into sha256sum",
+    ],
+    [
+      /^ {4}POSTGRES_PASSWORD="\$\{SECRETS\[POSTGRES_PASSWORD\]\}" compose up -d --no-deps --no-recreate postgres redis \|\| fail "could not start postgres and redis"$/,
       "env of one compose call",
     ],
-    [/\| sha256sum \| cut -c 1-64$/, "the fingerprint, a hash"],
     [
-      /^ {4}POSTGRES_PASSWORD="\$POSTGRES_PASSWORD" compose up -d --no-deps --no-recreate postgres redis \|\| fail "could not start postgres and redis"$/,
-      "env of one compose call",
-    ],
-    [
-      /^ {2}if ! PGPASSWORD="\$POSTGRES_PASSWORD" docker run .* -e PGPASSWORD .*>"\$TMP_DIR\/backup\.toc" 2>"\$TMP_DIR\/backup\.err"; then$/,
+      /^ {2}if ! PGPASSWORD="\$\{SECRETS\[POSTGRES_PASSWORD\]\}" docker run .* -e PGPASSWORD .*>"\$TMP_DIR\/backup\.toc" 2>"\$TMP_DIR\/backup\.err"; then$/,
       "env of pg_dump",
     ],
-    [/^ {2}if \[\[ -n \$\{REGISTRY_USERNAME:-\} \]\]; then$/, "a test"],
     [
-      /^ {4}if ! printf '%s' "\$REGISTRY_TOKEN" \| DOCKER_CONFIG="\$docker_config" docker login --username "\$REGISTRY_USERNAME" --password-stdin "\$REGISTRY" >"\$TMP_DIR\/login\.log" 2>&1; then$/,
+      /^ {4}if ! printf '%s' "\$\{SECRETS\[REGISTRY_TOKEN\]\}" \| DOCKER_CONFIG="\$docker_config" docker login --username "\$\{SECRETS\[REGISTRY_USERNAME\]\}" --password-stdin "\$REGISTRY" >"\$TMP_DIR\/login\.log" 2>&1; then$/,
       "stdin of docker login",
     ],
     [
-      /^ {2}printf '%s=%s\\n' DATABASE_URL "\$DATABASE_URL" JWT_SECRET_KEY "\$JWT_SECRET_KEY" \| write_file "\$ENV_DIR\/\$NEW_SLOT\.env"$/,
+      /^ {2}for key in "\$\{APP_SECRETS\[@\]\}"; do printf '%s=%s\\n' "\$key" "\$\{SECRETS\[\$key\]\}"; done \| write_file "\$ENV_DIR\/\$NEW_SLOT\.env"$/,
       "the env file, 0600",
     ],
   ];
 
   test("only known lines touch a secret's value, none of them prints it", () => {
-    const touching = code.filter((line) =>
-      /POSTGRES_PASSWORD|DATABASE_URL|JWT_SECRET_KEY|REGISTRY_TOKEN|REGISTRY_USERNAME/.test(line),
-    );
+    const touching = code.filter((line) => /(^|[^_A-Z])SECRETS[[=]/.test(line));
     for (const line of touching) {
       assert.ok(
         SECRET_LINES.some(([pattern]) => pattern.test(line)),

@@ -20,6 +20,8 @@ import {
   imageReference,
   LOCK_BUSY_EXIT,
   proxyUrl,
+  REMOTE_PARTS,
+  remotePart,
   USAGE_EXIT,
 } from "../../src/deploy/script";
 import { parseDeploy } from "./support/config";
@@ -75,7 +77,7 @@ describe("the deploy script's settings", () => {
     ]) {
       assert.ok(lines.includes(expected), `missing ${expected}`);
     }
-    assert.match(script(), /^readonly STACK HOST_NAME APP_DIR .* PROXY_DIR LOG_DIR$/m);
+    assert.match(script(), /^readonly STACK HOST_NAME APP_DIR .* MASKED_KEYS APP_SECRETS$/m);
   });
 
   test("the health probe the script runs itself is the container's health check", () => {
@@ -133,67 +135,122 @@ describe("the deploy script's settings", () => {
 
 describe("the deploy script's flow", () => {
   const text = script();
-  test("runs the steps in the documented order, after reading stdin", () => {
-    const calls = text
+  const main = remotePart("main.sh");
+  const steps = remotePart("steps.sh");
+  const mainBody = main.slice(main.indexOf("main() {"));
+
+  test("names its steps as DEPLOY_STEPS does, and runs them in that order after stdin", () => {
+    assert.match(main, new RegExp(`^readonly STEPS=\\(${DEPLOY_STEPS.join(" ")}\\)$`, "m"));
+    const calls = mainBody
       .split("\n")
-      .filter((line) => /^(read_stdin|run_step [a-z_]+)$/.test(line))
-      .map((line) => line.replace(/^run_step /, ""));
+      .map((line) => line.trim())
+      .filter((line) => /^(read_stdin|run_step [a-z_]+|for step in .*)$/.test(line));
     assert.deepEqual(calls, [
       "read_stdin",
-      ...DEPLOY_STEPS.slice(0, 2),
-      "proxy_check",
-      ...DEPLOY_STEPS.slice(2),
+      "run_step lock",
+      "run_step preflight",
+      "run_step proxy_check",
+      'for step in "${STEPS[@]:2}"; do run_step "$step"; done',
     ]);
+    for (const step of [...DEPLOY_STEPS, "proxy_check"]) {
+      assert.match(steps, new RegExp(`^step_${step}\\(\\) \\{$`, "m"), `step_${step}`);
+    }
   });
 
   test("stops before the infra step when the same release already serves", () => {
-    const main = text.slice(text.indexOf("run_step preflight\n"));
-    assert.ok(main.indexOf("if already_deployed; then") < main.indexOf("run_step infra"));
+    assert.ok(
+      mainBody.indexOf("if already_deployed; then") < mainBody.indexOf("run_step proxy_check"),
+    );
+    assert.ok(mainBody.indexOf("if already_deployed; then") < mainBody.indexOf("${STEPS[@]:2}"));
   });
 
-  test("accepts only the known stdin keys, and needs the three app secrets", () => {
+  test("takes only the catalog's stdin keys, and needs the three app secrets", () => {
     assert.match(
       text,
-      /POSTGRES_PASSWORD \| DATABASE_URL \| JWT_SECRET_KEY \| REGISTRY_USERNAME \| REGISTRY_TOKEN\) printf -v "\$key" '%s' "\$\{line#\*=\}" ;;/,
+      /^ {2}STDIN_KEYS=\(POSTGRES_PASSWORD DATABASE_URL JWT_SECRET_KEY REGISTRY_USERNAME REGISTRY_TOKEN\)$/m,
     );
-    assert.match(text, /for key in POSTGRES_PASSWORD DATABASE_URL JWT_SECRET_KEY; do/);
+    assert.match(
+      text,
+      /^ {2}REQUIRED_STDIN_KEYS=\(POSTGRES_PASSWORD DATABASE_URL JWT_SECRET_KEY\)$/m,
+    );
+    assert.match(text, /^ {2}APP_SECRETS=\(DATABASE_URL JWT_SECRET_KEY\)$/m);
   });
 
-  test("never exports the secrets to every command, only to the compose calls that need them", () => {
-    assert.doesNotMatch(text, /export (POSTGRES_PASSWORD|DATABASE_URL|JWT_SECRET_KEY|REGISTRY)/);
-    assert.match(text, /DATABASE_URL="\$DATABASE_URL" JWT_SECRET_KEY="\$JWT_SECRET_KEY" "\$@"/);
-    assert.match(text, /printf '%s' "\$REGISTRY_TOKEN" \| DOCKER_CONFIG=/);
+  test("never exports the secrets to every command, only in the subshell of one compose call", () => {
+    const exports = text
+      .split("\n")
+      .filter((line) => /\bexport\b/.test(line) && !/^\s*#/.test(line));
+    assert.deepEqual(
+      exports.map((line) => line.trim()),
+      [
+        "export LC_ALL=C",
+        'for key in "${APP_SECRETS[@]}"; do export "$key=${SECRETS[$key]}"; done',
+        'export CLICKY_IMAGE_BLUE="$IMAGE" CLICKY_IMAGE_GREEN="$IMAGE"',
+      ],
+    );
+    assert.match(remotePart("helpers.sh"), /with_app_env\(\) \{\n {2}\(\n {4}for key in/);
   });
 
   test("has no delete-like command for the serving slot before the watch window passed", () => {
-    const beforeDrain = text.slice(0, text.indexOf("step_drain() {"));
+    const beforeDrain = steps.slice(0, steps.indexOf("step_drain() {"));
     assert.doesNotMatch(beforeDrain, /remove_slot "\$OLD_SLOT"/);
     assert.doesNotMatch(beforeDrain, /stop .*OLD_CID/);
   });
 
   test("commits to the new version (no more undo) only in the watch step", () => {
-    const commits = text
-      .split("\n")
-      .map((line, i) => ({ line, i }))
-      .filter(({ line }) => /COMMITTED=1/.test(line));
-    const watch = text.split("\n").indexOf("step_watch() {");
-    const drain = text.split("\n").indexOf("step_drain() {");
+    const lines = steps.split("\n");
+    const watch = lines.indexOf("step_watch() {");
+    const drain = lines.indexOf(
+      "# --- drain: the proxy drops the backup (one more graceful reload), then the old version runs",
+    );
+    assert.ok(watch > 0 && drain > watch);
+    const commits = lines
+      .map((line, i) => ({ line: line.trim(), i }))
+      .filter(({ line }) => line === "commit");
     assert.ok(commits.length > 0);
-    for (const { i } of commits) assert.ok(i > watch && i < drain, `COMMITTED=1 at line ${i + 1}`);
+    for (const { i } of commits) assert.ok(i > watch && i < drain, `commit at line ${i + 1}`);
+    assert.equal(text.match(/COMMITTED=1/g)?.length, 1, "only commit() sets COMMITTED");
+  });
+
+  test("registers each undo right before the change it undoes", () => {
+    for (const [undo, change] of [
+      ["undo_backup", 'docker run --rm --name "$BACKUP_CONTAINER"'],
+      ["undo_start", 'with_app_env compose up -d --no-deps "backend-$NEW_SLOT"'],
+      ["undo_switch", 'write_file "$PROXY_DIR/site.conf"'],
+    ] as const) {
+      const at = steps.indexOf(`on_failure ${undo}`);
+      assert.ok(at > 0, undo);
+      assert.ok(at < steps.indexOf(change, at), `${undo} before ${change}`);
+      assert.match(steps, new RegExp(`^${undo}\\(\\) \\{$`, "m"));
+    }
   });
 
   test("checks the release's nginx site before the backup, and only when there is something to do", () => {
-    const main = text.slice(text.indexOf("run_step preflight\n"));
-    assert.ok(main.indexOf("if already_deployed; then") < main.indexOf("run_step proxy_check"));
-    assert.ok(main.indexOf("run_step proxy_check") < main.indexOf("run_step backup"));
+    assert.ok(
+      mainBody.indexOf("if already_deployed; then") < mainBody.indexOf("run_step proxy_check"),
+    );
+    assert.ok(mainBody.indexOf("run_step proxy_check") < mainBody.indexOf("${STEPS[@]:2}"));
   });
 
   test("pulls in the background while the backup runs, and waits for the pull before migrating", () => {
-    const main = text.slice(text.indexOf("run_step preflight\n"));
-    assert.ok(main.indexOf("start_pull") < main.indexOf("run_step backup"));
-    assert.ok(main.indexOf("run_step backup") < main.indexOf("run_step pull"));
-    assert.ok(main.indexOf("run_step pull") < main.indexOf("run_step migrate"));
-    assert.match(text, /^ {2}\(exec 9>&-; pull_image\) >"\$TMP_DIR\/pull\.out" 2>&1 &$/m);
+    assert.ok(mainBody.indexOf("start_pull") < mainBody.indexOf("${STEPS[@]:2}"));
+    assert.ok(DEPLOY_STEPS.indexOf("backup") < DEPLOY_STEPS.indexOf("pull"));
+    assert.ok(DEPLOY_STEPS.indexOf("pull") < DEPLOY_STEPS.indexOf("migrate"));
+    assert.match(
+      steps,
+      /^start_pull\(\) \{\n {2}\(\n {4}exec 9>&-\n {4}pull_image\n {2}\) >"\$TMP_DIR\/pull\.out" 2>&1 &$/m,
+    );
+  });
+
+  test("is the prelude, the settings, then every part, each as checked in", () => {
+    let at = 0;
+    for (const part of REMOTE_PARTS) {
+      const body = remotePart(part).replace(/^# shellcheck shell=bash.*\n/, "");
+      const found = text.indexOf(body, at);
+      assert.ok(found >= at, `${part} appears whole, in order`);
+      at = found + body.length;
+    }
+    assert.ok(text.indexOf('if [ -z "${BASH_VERSION:-}" ]') < text.indexOf("STACK=staging"));
   });
 });
 
@@ -272,37 +329,6 @@ describe("the deploy script, run for real up to its lock", () => {
     assert.match(unknown.stderr, /^deploy: unexpected argument --force; nothing was changed\n$/);
     const badFlag = runScript(file, secrets, { args: [...ARGS.slice(0, 3), "migrate=yes"] });
     assert.equal(badFlag.status, USAGE_EXIT);
-  });
-
-  test("takes the repository and the pinning from its image argument", () => {
-    const text = script({ appDir });
-    const block = text.slice(
-      text.indexOf("# This run's arguments"),
-      text.indexOf("readonly IMAGE IMAGE_TAG"),
-    );
-    const derive = (image: string, tag: string) =>
-      spawnSync(
-        "bash",
-        [
-          "-c",
-          `${block}\nprintf '%s|%s|%s|%s' "$IMAGE_REPOSITORY" "$IMAGE_PINNED" "$REGISTRY" "$MIGRATE"`,
-          "deploy",
-          `image=${image}`,
-          `tag=${tag}`,
-          "registry=127.0.0.1:5000",
-          "migrate=0",
-        ],
-        { encoding: "utf8" },
-      ).stdout;
-    const digest = `sha256:${"d".repeat(64)}`;
-    assert.equal(
-      derive(`127.0.0.1:5000/o/backend@${digest}`, "v2"),
-      "127.0.0.1:5000/o/backend|1|127.0.0.1:5000|0",
-    );
-    assert.equal(
-      derive("127.0.0.1:5000/o/backend:v2", "v2"),
-      "127.0.0.1:5000/o/backend|0|127.0.0.1:5000|0",
-    );
   });
 
   test("fails fast when another deploy holds the lock, saying who and since when", () => {

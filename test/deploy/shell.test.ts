@@ -1,21 +1,7 @@
-// biome-ignore-all lint/suspicious/noTemplateCurlyInString: expected strings are bash and compose, where ${...} is their syntax
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
-import {
-  all,
-  any,
-  assign,
-  assignArray,
-  chain,
-  combine,
-  pipe,
-  quiet,
-  quote,
-  raw,
-  render,
-  v,
-} from "../../src/deploy/shell";
+import { assign, assignArray, quote } from "../../src/deploy/shell";
 
 /** What bash makes of a rendered word: the argument it would pass. */
 function bashSees(words: string): string[] {
@@ -49,32 +35,7 @@ describe("quote, the one quoting helper", () => {
   }
 });
 
-describe("render and the combinators", () => {
-  test("render quotes literal tokens and writes raw ones as they are", () => {
-    assert.equal(render(["echo", "a b", raw(">/dev/null")]), "echo 'a b' >/dev/null");
-  });
-  test("v references a variable, double-quoted", () => {
-    assert.equal(render(["echo", v("APP_DIR")]), 'echo "$APP_DIR"');
-    assert.throws(() => v("bad name"), /not a variable name: "bad name"/);
-  });
-  test("all expands every element of an array", () => {
-    assert.equal(render([all("COMPOSE"), "ps"]), '"${COMPOSE[@]}" ps');
-  });
-  test("combine joins with &&", () => {
-    assert.equal(render(combine(["a"], ["b", "c d"])), "a && b 'c d'");
-  });
-  test("chain joins with ;", () => {
-    assert.equal(render(chain(["a"], ["b"])), "a ; b");
-  });
-  test("pipe joins with |", () => {
-    assert.equal(render(pipe(["a"], ["b"], ["c"])), "a | b | c");
-  });
-  test("any joins with ||", () => {
-    assert.equal(render(any(["a"], ["b"])), "a || b");
-  });
-  test("quiet discards both outputs", () => {
-    assert.equal(render(quiet(["docker", "info"])), "docker info >/dev/null 2>&1");
-  });
+describe("assign and assignArray, the settings preamble's writers", () => {
   test("assign and assignArray quote values", () => {
     assert.equal(assign("TAG", "v1"), "TAG=v1");
     assert.equal(assign("MSG", "it's"), `MSG='it'\\''s'`);

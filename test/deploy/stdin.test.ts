@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { deployConfigSchema } from "../../src/config/deploy";
+import { hostValues } from "../../src/config/host-values";
 import { buildDeployStdin, databaseUrl } from "../../src/deploy/stdin";
 import { dotenvKeys } from "../../src/synth/outputs";
 
@@ -9,10 +10,19 @@ const { database } = deployConfigSchema.parse({
   image: { repository: "ghcr.io/o/r/backend", tag: "v1" },
 });
 
+/** The stdin of a stack without app secrets of its own, or with `appSecrets` names. */
+function stdin(
+  secrets: Record<string, string | undefined>,
+  appSecrets?: Record<string, string>,
+): string {
+  const specs = hostValues(Object.keys(appSecrets ?? {})).specs;
+  return buildDeployStdin(specs, database, { secrets, ...(appSecrets ? { appSecrets } : {}) });
+}
+
 describe("the deploy's stdin", () => {
   test("is one dotenv line per secret, in a fixed order", () => {
     assert.equal(
-      buildDeployStdin(database, { postgresPassword: "pw", jwtSecretKey: "jwt" }),
+      stdin({ postgresPassword: "pw", jwtSecretKey: "jwt" }),
       [
         "POSTGRES_PASSWORD=pw",
         "DATABASE_URL=postgresql+asyncpg://clicky:pw@postgres:5432/clicky_db",
@@ -23,7 +33,7 @@ describe("the deploy's stdin", () => {
   });
 
   test("adds the registry pair for a private image", () => {
-    const text = buildDeployStdin(database, {
+    const text = stdin({
       postgresPassword: "pw",
       jwtSecretKey: "jwt",
       registryUsername: "bot",
@@ -40,14 +50,13 @@ describe("the deploy's stdin", () => {
 
   test("keeps a value with spaces, quotes, $ and non-ASCII text verbatim", () => {
     const password = `a b'c"d$e\`f é`;
-    const text = buildDeployStdin(database, { postgresPassword: password, jwtSecretKey: "j" });
+    const text = stdin({ postgresPassword: password, jwtSecretKey: "j" });
     assert.equal(text.split("\n")[0], `POSTGRES_PASSWORD=${password}`);
   });
 
   test("refuses a line break without naming the value", () => {
     assert.throws(
-      () =>
-        buildDeployStdin(database, { postgresPassword: "pw", jwtSecretKey: "line1\nsecret-tail" }),
+      () => stdin({ postgresPassword: "pw", jwtSecretKey: "line1\nsecret-tail" }),
       (err: Error) =>
         err.message ===
           "secret jwtSecretKey contains a line break or NUL; the deploy passes it as one dotenv line" &&
@@ -55,20 +64,30 @@ describe("the deploy's stdin", () => {
     );
   });
 
-  test("refuses an empty value and half a registry pair", () => {
+  test("refuses an empty or missing required value, naming its config key", () => {
     assert.throws(
-      () => buildDeployStdin(database, { postgresPassword: "", jwtSecretKey: "j" }),
+      () => stdin({ postgresPassword: "", jwtSecretKey: "j" }),
       /secret postgresPassword must not be empty/,
     );
     assert.throws(
-      () =>
-        buildDeployStdin(database, {
-          postgresPassword: "p",
-          jwtSecretKey: "j",
-          registryToken: "t",
-        }),
-      /registryUsername and registryToken go together/,
+      () => stdin({ postgresPassword: "p" }),
+      /^Error: secret jwtSecretKey is not set$/,
     );
+    assert.throws(
+      () => stdin({ postgresPassword: "p", jwtSecretKey: "j" }, { SENTRY_DSN: "" }),
+      /secret appSecrets\.SENTRY_DSN must not be empty/,
+    );
+  });
+
+  test("carries the app's own secrets after the fixed ones, sorted by name", () => {
+    const text = stdin(
+      { postgresPassword: "pw", jwtSecretKey: "jwt" },
+      { SMTP_PASSWORD: "mail pw", SENTRY_DSN: "https://k@sentry.example/1" },
+    );
+    assert.deepEqual(text.trimEnd().split("\n").slice(3), [
+      "SENTRY_DSN=https://k@sentry.example/1",
+      "SMTP_PASSWORD=mail pw",
+    ]);
   });
 });
 

@@ -5,7 +5,7 @@ import { committedDeploy } from "../support/program";
 /** Every secret the stacks need, none of the optional registry pair. */
 export const SECRETS: Readonly<Record<string, string>> = Object.fromEntries(
   secretKeySpecs
-    .filter((spec) => !spec.key.startsWith("registry"))
+    .filter((spec) => !spec.key.startsWith("registry") && !spec.names)
     .map((spec) => [spec.key, `${spec.key}-value`]),
 );
 

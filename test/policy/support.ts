@@ -27,7 +27,7 @@ export interface Violation {
 
 /** A value for every secret key, so `up` runs register every secret. */
 export const UP_SECRETS: Readonly<Record<string, string>> = Object.fromEntries(
-  secretKeySpecs.map((spec) => [spec.key, `${spec.key}-policy-test`]),
+  secretKeySpecs.filter((spec) => !spec.names).map((spec) => [spec.key, `${spec.key}-policy-test`]),
 );
 
 /**

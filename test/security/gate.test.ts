@@ -11,7 +11,9 @@ import {
   previewsOfPullRequests,
 } from "./paths";
 
-const SECRETS = Object.fromEntries(secretKeySpecs.map((s) => [s.key, `${s.key}-value`]));
+const SECRETS = Object.fromEntries(
+  secretKeySpecs.filter((s) => !s.names).map((s) => [s.key, `${s.key}-value`]),
+);
 const CTX = { productionStack: "production", defaultBranch: "main" };
 
 async function resourcesOf(stack: string): Promise<RecordedResource[]> {

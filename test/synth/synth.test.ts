@@ -188,8 +188,13 @@ describe("synth with every secret set", () => {
     for (const spec of secretKeySpecs) {
       const ciphertext = `v1:CIPHERTEXT-${spec.key}-0a1b2c3d4e`;
       ciphertexts.push(ciphertext);
-      doc.config[`clicky-delivery:${spec.key}`] = { secure: ciphertext };
+      // A structured secret holds one encrypted value per name (`--path 'appSecrets.NAME'`).
+      doc.config[`clicky-delivery:${spec.key}`] = spec.names
+        ? { SENTRY_DSN: { secure: ciphertext } }
+        : { secure: ciphertext };
     }
+    const deploy = doc.config["clicky-delivery:deploy"] as { app?: Record<string, unknown> };
+    deploy.app = { ...(deploy.app ?? {}), secrets: ["SENTRY_DSN"] };
   });
   const run = runSynth(["--stack", "staging", "--stack-file", file], join(work, "out-enc"));
 

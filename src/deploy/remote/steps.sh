@@ -1,0 +1,442 @@
+# shellcheck shell=bash
+# The steps, in the order main.sh runs them. A step that changes the host registers its undo
+# (`on_failure undo_...`), defined beside it; until the watch window has passed (`commit`), a
+# failure runs the registered undos, newest first, so the old version keeps serving.
+
+UNDO=()
+
+# Registers an undo for a failure from here on.
+on_failure() {
+  UNDO+=("$1")
+}
+
+# From here on the new version serves: a later failure must not undo the switch.
+commit() {
+  COMMITTED=1
+  UNDO=()
+}
+
+# Runs the registered undos, newest first (from the EXIT trap, on failure).
+run_undos() {
+  local i
+  for ((i = ${#UNDO[@]} - 1; i >= 0; i--)); do "${UNDO[i]}"; done
+  UNDO=()
+}
+
+# Runs one step and records how long it took.
+run_step() {
+  local t0
+  t0="$(now_ms)"
+  "step_$1"
+  TIMINGS+=("$1 $(seconds_of "$(($(now_ms) - t0))") s")
+}
+
+# --- lock: one deploy at a time on a host; a second one fails fast, naming the holder.
+step_lock() {
+  STEP=lock
+  command -v flock >/dev/null || fail "flock is not installed (package util-linux)"
+  [[ -d $STATE_DIR ]] || fail "$STATE_DIR is missing: the prepare command did not run"
+  exec 9>>"$STATE_DIR/deploy.lock"
+  if ! flock -n 9; then
+    local holder="no owner recorded yet"
+    [[ -s $STATE_DIR/deploy.lock.owner ]] && holder="$(head -c 400 "$STATE_DIR/deploy.lock.owner")"
+    LOCK_BUSY=1
+    fail "another deploy holds $STATE_DIR/deploy.lock: $holder; this one changed nothing"
+  fi
+  LOCKED=1
+  local client="${SSH_CLIENT:-local}"
+  printf 'deploy of %s (stack %s) by %s from %s, pid %s, since %s\n' \
+    "$IMAGE" "$STACK" "$(id -un)" "${client%% *}" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" |
+    write_file "$STATE_DIR/deploy.lock.owner"
+  log "lock held; deploying $IMAGE_TAG ($IMAGE), release $RELEASE; this run's log: $RUN_LOG.log"
+}
+
+# --- preflight: what the host has and serves, and room for a backup; changes nothing.
+step_preflight() {
+  STEP=preflight
+  command -v docker >/dev/null || fail "docker is not installed or not on the PATH of $(id -un)"
+  docker info >/dev/null 2>&1 || fail "cannot reach the Docker engine as $(id -un) (is it running, is $(id -un) in the docker group?)"
+  # The compose variant; v1 is a Python program that takes a while to start, so it is
+  # looked up on the PATH rather than asked for its version.
+  if [[ $COMPOSE_PREFERENCE != v1 ]] && docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+  elif [[ $COMPOSE_PREFERENCE != v2 ]] && command -v docker-compose >/dev/null; then
+    COMPOSE=(docker-compose)
+  else
+    fail "no compose to use: deploy.compose is $COMPOSE_PREFERENCE, and neither docker compose (v2) nor docker-compose (v1) is there for it (install one)"
+  fi
+  command -v curl >/dev/null || fail "curl is not installed; the deploy verifies through the proxy with it"
+  [[ -f $COMPOSE_FILE && -f $SITE_FILE ]] || fail "release $RELEASE was not copied to $RELEASE_DIR"
+
+  # The compose file takes each slot's image from these; the old slot's is set below.
+  export CLICKY_IMAGE_BLUE="$IMAGE" CLICKY_IMAGE_GREEN="$IMAGE"
+  compose config -q >/dev/null 2>&1 || fail "the compose file $COMPOSE_FILE is not valid: $(compose config -q 2>&1 | tail -n 1)"
+  # What serves now: the slot the proxy's upstream names, if its container runs.
+  SERVING_SLOT="$(serving_slot)"
+  if [[ -n $SERVING_SLOT ]]; then OLD_CID="$(container_of "backend-$SERVING_SLOT")"; fi
+  if is_running "$OLD_CID"; then
+    OLD_SLOT=$SERVING_SLOT
+    OLD_IMAGE="$(docker inspect -f '{{.Config.Image}}' "$OLD_CID")"
+    printf -v "CLICKY_IMAGE_${OLD_SLOT^^}" '%s' "$OLD_IMAGE"
+  fi
+  if [[ $SERVING_SLOT == blue ]]; then NEW_SLOT=green; else NEW_SLOT=blue; fi
+  PROXY_CID="$(container_of proxy)"
+
+  # Room for a backup: the database's size plus the configured margin.
+  local pg_cid need_kib free_kib
+  pg_cid="$(container_of postgres)"
+  if is_running "$pg_cid"; then
+    need_kib="$(docker exec "$pg_cid" psql -X -At -U "$DB_USER" -d "$DB_NAME" -c 'SELECT pg_database_size(current_database())' 2>/dev/null | tr -dc 0-9 || true)"
+    need_kib=$((${need_kib:-0} / 1024 + BACKUP_MIN_FREE_MIB * 1024))
+    free_kib="$(df -Pk "$BACKUP_DIR" | awk 'NR == 2 { print $4 }')"
+    if ((free_kib < need_kib)); then
+      fail "not enough disk for a backup in $BACKUP_DIR: $((free_kib / 1024)) MiB free, $((need_kib / 1024)) MiB needed (the database and backup.minFreeMiB); nothing was changed"
+    fi
+  fi
+  log "compose: ${COMPOSE[*]}; serving: ${OLD_SLOT:-nothing}${OLD_IMAGE:+ ($OLD_IMAGE)}; new slot: $NEW_SLOT"
+}
+
+# A fingerprint of what a deploy would put in place: image, release, migration flag and the
+# app's secrets (hashed; a rotated secret redeploys).
+fingerprint() {
+  local key
+  {
+    printf '%s\n' "$IMAGE" "$RELEASE" "$MIGRATE"
+    for key in "${APP_SECRETS[@]}"; do printf '%s\n' "${SECRETS[$key]}"; done
+  } | sha256sum | cut -c 1-64
+}
+
+# Whether this image, release and env already serve, healthy: then there is nothing to do.
+already_deployed() {
+  local current="$STATE_DIR/current"
+  [[ -n $OLD_SLOT ]] || return 1
+  [[ "$(state_get "$current" fingerprint)" == "$FINGERPRINT" ]] || return 1
+  [[ "$(state_get "$current" slot)" == "$OLD_SLOT" ]] || return 1
+  [[ "$(health_of "$OLD_CID")" == healthy ]] || return 1
+  is_running "$PROXY_CID"
+}
+
+# --- preflight, continued: the release's nginx site, with the upstream file the switch will
+# write, checked by nginx in a throwaway container of the proxy's image before anything
+# changes: a configuration nginx rejects never reaches the live proxy.
+step_proxy_check() {
+  STEP=preflight
+  local image
+  PROXY_CHECK_DIR="$(mktemp -d "$APP_DIR/proxy-check.XXXXXX")"
+  chmod 755 "$PROXY_CHECK_DIR"
+  cp "$SITE_FILE" "$PROXY_CHECK_DIR/site.conf"
+  render_upstream "$NEW_SLOT" 127.0.0.1 "${OLD_SLOT:+127.0.0.1}" >"$PROXY_CHECK_DIR/upstream.conf"
+  chmod 644 "$PROXY_CHECK_DIR/site.conf" "$PROXY_CHECK_DIR/upstream.conf"
+  # The image that will load it: the running proxy's, else the configured one.
+  if is_running "$PROXY_CID"; then
+    image="$(docker inspect -f '{{.Image}}' "$PROXY_CID")"
+  else
+    image="$PROXY_IMAGE"
+  fi
+  if ! docker run --rm --network none -v "$PROXY_CHECK_DIR:/etc/nginx/conf.d:ro" --entrypoint nginx "$image" -t -q >"$TMP_DIR/nginx-check.log" 2>&1; then
+    fail "nginx rejects the site.conf of release $RELEASE: $(grep -m 1 -i emerg "$TMP_DIR/nginx-check.log" || tail -n 1 "$TMP_DIR/nginx-check.log"); nothing was changed"
+  fi
+  log "nginx accepts the site.conf of release $RELEASE"
+}
+
+# --- infra: PostgreSQL and Redis running and healthy; never recreated by a deploy.
+check_infra_image() {
+  local service=$1 want=$2 cid have
+  cid="$(container_of "$service")"
+  [[ -n $cid ]] || return 0
+  have="$(docker inspect -f '{{.Config.Image}}' "$cid" 2>/dev/null || true)"
+  if [[ $have != "$want" ]]; then
+    log "WARNING: $service runs $have but the config says $want; a deploy never recreates it (docs/operations.md: Runbook: changing an infrastructure image)"
+  fi
+}
+
+step_infra() {
+  STEP=infra
+  # compose up would leave running services alone; asking Docker first is much quicker.
+  if ! is_running "$(container_of postgres)" || ! is_running "$(container_of redis)"; then
+    POSTGRES_PASSWORD="${SECRETS[POSTGRES_PASSWORD]}" compose up -d --no-deps --no-recreate postgres redis || fail "could not start postgres and redis"
+  fi
+  wait_healthy postgres "$HEALTH_TIMEOUT"
+  wait_healthy redis "$HEALTH_TIMEOUT"
+  # Infrastructure containers are never recreated by a deploy; say so when config moved on.
+  check_infra_image postgres "$POSTGRES_IMAGE"
+  check_infra_image redis "$REDIS_IMAGE"
+  check_infra_image proxy "$PROXY_IMAGE"
+}
+
+# --- backup: pg_dump in a throwaway container of PostgreSQL's image, verified with
+# pg_restore --list, then the oldest dumps beyond BACKUP_KEEP go.
+step_backup() {
+  STEP=backup
+  local stamp target partial pg_cid pg_image t0
+  t0="$(now_ms)"
+  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+  target="$BACKUP_DIR/$STACK-$stamp-$IMAGE_TAG.dump"
+  partial="${target##*/}.partial"
+  pg_cid="$(container_of postgres)"
+  pg_image="$(docker inspect -f '{{.Image}}' "$pg_cid")"
+  # Named, so that a deploy stopped meanwhile removes it and its partial file.
+  BACKUP_CONTAINER="$PROJECT-backup-$$"
+  BACKUP_PARTIAL="$BACKUP_DIR/$partial"
+  on_failure undo_backup
+  # shellcheck disable=SC2016 # the command line runs in the dump's container
+  if ! PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" docker run --rm --name "$BACKUP_CONTAINER" --network "container:$pg_cid" --user "$(id -u):$(id -g)" -e PGPASSWORD -v "$BACKUP_DIR:/backups" --entrypoint sh "$pg_image" -c 'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fc -Z "$3" -f "/backups/$4" && pg_restore --list "/backups/$4"' sh "$DB_USER" "$DB_NAME" "$BACKUP_COMPRESSION" "$partial" >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err"; then
+    fail "pg_dump of $DB_NAME failed: $(tail -n 1 "$TMP_DIR/backup.err")"
+  fi
+  grep -q "dbname: $DB_NAME" "$TMP_DIR/backup.toc" || fail "the dump does not read back as database $DB_NAME with pg_restore --list"
+  mv -f "$BACKUP_PARTIAL" "$target"
+  BACKUP_CONTAINER='' BACKUP_PARTIAL=''
+  BACKUP_PATH=$target
+  log "database saved to $BACKUP_PATH ($(du -k "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$(($(now_ms) - t0))") s, verified with pg_restore --list)"
+  # Retention: the newest BACKUP_KEEP dumps of this stack (names sort by time).
+  local -a dumps
+  local i
+  shopt -s nullglob
+  dumps=("$BACKUP_DIR/$STACK"-*.dump)
+  shopt -u nullglob
+  for ((i = 0; i < ${#dumps[@]} - BACKUP_KEEP; i++)); do
+    rm -f -- "${dumps[i]}"
+    log "removed old backup ${dumps[i]##*/}"
+  done
+}
+
+# A dump stopped halfway: its container and its partial file go.
+undo_backup() {
+  if [[ -n $BACKUP_CONTAINER ]]; then
+    docker rm -f "$BACKUP_CONTAINER" >/dev/null 2>&1
+    rm -f "$BACKUP_PARTIAL"
+  fi
+}
+
+# --- pull: runs in the background while the backup runs (neither needs the other). It
+# prints one line, what it did or why it failed; step_pull waits for it. It closes the lock's
+# descriptor, so a pull that outlives a killed deploy never holds the lock.
+pull_image() {
+  if [[ $IMAGE_PINNED == 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    printf '%s is already on this host\n' "$IMAGE"
+    return 0
+  fi
+  local docker_config=""
+  if [[ -n ${SECRETS[REGISTRY_USERNAME]:-} ]]; then
+    docker_config="$TMP_DIR/docker"
+    mkdir -p "$docker_config"
+    if ! printf '%s' "${SECRETS[REGISTRY_TOKEN]}" | DOCKER_CONFIG="$docker_config" docker login --username "${SECRETS[REGISTRY_USERNAME]}" --password-stdin "$REGISTRY" >"$TMP_DIR/login.log" 2>&1; then
+      rm -rf "$docker_config"
+      # The registry's answer, never the user name or the token (the report masks them too).
+      printf 'login to %s failed: %s\n' "$REGISTRY" "$(tail -n 1 "$TMP_DIR/login.log")"
+      return 1
+    fi
+  fi
+  local rc=0
+  DOCKER_CONFIG="$docker_config" docker pull --quiet "$IMAGE" >/dev/null 2>"$TMP_DIR/pull.err" || rc=$?
+  # The login's config (base64 of user:token) lives only as long as the pull.
+  if [[ -n $docker_config ]]; then rm -rf "$docker_config"; fi
+  if ((rc != 0)); then
+    printf 'could not pull %s: %s\n' "$IMAGE" "$(tail -n 1 "$TMP_DIR/pull.err")"
+    return 1
+  fi
+  printf 'pulled %s\n' "$IMAGE"
+}
+
+start_pull() {
+  (
+    exec 9>&-
+    pull_image
+  ) >"$TMP_DIR/pull.out" 2>&1 &
+  PULL_PID=$!
+  on_failure undo_pull
+}
+
+step_pull() {
+  STEP=pull
+  local rc=0 said
+  wait "$PULL_PID" || rc=$?
+  PULL_PID=''
+  said="$(tail -n 1 "$TMP_DIR/pull.out")"
+  ((rc == 0)) || fail "${said:-the pull failed (exit $rc)}"
+  log "$said"
+}
+
+# A pull still running stops with the deploy.
+undo_pull() {
+  if [[ -n $PULL_PID ]]; then kill "$PULL_PID" 2>/dev/null; fi
+}
+
+# --- migrate: the migration command in a one-off container of the new image, before any
+# traffic moves; a failed migration leaves the old version serving.
+step_migrate() {
+  STEP=migrate
+  if [[ $MIGRATE != 1 ]]; then
+    log "skipped: deploy.migrate is false"
+    return 0
+  fi
+  remove_slot "$NEW_SLOT"
+  log "running ${MIGRATION_COMMAND[*]} with $IMAGE"
+  with_app_env compose run --rm --no-deps -T "backend-$NEW_SLOT" "${MIGRATION_COMMAND[@]}" || fail "the migration (${MIGRATION_COMMAND[*]}) failed with $IMAGE; no traffic was moved"
+}
+
+# --- start: the new version in the free slot, beside the serving one.
+step_start() {
+  STEP=start
+  local key
+  remove_slot "$NEW_SLOT"
+  for key in "${APP_SECRETS[@]}"; do printf '%s=%s\n' "$key" "${SECRETS[$key]}"; done | write_file "$ENV_DIR/$NEW_SLOT.env"
+  on_failure undo_start
+  with_app_env compose up -d --no-deps "backend-$NEW_SLOT" || fail "could not start backend-$NEW_SLOT"
+  NEW_CID="$(container_of "backend-$NEW_SLOT")"
+  log "started backend-$NEW_SLOT with $IMAGE"
+}
+
+undo_start() {
+  STEP=undo
+  log "removing backend-$NEW_SLOT ($IMAGE)"
+  remove_slot "$NEW_SLOT"
+}
+
+# --- health: the new version's own health probe passes (or it fails at once on exit).
+step_health() {
+  STEP=health
+  wait_healthy "backend-$NEW_SLOT" "$HEALTH_TIMEOUT" probe
+  log "backend-$NEW_SLOT is healthy"
+}
+
+# --- switch: the proxy sends traffic to the new slot (a graceful nginx reload), and every
+# worker of the old configuration has finished before this step ends.
+step_switch() {
+  STEP=switch
+  local name
+  for name in upstream.conf site.conf; do
+    if [[ -f $PROXY_DIR/$name ]]; then cp -p "$PROXY_DIR/$name" "$TMP_DIR/$name.before"; fi
+  done
+  on_failure undo_switch
+  write_file "$PROXY_DIR/site.conf" <"$SITE_FILE"
+  NEW_ADDR="$(address_of "$NEW_CID")"
+  render_upstream "$NEW_SLOT" "$NEW_ADDR" | write_file "$PROXY_DIR/upstream.conf"
+  if is_running "$PROXY_CID"; then
+    snapshot_workers
+    reload_proxy
+    # Old workers may still accept a connection or two before they stop; verify must not
+    # meet one, so they go first (each finishes what it holds).
+    wait_workers_gone
+  else
+    compose up -d --no-deps proxy || fail "could not start the proxy"
+    PROXY_CID="$(container_of proxy)"
+  fi
+  # Until the proxy answers from the new slot (a reload is asynchronous; a new proxy starts).
+  local answer deadline=$((SECONDS + HEALTH_TIMEOUT))
+  while :; do
+    answer="$(probe_proxy "$PROXY_URL${VERIFY_PATHS[0]}")"
+    [[ ${answer#* } == "$NEW_SLOT" ]] && break
+    ((SECONDS < deadline)) || fail "the proxy still answers ${answer%% *} from ${answer#* } after the switch"
+    sleep 0.2
+  done
+  log "the proxy sends traffic to backend-$NEW_SLOT"
+}
+
+# The proxy configuration that served before goes back; the new slot goes only once no
+# worker of the switched configuration can reach it (undo_start, registered before, runs next).
+undo_switch() {
+  STEP=undo
+  log "restoring the proxy configuration that served before"
+  local name
+  snapshot_workers
+  for name in upstream.conf site.conf; do
+    if [[ -f $TMP_DIR/$name.before ]]; then mv -f "$TMP_DIR/$name.before" "$PROXY_DIR/$name"; else rm -f "$PROXY_DIR/$name"; fi
+  done
+  if is_running "$PROXY_CID"; then docker exec "$PROXY_CID" nginx -s reload >/dev/null 2>&1; fi
+  wait_workers_gone
+  log "traffic is back on backend-${OLD_SLOT:-?} (after $WAITED s for the requests in flight)"
+}
+
+# --- verify: every VERIFY_PATHS answers 2xx through the proxy, from the new slot.
+step_verify() {
+  STEP=verify
+  local path answer
+  for path in "${VERIFY_PATHS[@]}"; do
+    answer="$(probe_proxy "$PROXY_URL$path")"
+    [[ ${answer%% *} == 2?? ]] || fail "GET $path through the proxy answered ${answer%% *}"
+    [[ ${answer#* } == "$NEW_SLOT" ]] || fail "GET $path was answered by ${answer#* }, not $NEW_SLOT"
+    log "GET $path through the proxy: ${answer%% *} from backend-$NEW_SLOT"
+  done
+}
+
+# --- watch: the new version serves, the old one still runs. If the new one exits, restarts,
+# turns unhealthy or fails its own probe HEALTH_RETRIES times in a row (probed every second,
+# as strict as Docker's verdict at a faster cadence), the undos put the previous proxy
+# configuration back (traffic returns to the old version) and remove it.
+step_watch() {
+  STEP=watch
+  if [[ -z $OLD_SLOT ]] || ((WATCH_SECONDS == 0)); then
+    commit
+    log "skipped: ${OLD_SLOT:+deploy.watchSeconds is 0}${OLD_SLOT:-no previous version to go back to}"
+    return 0
+  fi
+  local t0 elapsed state restarts0 left misses=0
+  # The old slot becomes the backup: what the new one cannot take goes there meanwhile.
+  render_upstream "$NEW_SLOT" "$NEW_ADDR" "$(address_of "$OLD_CID")" | write_file "$PROXY_DIR/upstream.conf"
+  reload_proxy
+  t0="$(now_ms)"
+  restarts0="$(docker inspect -f '{{.RestartCount}}' "$NEW_CID")"
+  log "watching backend-$NEW_SLOT for $WATCH_SECONDS s; backend-$OLD_SLOT stands by"
+  while :; do
+    elapsed="$(seconds_of "$(($(now_ms) - t0))")"
+    # A failed inspect (a busy Docker engine) says nothing: count it as a missed probe.
+    state="$(docker inspect -f '{{.State.Status}} {{.RestartCount}}' "$NEW_CID" 2>/dev/null || echo "unknown $restarts0")"
+    case "$state/$(health_of "$NEW_CID")" in
+      unknown*) misses=$((misses + 1)) ;;
+      running*/unhealthy) fail "backend-$NEW_SLOT turned unhealthy $elapsed s after the switch: $(last_probe "$NEW_CID")" ;;
+      running*) ;;
+      *) fail "backend-$NEW_SLOT stopped $elapsed s after the switch (exit code $(docker inspect -f '{{.State.ExitCode}}' "$NEW_CID" 2>/dev/null)); see: docker logs $NEW_CID" ;;
+    esac
+    if [[ ${state#* } != "$restarts0" ]]; then
+      fail "backend-$NEW_SLOT crashed and was restarted $elapsed s after the switch; see: docker logs $NEW_CID"
+    fi
+    # As strict as Docker's own verdict: health.retries failed probes in a row.
+    if [[ $state == running* ]]; then
+      if probe_app "$NEW_CID"; then misses=0; else misses=$((misses + 1)); fi
+    fi
+    ((misses < HEALTH_RETRIES)) || fail "backend-$NEW_SLOT failed its health probe $misses times in a row, $elapsed s after the switch"
+    left=$((WATCH_SECONDS * 1000 - ($(now_ms) - t0)))
+    ((left > 0)) || break
+    sleep "$(seconds_of "$((left < 1000 ? left : 1000))")"
+  done
+  commit
+  log "backend-$NEW_SLOT stayed up for $WATCH_SECONDS s"
+}
+
+# --- drain: the proxy drops the backup (one more graceful reload), then the old version runs
+# until every nginx worker that could still send it a request has finished (at most
+# DRAIN_SECONDS), and is stopped with SIGTERM and STOP_TIMEOUT seconds of grace.
+step_drain() {
+  STEP=drain
+  if [[ -z $OLD_SLOT ]]; then
+    log "no previous version to stop"
+    return 0
+  fi
+  snapshot_workers
+  render_upstream "$NEW_SLOT" "$NEW_ADDR" | write_file "$PROXY_DIR/upstream.conf"
+  reload_proxy
+  wait_workers_gone
+  log "no nginx worker sends to backend-$OLD_SLOT any more (after $WAITED s)"
+  docker stop -t "$STOP_TIMEOUT" "$OLD_CID" >/dev/null 2>&1 || fail "could not stop backend-$OLD_SLOT"
+  remove_slot "$OLD_SLOT"
+  log "stopped backend-$OLD_SLOT ($OLD_IMAGE)"
+}
+
+# --- record: what serves now, for the next deploy, for people and for the stack's outputs.
+step_record() {
+  STEP=record
+  local digest
+  digest="$(docker image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$IMAGE" 2>/dev/null | grep -m 1 "^$IMAGE_REPOSITORY@" | cut -d @ -f 2 || true)"
+  if [[ -f $STATE_DIR/current ]]; then cp -p "$STATE_DIR/current" "$STATE_DIR/previous"; fi
+  {
+    printf 'slot=%s\nimage=%s\ntag=%s\ndigest=%s\nrelease=%s\nbackup=%s\ndeployed_at=%s\nfingerprint=%s\n' \
+      "$NEW_SLOT" "$IMAGE" "$IMAGE_TAG" "${digest:-unknown}" "$RELEASE" "${BACKUP_PATH:-none}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$FINGERPRINT"
+  } | write_file "$STATE_DIR/current"
+  printf '%s %s slot=%s image=%s backup=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STACK" "$NEW_SLOT" "$IMAGE" "${BACKUP_PATH:-none}" >>"$STATE_DIR/history.log"
+  # For people running compose by hand in $APP_DIR/current (docs/deploy.md, On the host).
+  printf 'COMPOSE_PROJECT_NAME=%s\nCLICKY_IMAGE_BLUE=%s\nCLICKY_IMAGE_GREEN=%s\n' "$PROJECT" "$CLICKY_IMAGE_BLUE" "$CLICKY_IMAGE_GREEN" | write_file "$RELEASE_DIR/.env"
+  ln -sfn "$RELEASE_DIR" "$APP_DIR/current.new"
+  mv -T "$APP_DIR/current.new" "$APP_DIR/current"
+  log "recorded: $IMAGE_TAG ($IMAGE) serves from backend-$NEW_SLOT; previous: ${OLD_IMAGE:-none}"
+}

@@ -1,0 +1,146 @@
+#!/usr/bin/env bats
+# Unit tests of the deploy script's bash helpers (src/deploy/remote/*.sh), run by
+# test/deploy/remote.test.ts with DEPLOY_SETTINGS (a preamble rendered from a test config) and
+# REMOTE_DIR set. Each test sources the parts afresh; main.sh without its last two lines, so
+# nothing runs.
+
+setup() {
+  # shellcheck disable=SC1090
+  source "$DEPLOY_SETTINGS"
+  local part
+  for part in output helpers steps; do
+    # shellcheck disable=SC1090
+    source "$REMOTE_DIR/$part.sh"
+  done
+  # shellcheck disable=SC1090
+  source <(sed '/^main "\$@"$/,$d' "$REMOTE_DIR/main.sh")
+  STEP=test
+}
+
+stdin() {
+  printf 'POSTGRES_PASSWORD=pg-secret\nDATABASE_URL=postgresql://u:pg-secret@postgres/db\nJWT_SECRET_KEY=jwt=with=equals\n'
+}
+
+@test "read_stdin keeps each value under its key, '=' in a value included, never as a variable" {
+  read_stdin < <(printf '# a comment\n\n'; stdin)
+  [ "${SECRETS[POSTGRES_PASSWORD]}" = pg-secret ]
+  [ "${SECRETS[JWT_SECRET_KEY]}" = jwt=with=equals ]
+  [ ! -v POSTGRES_PASSWORD ]
+  [ ! -v JWT_SECRET_KEY ]
+}
+
+@test "read_stdin refuses a key it does not know, naming the key and not the value" {
+  fail() { printf '%s\n' "$*"; exit 1; }
+  run read_stdin < <(stdin; printf 'EXTRA_KEY=do-not-print\n')
+  [ "$status" -eq 1 ]
+  [ "$output" = "stdin: unexpected key EXTRA_KEY" ]
+}
+
+@test "read_stdin names a missing secret, and a registry user without its token" {
+  fail() { printf '%s\n' "$*"; exit 1; }
+  run read_stdin < <(printf 'POSTGRES_PASSWORD=p\nDATABASE_URL=u\n')
+  [ "$output" = "stdin: JWT_SECRET_KEY is missing" ]
+  run read_stdin < <(stdin; printf 'REGISTRY_USERNAME=bot\n')
+  [ "$output" = "stdin: REGISTRY_USERNAME and REGISTRY_TOKEN go together" ]
+  run read_stdin < <(stdin; printf 'not a dotenv line\n')
+  [ "$output" = "stdin: expected KEY=value lines (dotenv), got a line without '='" ]
+  run read_stdin < <(stdin; printf 'bad key=x\n')
+  [ "$output" = "stdin: unexpected key (malformed)" ]
+}
+
+@test "with_app_env gives the app's secrets to one command only, never the database password" {
+  read_stdin < <(stdin)
+  run with_app_env env
+  [[ $output == *"DATABASE_URL=postgresql://u:pg-secret@postgres/db"* ]]
+  [[ $output == *"JWT_SECRET_KEY=jwt=with=equals"* ]]
+  [[ $output != *"POSTGRES_PASSWORD"* ]]
+  [ ! -v DATABASE_URL ]
+  [[ $(env) != *pg-secret* ]]
+}
+
+@test "the fingerprint covers image, release, migrate flag and every app secret, in that order" {
+  read_stdin < <(stdin)
+  IMAGE=r/b:v1 MIGRATE=1
+  local expected
+  expected="$(printf '%s\n' "$IMAGE" "$RELEASE" "$MIGRATE" "${SECRETS[DATABASE_URL]}" "${SECRETS[JWT_SECRET_KEY]}" | sha256sum | cut -c 1-64)"
+  [ "$(fingerprint)" = "$expected" ]
+  SECRETS[JWT_SECRET_KEY]=rotated
+  [ "$(fingerprint)" != "$expected" ]
+}
+
+@test "undos run newest first, and a commit drops them" {
+  undo_a() { echo a; }
+  undo_b() { echo b; }
+  on_failure undo_a
+  on_failure undo_b
+  run run_undos
+  [ "$output" = "$(printf 'b\na')" ]
+  commit
+  [ "${#UNDO[@]}" -eq 0 ]
+  [ "$COMMITTED" -eq 1 ]
+}
+
+@test "state_get reads a value without running it; write_file replaces a file whole" {
+  local dir
+  dir="$(mktemp -d)"
+  printf 'slot=green\nimage=$(touch %s/ran)\n' "$dir" | write_file "$dir/current"
+  [ "$(state_get "$dir/current" slot)" = green ]
+  [ "$(state_get "$dir/current" image)" = "\$(touch $dir/ran)" ]
+  [ ! -e "$dir/ran" ]
+  [ "$(state_get "$dir/none" slot)" = "" ]
+  [ "$(find "$dir" -name 'current.*' | wc -l)" -eq 0 ]
+  rm -rf "$dir"
+}
+
+@test "serving_slot reads the upstream file the switch wrote, and nothing else" {
+  PROXY_DIR="$(mktemp -d)"
+  [ "$(serving_slot)" = "" ]
+  render_upstream green 172.18.0.5 >"$PROXY_DIR/upstream.conf"
+  [ "$(serving_slot)" = green ]
+  printf '# slot=red\n' >"$PROXY_DIR/upstream.conf"
+  [ "$(serving_slot)" = "" ]
+  rm -rf "$PROXY_DIR"
+}
+
+@test "parse_arguments takes the repository and the pinning from the image argument" {
+  parse_arguments "image=127.0.0.1:5000/o/backend@sha256:$(printf 'd%.0s' {1..64})" tag=v2 registry=127.0.0.1:5000 migrate=0
+  [ "$IMAGE_REPOSITORY" = 127.0.0.1:5000/o/backend ]
+  [ "$IMAGE_PINNED" = 1 ]
+  [ "$MIGRATE" = 0 ]
+}
+
+@test "parse_arguments refuses an unknown or missing argument with the usage exit code" {
+  run parse_arguments image=r/b:v1 tag=v1 registry=r migrate=1 surprise=1
+  [ "$status" -eq "$USAGE_EXIT" ]
+  [[ $output == *"unexpected argument surprise=1"* ]]
+  run parse_arguments image=r/b:v1 tag=v1 migrate=1
+  [ "$status" -eq "$USAGE_EXIT" ]
+  [[ $output == *"usage: bash"* ]]
+  run parse_arguments image=r/b:v1 tag=v1 registry=r migrate=yes
+  [ "$status" -eq "$USAGE_EXIT" ]
+}
+
+@test "require_settings names a setting the preamble did not write" {
+  run bash -c 'source <(grep -v "^  APP_PORT=" "$1" | sed "s/ APP_PORT / /"); source <(sed "/^main \"\\\$@\"\$/,\$d" "$2/main.sh"); require_settings; echo passed' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR"
+  [ "$status" -eq "$USAGE_EXIT" ]
+  [[ $output == *"setting APP_PORT is missing"* ]]
+  run bash -c 'source "$1"; source <(sed "/^main \"\\\$@\"\$/,\$d" "$2/main.sh"); require_settings; echo passed' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR"
+  [ "$output" = passed ]
+}
+
+@test "seconds_of and now_ms" {
+  [ "$(seconds_of 1234)" = 1.2 ]
+  [ "$(seconds_of 60000)" = 60.0 ]
+  local a b
+  a="$(now_ms)"
+  sleep 0.05
+  b="$(now_ms)"
+  ((b - a >= 40 && b - a < 5000))
+}
+
+@test "log masks every secret read, and writes to the log and to fd 3" {
+  read_stdin < <(stdin)
+  local out
+  out="$(log "connecting with pg-secret and jwt=with=equals" 3>&1 >/dev/null)"
+  [ "$out" = "[deploy web-1] test: connecting with *** and ***" ]
+}
