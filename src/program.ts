@@ -33,7 +33,7 @@ import { planWorkflows, WorkflowPlanError } from "./workflows";
  */
 export async function program(loaded: LoadedStack = loadStack()) {
   const { config, secrets } = loaded;
-  checkDeployConfig(config, secrets);
+  checkDeployConfig(config);
   // The workflows and their secrets cross-check, before any resource is registered.
   const workflows = config.ownsRepository ? planWorkflowsOrStop(config) : undefined;
   // What this stack recorded last time; offline synth has no state to read.

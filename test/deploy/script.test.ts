@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: expected strings are bash, where ${...} is bash syntax
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import {
