@@ -9,9 +9,9 @@ import {
   isApprovalGated,
 } from "./config/catalog";
 import type { EnvironmentConfig } from "./config/environment";
-import { type LoadedStack, loadStack, StackConfigError, SYNTH_ENV } from "./config/load";
+import { type LoadedStack, loadStack, StackConfigError } from "./config/load";
 import type { StackConfig } from "./config/schema";
-import { checkDeployConfig, deployStack, resolveStackImage } from "./deploy/stack";
+import { deployStack, resolveStackImage } from "./deploy/stack";
 import { DeploymentEnvironment, type ResolvedGithubValue } from "./github/environment";
 import { RepositorySettings } from "./github/repository";
 import { DefaultBranchRuleset } from "./github/ruleset";
@@ -32,14 +32,14 @@ import { planWorkflows, WorkflowPlanError } from "./workflows";
  * is registered when it is wrong), then builds the components and returns the stack outputs.
  */
 export async function program(loaded: LoadedStack = loadStack()) {
-  const { config, secrets } = loaded;
-  checkDeployConfig(config);
+  const { config, secrets, mode } = loaded;
+  for (const warning of loaded.warnings) pulumi.log.warn(warning);
   // The workflows and their secrets cross-check, before any resource is registered.
   const workflows = config.ownsRepository ? planWorkflowsOrStop(config) : undefined;
   // What this stack recorded last time; offline synth has no state to read.
-  const own = process.env[SYNTH_ENV] === "1" ? NO_OUTPUTS : ownOutputs();
+  const own = mode === "synth" ? NO_OUTPUTS : ownOutputs();
   // The image of this run, before any managed resource: a run that cannot name one changes nothing.
-  const image = await resolveStackImage(config, secrets, own);
+  const image = await resolveStackImage(config, secrets, own, mode);
   const repository = config.github.repository;
   const githubProvider = githubProviderFor(config);
   const githubOpts = { providers: { github: githubProvider } };

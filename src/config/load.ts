@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { hostKeyProblems, type UnsetHostKey } from "./host-keys";
 import { decodeConfigMap } from "./raw";
 import {
   PROJECT,
@@ -10,17 +11,34 @@ import {
 import type { SecretKeySpec } from "./secret-keys";
 import { stackFilesProblems } from "./stacks-agree";
 
-/** Set by the offline synth: lets a missing secret through as a placeholder. */
-export const SYNTH_ENV = "CLICKY_DELIVERY_SYNTH";
+/**
+ * How the program runs: `up` under the Pulumi CLI (preview, up, refresh), `synth` offline
+ * under the SDK's mocks, where a missing secret or production host key becomes a placeholder
+ * that the synth report lists, and there is no stack state to read.
+ */
+export type RunMode = "up" | "synth";
 
 /** Secret config values, each a secret Output; never a plain string. */
 export type SecretValues = Readonly<Record<string, pulumi.Output<string>>>;
 
 export interface LoadedStack {
+  readonly mode: RunMode;
   readonly config: StackConfig;
   readonly secrets: SecretValues;
   /** Required secrets that are not set (only ever non-empty under synth). */
   readonly unsetSecrets: readonly SecretKeySpec[];
+  /** Production hosts without a real host key (only ever non-empty under synth). */
+  readonly unsetHostKeys: readonly UnsetHostKey[];
+  /** Lines to log before anything is registered (hosts that trust any server). */
+  readonly warnings: readonly string[];
+}
+
+export interface LoadOptions {
+  readonly mode: RunMode;
+  /** Folder of the project's stack files to compare with; none: no comparison. */
+  readonly stackFilesDir?: string;
+  /** The stack file's name in messages; `Pulumi.<stack>.yaml` by default. */
+  readonly file?: string;
 }
 
 /** A config problem; Pulumi prints a RunError's message without a stack trace. */
@@ -33,37 +51,40 @@ export class StackConfigError extends pulumi.RunError {
 
 /**
  * Reads this stack's whole config once from the engine, validates it, and returns the typed
- * config plus its secrets. Throws a {@link StackConfigError} listing every problem, before the
- * program registers any resource. Outside synth, a missing required secret is such a problem,
- * and the error says the exact command that sets it; so is a disagreement with the project's
- * other stack files (see `stacks-agree.ts`).
+ * config plus its secrets: the one reader of the program and of synth, and the one place every
+ * rule that config alone decides is checked. Throws a {@link StackConfigError} listing every
+ * problem, one line each, before the program registers any resource: config the schema
+ * refuses, a disagreement with the project's other stack files (`stacks-agree.ts`), a host key
+ * production needs (`host-keys.ts`) and, under `up`, a missing required secret, with the exact
+ * command that sets it.
  */
 export function loadStack(
-  opts: {
-    /** Folder of the project's stack files to compare with; none: no comparison. */
-    readonly stackFilesDir?: string;
-  } = { stackFilesDir: process.cwd() },
+  opts: LoadOptions = { mode: "up", stackFilesDir: process.cwd() },
 ): LoadedStack {
   const stack = pulumi.getStack();
-  const file = `Pulumi.${stack}.yaml`;
+  const file = opts.file ?? `Pulumi.${stack}.yaml`;
   const decoded = decodeConfigMap(pulumi.runtime.allConfig(), isConfigSecret, file);
   const parsed = parseStackConfig(decoded.values, { stack, file, secretKeys: decoded.secretKeys });
   const problems = [...decoded.problems, ...(parsed.ok ? [] : parsed.problems)];
   if (!parsed.ok || problems.length > 0) throw new StackConfigError(problems);
 
-  const synth = process.env[SYNTH_ENV] === "1";
+  const synth = opts.mode === "synth";
   // The CLI runs the program in the folder of Pulumi.yaml (the default `stackFilesDir`), beside
-  // the other stack files. Synth may read its config from any file (`--stack-file`), so it
-  // compares stack files itself.
-  if (!synth && opts.stackFilesDir !== undefined) {
+  // the other stack files. Synth compares only the project's own stack files (a file given with
+  // `--stack-file` stands alone).
+  if (opts.stackFilesDir !== undefined) {
     const disagreements = stackFilesProblems(parsed.config, file, opts.stackFilesDir);
     if (disagreements.length > 0) throw new StackConfigError(disagreements);
   }
+  // Every problem at once: the missing secrets (with the commands that set them), then hosts.
+  const hostKeys = hostKeyProblems(stack, parsed.config.deploy.hosts, file, { mode: opts.mode });
   const unset = requiredSecretKeys(parsed.config).filter(
     (spec) => !parsed.secretKeysSet.includes(spec.key),
   );
-  if (unset.length > 0 && !synth) {
-    throw new StackConfigError(missingSecretsMessage(unset, stack, file, parsed.config));
+  const missing =
+    unset.length > 0 && !synth ? missingSecretsMessage(unset, stack, file, parsed.config) : [];
+  if (missing.length + hostKeys.errors.length > 0) {
+    throw new StackConfigError([...missing, ...hostKeys.errors]);
   }
   const secrets: Record<string, pulumi.Output<string>> = {};
   for (const key of parsed.secretKeysSet) {
@@ -73,7 +94,14 @@ export function loadStack(
   }
   for (const spec of unset)
     secrets[spec.key] = pulumi.secret(unsetPlaceholder(spec, parsed.config));
-  return { config: parsed.config, secrets, unsetSecrets: unset };
+  return {
+    mode: opts.mode,
+    config: parsed.config,
+    secrets,
+    unsetSecrets: unset,
+    unsetHostKeys: hostKeys.unset,
+    warnings: hostKeys.warnings,
+  };
 }
 
 /**

@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { withDeployImage } from "../config/deploy";
-import { hostKeyProblems } from "../config/host-keys";
 import { APP_SECRETS_KEY } from "../config/host-values";
-import { type SecretValues, StackConfigError, SYNTH_ENV } from "../config/load";
+import type { RunMode, SecretValues } from "../config/load";
 import type { StackConfig } from "../config/schema";
 import type { OwnOutputs } from "../stack/own-outputs";
 import { type DeploySecrets, deployHosts, type RemoteDeploy } from "./component";
@@ -14,20 +13,6 @@ import {
   resolveImage,
   synthImageSources,
 } from "./image";
-
-/**
- * Checks of the deploy config that need the stack name or the secrets, run before the program
- * registers anything: production hosts must pin their host key (the all-zero placeholder is
- * not a key; offline synth lists such hosts instead, `../config/host-keys.ts`). Throws a
- * StackConfigError listing every problem; logs the warnings.
- */
-export function checkDeployConfig(config: StackConfig): void {
-  const file = `Pulumi.${config.stack}.yaml`;
-  const mode = process.env[SYNTH_ENV] === "1" ? "synth" : "up";
-  const { errors, warnings } = hostKeyProblems(config.stack, config.deploy.hosts, file, { mode });
-  if (errors.length > 0) throw new StackConfigError(errors);
-  for (const warning of warnings) pulumi.log.warn(warning);
-}
 
 /** The deploy's secrets from the loaded stack secrets. */
 export function deploySecrets(secrets: SecretValues): DeploySecrets {
@@ -54,6 +39,7 @@ export function resolveStackImage(
   config: StackConfig,
   secrets: SecretValues,
   own: OwnOutputs,
+  mode: RunMode,
 ): Promise<ResolvedImage> {
   const live = liveImageSources(
     config.deploy,
@@ -64,7 +50,7 @@ export function resolveStackImage(
   );
   return resolveImage(
     config.deploy,
-    process.env[SYNTH_ENV] === "1" ? synthImageSources(live, config.deploy) : live,
+    mode === "synth" ? synthImageSources(live, config.deploy) : live,
     { stack: config.stack, file: `Pulumi.${config.stack}.yaml` },
   );
 }

@@ -1,4 +1,4 @@
-import { connectionView } from "../deploy/connection-view";
+import { connectionView } from "./connection-view";
 import type { RecordedOptions, RecordedResource } from "./engine";
 import { RESOURCE_TYPES } from "./resource-types";
 import { isSecret, redact, reveal, SECRET_MASK } from "./wire";

@@ -1,13 +1,11 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { SYNTH_ENV } from "../config/load";
-import { hostKeyProblems } from "../config/host-keys";
-import { decodeConfigMap } from "../config/raw";
-import { PROJECT, parseStackConfig, requiredSecretKeys } from "../config/schema";
-import { stackFilesProblems } from "../config/stacks-agree";
+import { type LoadedStack, loadStack, StackConfigError } from "../config/load";
+import { PROJECT } from "../config/schema";
+import { readStackFile } from "../config/stack-file";
+import { program } from "../program";
 import { runUnderMocks } from "./engine";
 import { buildOutputs } from "./outputs";
-import { readStackFile } from "../config/stack-file";
 
 export interface SynthOptions {
   readonly stack: string;
@@ -15,7 +13,7 @@ export interface SynthOptions {
   readonly stackFile?: string;
   /** Output folder; `out/<stack>` by default. */
   readonly out?: string;
-  /** Folder of `index.ts`. */
+  /** Folder of `Pulumi.yaml` and the project's stack files. */
   readonly programDir: string;
 }
 
@@ -33,8 +31,8 @@ export type SynthResult =
   | { readonly ok: false; readonly problems: readonly string[] };
 
 /**
- * Offline synth: validates the stack file, runs the real program under the SDK's mocks, and
- * writes the contract's outputs. On any problem it writes nothing: outputs go to a sibling
+ * Offline synth: runs the real program (which validates the stack file) under the SDK's mocks,
+ * and writes the contract's outputs. On any problem it writes nothing: outputs go to a sibling
  * folder first and replace the old folder only when complete.
  */
 export async function synth(opts: SynthOptions): Promise<SynthResult> {
@@ -43,46 +41,34 @@ export async function synth(opts: SynthOptions): Promise<SynthResult> {
     return { ok: false, problems: [`${stackFile}: stack file not found`] };
   }
   const fromFile = readStackFile(stackFile);
-  const secretSet = new Set(fromFile.secretKeys);
-  const decoded = decodeConfigMap(fromFile.config, (k) => secretSet.has(k), fromFile.file);
-  const parsed = parseStackConfig(decoded.values, {
-    stack: opts.stack,
-    file: fromFile.file,
-    secretKeys: decoded.secretKeys,
-  });
-  const problems = [...decoded.problems, ...(parsed.ok ? [] : parsed.problems)];
-  if (!parsed.ok || problems.length > 0) return { ok: false, problems };
-  // The project's own stack files must agree with each other; a stack file given from
-  // elsewhere (`--stack-file`) is checked alone.
-  if (dirname(stackFile) === resolve(opts.programDir)) {
-    const disagree = stackFilesProblems(parsed.config, fromFile.file, opts.programDir);
-    if (disagree.length > 0) return { ok: false, problems: disagree };
-  }
-
-  const unsetSecrets = requiredSecretKeys(parsed.config)
-    .map((s) => s.key)
-    .filter((k) => !parsed.secretKeysSet.includes(k));
-  const unsetHostKeys = hostKeyProblems(opts.stack, parsed.config.deploy.hosts, fromFile.file, {
-    mode: "synth",
-  }).unset.map((u) => `${u.key} (${u.name}, ${u.host}${u.placeholder ? ": the placeholder" : ""})`);
-
-  process.env[SYNTH_ENV] = "1";
-  const indexPath = join(opts.programDir, "index.ts");
+  // The program's own reader validates the stack file, once (`../config/load.ts`): the project's
+  // stack files are compared with each other; a stack file given from elsewhere stands alone.
+  const inProject = dirname(stackFile) === resolve(opts.programDir);
+  let loaded: LoadedStack | undefined;
   const run = await runUnderMocks({
     project: PROJECT,
     stack: opts.stack,
     config: fromFile.config,
     secretKeys: fromFile.secretKeys,
-    // index.ts is CommonJS (`export = program()`): its exports are the program's promise.
-    program: async () => {
-      const mod = (await import(indexPath)) as { default?: unknown };
-      return await (mod.default ?? mod);
+    program: () => {
+      loaded = loadStack({
+        mode: "synth",
+        file: fromFile.file,
+        ...(inProject ? { stackFilesDir: resolve(opts.programDir) } : {}),
+      });
+      return program(loaded);
     },
   });
   if ("error" in run) {
     const err = run.error;
+    if (err instanceof StackConfigError) return { ok: false, problems: err.problems };
     return { ok: false, problems: [err instanceof Error ? err.message : String(err)] };
   }
+  if (!loaded) return { ok: false, problems: ["synth: the program did not load the stack"] };
+  const unsetSecrets = loaded.unsetSecrets.map((s) => s.key);
+  const unsetHostKeys = loaded.unsetHostKeys.map(
+    (u) => `${u.key} (${u.name}, ${u.host}${u.placeholder ? ": the placeholder" : ""})`,
+  );
   const outputs = buildOutputs(run.resources);
 
   const out = resolve(opts.out ?? join(opts.programDir, "out", opts.stack));

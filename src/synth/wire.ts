@@ -1,14 +1,24 @@
+import {
+  specialArchiveSig,
+  specialAssetSig,
+  specialResourceSig,
+  specialSecretSig,
+  specialSigKey,
+  unknownValue,
+} from "@pulumi/pulumi/runtime/rpc";
+
 /**
  * Wire-form values as the engine sees them: secrets, assets and archives arrive as objects
- * tagged with the SDK's signature key (`@pulumi/pulumi/runtime/rpc`). These helpers turn them
- * into what synth writes, never letting a secret's plaintext through by accident.
+ * tagged with the SDK's signature key. The constants are the SDK's own
+ * (`@pulumi/pulumi/runtime/rpc`), not copies. These helpers turn such values into what synth
+ * writes, never letting a secret's plaintext through by accident.
  */
-export const SIG_KEY = "4dabf18193072939515e22adb298388d";
-export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-export const ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17";
-export const ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7";
-export const RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e";
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+export const SIG_KEY = specialSigKey;
+export const SECRET_SIG = specialSecretSig;
+export const ASSET_SIG = specialAssetSig;
+export const ARCHIVE_SIG = specialArchiveSig;
+export const RESOURCE_SIG = specialResourceSig;
+export const UNKNOWN = unknownValue;
 
 /** What a secret becomes in everything synth writes or prints. */
 export const SECRET_MASK = "[secret]";

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { loadStack, SYNTH_ENV } from "../../src/config/load";
+import { loadStack } from "../../src/config/load";
 import { PROJECT, secretKeySpecs } from "../../src/config/schema";
 import { readStackFile } from "../../src/config/stack-file";
 import { program } from "../../src/program";
@@ -58,27 +58,22 @@ async function runProgramNow(opts: RunProgramOptions): Promise<MockRun<unknown>>
     config[`${PROJECT}:${key}`] = value;
     secretKeys.push(`${PROJECT}:${key}`);
   }
-  const previous = process.env[SYNTH_ENV];
-  if (opts.mode === "synth") process.env[SYNTH_ENV] = "1";
-  else delete process.env[SYNTH_ENV];
-  try {
-    return await runUnderMocks({
-      project: PROJECT,
-      stack: opts.stack,
-      config,
-      secretKeys,
-      program: () =>
-        program(
-          loadStack(opts.stackFilesDir === undefined ? {} : { stackFilesDir: opts.stackFilesDir }),
-        ),
-      stackOutputs: opts.stackOutputs ?? previouslyDeployed(opts.stack, config),
-      ...(opts.callResult ? { callResult: opts.callResult } : {}),
-      ...(opts.newResource ? { newResource: opts.newResource } : {}),
-    });
-  } finally {
-    if (previous === undefined) delete process.env[SYNTH_ENV];
-    else process.env[SYNTH_ENV] = previous;
-  }
+  return await runUnderMocks({
+    project: PROJECT,
+    stack: opts.stack,
+    config,
+    secretKeys,
+    program: () =>
+      program(
+        loadStack({
+          mode: opts.mode,
+          ...(opts.stackFilesDir === undefined ? {} : { stackFilesDir: opts.stackFilesDir }),
+        }),
+      ),
+    stackOutputs: opts.stackOutputs ?? previouslyDeployed(opts.stack, config),
+    ...(opts.callResult ? { callResult: opts.callResult } : {}),
+    ...(opts.newResource ? { newResource: opts.newResource } : {}),
+  });
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { connectionView } from "../../src/deploy/connection-view";
+import { connectionView } from "../../src/synth/connection-view";
 
 test("a connection shows host, port, user and host key, and masks its secrets", () => {
   assert.deepEqual(
