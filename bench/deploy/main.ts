@@ -6,7 +6,7 @@
  * to v1. It prints the table of medians and writes docs/benchmarks.md and the latency plot
  * docs/deploy-latency.png from the same measurements (raw data: out/bench/deploy.json).
  *
- * Needs what the e2e needs (root, Docker; test/e2e/harness/provision.sh sets it up), installs
+ * Needs what the e2e needs (root, Docker; test/harness/provision.sh sets it up), installs
  * nothing. Options: --runs N (3), --rate R (200 requests/s), --db-gib G (1), --no-docs.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -21,6 +21,7 @@ import {
   cleanupProject,
   composeContainers,
   copyOverSsh,
+  prepareAndCopy,
   ensureHarness,
   freePort,
   type Harness,
@@ -32,7 +33,7 @@ import {
   runOverSsh,
   startLoad,
   waitForHttp,
-} from "../../test/e2e/harness/harness";
+} from "../../test/harness";
 import {
   type BaselineProject,
   baselineComposeFile,
@@ -123,11 +124,7 @@ async function runOurs(
   host: RenderedHost,
   onOutput?: (chunk: string, stream: "stdout" | "stderr") => void,
 ): Promise<CommandResult> {
-  await must("prepare", runOverSsh(b.h, String(host.prepare.inputs.create)));
-  await copyOverSsh(
-    b.h,
-    host.copies.map((c) => ({ remotePath: c.remotePath, content: c.text })),
-  );
+  await prepareAndCopy(b.h, host);
   return runOverSsh(b.h, host.script, {
     stdin: host.stdin,
     timeoutMs: 10 * 60_000,

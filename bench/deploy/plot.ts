@@ -3,7 +3,7 @@
  * all, every request a dot (answered: by latency on a log scale; failed: a red mark in the
  * band at the top), the deploy's start and end and its milestones as dashed lines.
  */
-import type { LoadSample } from "../../test/e2e/harness/harness";
+import type { LoadSample } from "../../test/harness";
 import { Canvas, type Rgb } from "./png";
 
 export interface PlotPanel {

@@ -42,7 +42,6 @@ import {
   type CommandResult,
   cleanupProject,
   composeContainers,
-  copyOverSsh,
   e2eSkip,
   ensureHarness,
   freePort,
@@ -51,12 +50,13 @@ import {
   httpGet,
   type LoadHandle,
   type LoadResult,
+  prepareAndCopy,
   psqlInContainer,
   runAsProvider,
   runLocal,
   runOverSsh,
   startLoad,
-} from "./harness/harness";
+} from "../harness";
 
 const availability = harnessAvailability();
 const skip = e2eSkip("deploy e2e");
@@ -136,16 +136,6 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
     return host;
   }
 
-  /** Prepare and copies as Pulumi runs them before the deploy command. */
-  async function prepareAndCopy(host: RenderedHost): Promise<void> {
-    const prepared = await runOverSsh(h, String(host.prepare.inputs.create));
-    assert.equal(prepared.code, 0, prepared.stderr);
-    await copyOverSsh(
-      h,
-      host.copies.map((c) => ({ remotePath: c.remotePath, content: c.text })),
-    );
-  }
-
   /** The run command as the provider runs it; every run is checked for leaked secrets. */
   async function runDeploy(host: RenderedHost): Promise<Deployed> {
     const started = Date.now();
@@ -165,7 +155,7 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
     opts: { extra?: Record<string, unknown> } = {},
   ): Promise<Deployed> {
     const host = await render(tag, opts);
-    await prepareAndCopy(host);
+    await prepareAndCopy(h, host);
     const deployed = await runDeploy(host);
     timings.push(
       `${label}: deploy script ${deployed.seconds.toFixed(1)} s, exit ${deployed.result.code}`,
@@ -469,7 +459,7 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
 
   test("(e) a second deploy while one runs fails fast, naming who holds the lock and since when", async () => {
     settled = await render("v2", { extra: { app: { env: { APP_ENV: "e2e", FEATURE_X: "on" } } } });
-    await prepareAndCopy(settled);
+    await prepareAndCopy(h, settled);
     const first = runDeploy(settled);
     const owner = `${E2E_APP_DIR}/state/deploy.lock.owner`;
     const deadline = Date.now() + 30_000;
@@ -514,7 +504,7 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
         `cat ${E2E_APP_DIR}/state/current ${E2E_APP_DIR}/proxy/upstream.conf; ls -l --time-style=full-iso ${E2E_APP_DIR}/state ${E2E_APP_DIR}/env ${E2E_APP_DIR}/proxy`,
       ),
     };
-    await prepareAndCopy(again);
+    await prepareAndCopy(h, again);
     const d = await runDeploy(again);
     timings.push(`(f) rerun with nothing changed: ${d.seconds.toFixed(1)} s`);
     succeeded(d);
@@ -612,7 +602,7 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
       assert.ok(r.hosts[0]);
       return r.hosts[0];
     });
-    await prepareAndCopy(host);
+    await prepareAndCopy(h, host);
     const d = await runDeploy(host);
     timings.push(
       `(h) registry refuses the token: ${d.seconds.toFixed(1)} s, exit ${d.result.code}`,

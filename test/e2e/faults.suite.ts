@@ -23,7 +23,6 @@ import {
   type CommandResult,
   cleanupProject,
   composeContainers,
-  copyOverSsh,
   e2eSkip,
   ensureHarness,
   freePort,
@@ -32,11 +31,12 @@ import {
   httpGet,
   type LoadHandle,
   type LoadResult,
+  prepareAndCopy,
   psqlInContainer,
   runLocal,
   runOverSsh,
   startLoad,
-} from "./harness/harness";
+} from "../harness";
 
 const availability = harnessAvailability();
 const skip = e2eSkip("fault e2e");
@@ -98,19 +98,6 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     const host = rendered.hosts[0];
     assert.ok(host, "the program registered a deploy for the e2e host");
     return host;
-  }
-
-  /** Prepare and copies as Pulumi runs them, with an optional change to a copied file. */
-  async function prepareAndCopy(
-    host: RenderedHost,
-    edit: (path: string, text: string) => string = (_, text) => text,
-  ): Promise<void> {
-    const prepared = await runOverSsh(h, String(host.prepare.inputs.create));
-    assert.equal(prepared.code, 0, prepared.stderr);
-    await copyOverSsh(
-      h,
-      host.copies.map((c) => ({ remotePath: c.remotePath, content: edit(c.remotePath, c.text) })),
-    );
   }
 
   async function run(host: RenderedHost, cut?: AbortSignal, onStdout?: (s: string) => void) {
@@ -242,7 +229,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
 
   test("(0) a first deploy of v1, and rows written", async () => {
     const host = await render("v1");
-    await prepareAndCopy(host);
+    await prepareAndCopy(h, host);
     const r = await run(host);
     timings.push(`(0) first deploy v1: ${r.seconds.toFixed(1)} s`);
     assert.equal(r.result.code, 0, output(r));
@@ -253,7 +240,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
 
   test("(1) a release whose nginx site is invalid is refused before anything changes, and never reaches the proxy", async () => {
     const host = await render("v2");
-    await prepareAndCopy(host, (path, text) =>
+    await prepareAndCopy(h, host, (path, text) =>
       path.endsWith("/site.conf")
         ? text.replace("server_name _;", "server_name _;\n  this_directive_does_not_exist on;")
         : text,
@@ -291,7 +278,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
 
   test("(2) with no disk room for the backup, the deploy stops at preflight, before any migration", async () => {
     const host = await render("v2");
-    await prepareAndCopy(host);
+    await prepareAndCopy(h, host);
     const backupsDir = `${APP_DIR}/backups`;
     const mounted = await runLocal("mount", [
       "-t",
@@ -327,7 +314,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
   test("(3) with the registry unreachable, the deploy stops at the pull, before any migration", async () => {
     const closed = await freePort();
     const host = await render("v2", {}, { repository: `127.0.0.1:${closed}/clicky/backend` });
-    await prepareAndCopy(host);
+    await prepareAndCopy(h, host);
     const traffic = await load();
     const r = await run(host);
     const counted = await traffic.stop();
@@ -350,7 +337,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
 
   test("(4) the SSH connection cut mid-deploy: the deploy finishes detached, the lock is released, the next run converges", async () => {
     const host = await render("v2");
-    await prepareAndCopy(host);
+    await prepareAndCopy(h, host);
     const traffic = await load();
     const cut = new AbortController();
     const r = await run(host, cut.signal, (chunk) => {
@@ -411,7 +398,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
 
   test("(5) a version that crash-loops right after the switch: the watch window moves traffic back", async () => {
     const host = await render("v5", { watchSeconds: 15 });
-    await prepareAndCopy(host);
+    await prepareAndCopy(h, host);
     const traffic = await load();
     const r = await run(host);
     const counted = await traffic.stop();
@@ -487,7 +474,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     await rowsIntact();
 
     const host = await render("v1", { migrate: false });
-    await prepareAndCopy(host);
+    await prepareAndCopy(h, host);
     const traffic = await load();
     const r = await run(host);
     const counted = await traffic.stop();

@@ -162,7 +162,7 @@ export const PROGRAM_CHECKS_JOB = "program-checks";
  *
  * `npm test` runs with `CI=false`: under `CI=true` (which GitHub sets) the end-to-end suites
  * fail instead of skipping when their harness cannot start (`e2eSkip` in
- * test/e2e/harness/harness.ts), and it needs root, a Docker engine and an SSH server that a
+ * test/harness/), and it needs root, a Docker engine and an SSH server that a
  * hosted runner's unprivileged user does not get. With `CI=false` they skip and say why; every
  * other test runs (shellcheck and jq are on GitHub's Ubuntu runners).
  */

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 HARNESS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$HARNESS_DIR/../../.." && pwd)"
+REPO_ROOT="$(cd "$HARNESS_DIR/../.." && pwd)"
 APP_DIR="$REPO_ROOT/test/e2e/app"
 STATE_DIR="${E2E_STATE_DIR:-$REPO_ROOT/.e2e-state}"
 LOG_DIR="$STATE_DIR/logs"

@@ -24,7 +24,7 @@ import {
   runOverSsh,
   startLoad,
   waitForHttp,
-} from "./harness";
+} from ".";
 
 const availability = harnessAvailability();
 const skip = e2eSkip("e2e harness");

@@ -1,0 +1,347 @@
+/**
+ * An open-loop HTTP load generator that counts every failure (the e2e zero-downtime checks
+ * and the bench), and small HTTP helpers. Loopback targets only.
+ */
+import http from "node:http";
+import net from "node:net";
+import { performance } from "node:perf_hooks";
+
+export interface LoadOptions {
+  /** http://127.0.0.1:PORT/path; only loopback targets are accepted. */
+  url: string;
+  /** Requests started per second (open loop: slow answers do not slow the rate). */
+  ratePerSecond: number;
+  /** Stop by itself after this long; default 60 s, at most 10 minutes. */
+  durationMs?: number;
+  /** Reuse connections (HTTP keep-alive); default false (a new connection per request). */
+  keepAlive?: boolean;
+  /** A request with no complete answer after this long counts as an error; default 5 s. */
+  requestTimeoutMs?: number;
+  /** Never more than this many requests in flight; extra ticks are counted as skipped. */
+  maxInFlight?: number;
+  /** Keep at most this many failure records; default 200. */
+  maxFailureRecords?: number;
+  /** Keep every request's outcome in `samples` (for plots); default false. */
+  recordSamples?: boolean;
+}
+
+/** One request's outcome, when `recordSamples` is on. */
+export interface LoadSample {
+  /** ms since the load started, when the request was sent */
+  atMs: number;
+  /** ms until the answer or the error */
+  latencyMs: number;
+  /** the HTTP status, or 0 for a connection error or timeout */
+  status: number;
+}
+
+/** One failed request, for the report. */
+export interface LoadFailure {
+  /** ms since the load started */
+  atMs: number;
+  kind: "status" | "error";
+  /** the HTTP status or the error message */
+  detail: string;
+}
+
+/** Latency summary in milliseconds, of the requests that got an answer. */
+export interface LatencySummary {
+  count: number;
+  min: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** Counts of a load run. `sent === ok2xx + non2xxTotal + errorsTotal + inFlight`. */
+export interface LoadResult {
+  sent: number;
+  ok2xx: number;
+  non2xx: Record<string, number>;
+  non2xxTotal: number;
+  errors: Record<string, number>;
+  errorsTotal: number;
+  /** Ticks not sent because maxInFlight was reached. */
+  skipped: number;
+  /** Requests still unanswered when the result was taken (0 after stop()). */
+  inFlight: number;
+  /** Answers by X-App-Version header (`-` when absent). */
+  versions: Record<string, number>;
+  latencyMs: LatencySummary;
+  failures: LoadFailure[];
+  durationMs: number;
+  /** Every request's outcome in the order they ended, when `recordSamples` was on. */
+  samples: LoadSample[];
+}
+
+/** A running load. */
+export interface LoadHandle {
+  /** Stops sending, waits for requests in flight, and resolves with the final counts. */
+  stop(): Promise<LoadResult>;
+  /** Resolves with the final counts once the load ended (by duration or stop()). */
+  done: Promise<LoadResult>;
+  /** Counts so far. */
+  snapshot(): LoadResult;
+}
+
+function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function summarize(lat: number[]): LatencySummary {
+  if (lat.length === 0) return { count: 0, min: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0 };
+  const s = [...lat].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
+  const round = (x: number) => Math.round(x * 100) / 100;
+  return {
+    count: s.length,
+    min: round(s[0] ?? 0),
+    p50: round(at(0.5)),
+    p90: round(at(0.9)),
+    p99: round(at(0.99)),
+    max: round(s[s.length - 1] ?? 0),
+    mean: round(s.reduce((a, b) => a + b, 0) / s.length),
+  };
+}
+
+/**
+ * Sends a steady stream of HTTP GETs to a loopback URL while a deploy runs, so a test can
+ * prove that no request was dropped: every request ends up counted as 2xx, non-2xx (by
+ * status) or a connection error (by message). Bounded in time, stoppable, loopback only.
+ */
+export function startLoad(opts: LoadOptions): LoadHandle {
+  const url = new URL(opts.url);
+  if (url.protocol !== "http:") throw new Error(`startLoad: only http:// URLs (${opts.url})`);
+  if (!isLoopback(url.hostname)) {
+    throw new Error(`startLoad: only loopback targets are allowed, not ${url.hostname}`);
+  }
+  if (!(opts.ratePerSecond > 0 && opts.ratePerSecond <= 2000)) {
+    throw new Error("startLoad: ratePerSecond must be in (0, 2000]");
+  }
+  const durationMs = Math.min(opts.durationMs ?? 60_000, 10 * 60_000);
+  const requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
+  const maxInFlight = opts.maxInFlight ?? 256;
+  const maxFailures = opts.maxFailureRecords ?? 200;
+  const keepAlive = opts.keepAlive ?? false;
+  const agent = new http.Agent({ keepAlive, maxSockets: maxInFlight });
+
+  const start = performance.now();
+  let sent = 0;
+  let ok2xx = 0;
+  let skipped = 0;
+  let inFlight = 0;
+  let non2xxTotal = 0;
+  let errorsTotal = 0;
+  let stoppedAt: number | undefined;
+  const non2xx: Record<string, number> = {};
+  const errors: Record<string, number> = {};
+  const versions: Record<string, number> = {};
+  const latencies: number[] = [];
+  const failures: LoadFailure[] = [];
+  const samples: LoadSample[] = [];
+  const sample = (t0: number, status: number) => {
+    if (opts.recordSamples) {
+      const now = performance.now();
+      samples.push({
+        atMs: Math.round((t0 - start) * 10) / 10,
+        latencyMs: Math.round((now - t0) * 100) / 100,
+        status,
+      });
+    }
+  };
+  let idleWaiters: (() => void)[] = [];
+
+  const fail = (kind: LoadFailure["kind"], detail: string) => {
+    if (failures.length < maxFailures) {
+      failures.push({ atMs: Math.round(performance.now() - start), kind, detail });
+    }
+  };
+  const settle = () => {
+    inFlight--;
+    if (inFlight === 0 && stoppedAt !== undefined) {
+      for (const w of idleWaiters) w();
+      idleWaiters = [];
+    }
+  };
+
+  const fire = () => {
+    sent++;
+    inFlight++;
+    const t0 = performance.now();
+    let finished = false;
+    const end = (fn: () => void) => {
+      if (finished) return;
+      finished = true;
+      fn();
+      settle();
+    };
+    const req = http.get(url, { agent, headers: { "user-agent": "clicky-e2e-load" } }, (res) => {
+      res.on("data", () => {});
+      res.on("end", () =>
+        end(() => {
+          latencies.push(performance.now() - t0);
+          const status = res.statusCode ?? 0;
+          sample(t0, status);
+          const v = res.headers["x-app-version"];
+          const version = typeof v === "string" ? v : "-";
+          versions[version] = (versions[version] ?? 0) + 1;
+          if (status >= 200 && status < 300) {
+            ok2xx++;
+          } else {
+            non2xxTotal++;
+            non2xx[String(status)] = (non2xx[String(status)] ?? 0) + 1;
+            fail("status", String(status));
+          }
+        }),
+      );
+      res.on("error", (err) => onError(err));
+    });
+    const onError = (err: Error & { code?: string }) =>
+      end(() => {
+        const msg = err.code ? `${err.code}: ${err.message}` : err.message;
+        sample(t0, 0);
+        errorsTotal++;
+        errors[msg] = (errors[msg] ?? 0) + 1;
+        fail("error", msg);
+      });
+    req.setTimeout(requestTimeoutMs, () => {
+      req.destroy(
+        Object.assign(new Error(`no answer in ${requestTimeoutMs} ms`), { code: "TIMEOUT" }),
+      );
+    });
+    req.on("error", onError);
+  };
+
+  const interval = 1000 / opts.ratePerSecond;
+  let due = 0;
+  const tick = setInterval(
+    () => {
+      const elapsed = performance.now() - start;
+      if (elapsed >= durationMs) {
+        void stop();
+        return;
+      }
+      const target = Math.floor(elapsed / interval) + 1;
+      while (due < target) {
+        due++;
+        if (inFlight >= maxInFlight) skipped++;
+        else fire();
+      }
+    },
+    Math.max(1, Math.min(10, Math.floor(interval))),
+  );
+
+  const snapshot = (): LoadResult => ({
+    sent,
+    ok2xx,
+    non2xx: { ...non2xx },
+    non2xxTotal,
+    errors: { ...errors },
+    errorsTotal,
+    skipped,
+    inFlight,
+    versions: { ...versions },
+    latencyMs: summarize(latencies),
+    failures: [...failures],
+    durationMs: Math.round((stoppedAt ?? performance.now()) - start),
+    samples: opts.recordSamples ? [...samples] : [],
+  });
+
+  let resolveDone: (r: LoadResult) => void = () => {};
+  const done = new Promise<LoadResult>((r) => {
+    resolveDone = r;
+  });
+  let stopping: Promise<LoadResult> | undefined;
+  const stop = (): Promise<LoadResult> => {
+    if (!stopping) {
+      stopping = (async () => {
+        clearInterval(tick);
+        stoppedAt = performance.now();
+        if (inFlight > 0) await new Promise<void>((r) => idleWaiters.push(r));
+        agent.destroy();
+        const result = snapshot();
+        resolveDone(result);
+        return result;
+      })();
+    }
+    return stopping;
+  };
+  return { stop, done, snapshot };
+}
+
+/** An HTTP answer, body as text. */
+export interface HttpAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * One GET to a loopback URL, without keep-alive; rejects on connection errors and after
+ * `timeoutMs` (default 5 s). For assertions on what a deployed service answers.
+ */
+export function httpGet(url: string, timeoutMs = 5000): Promise<HttpAnswer> {
+  const u = new URL(url);
+  if (!isLoopback(u.hostname)) throw new Error(`httpGet: only loopback targets, not ${u.hostname}`);
+  return new Promise((resolve, reject) => {
+    const req = http.get(u, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (d: Buffer) => chunks.push(d));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString("utf8"),
+        }),
+      );
+      res.on("error", reject);
+    });
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(new Error(`GET ${url}: no answer in ${timeoutMs} ms`)),
+    );
+    req.on("error", reject);
+  });
+}
+
+/**
+ * Polls a loopback URL until it answers `status` (default 200), for services that take a
+ * moment to start; rejects after `timeoutMs` (default 60 s) with the last answer or error.
+ */
+export async function waitForHttp(
+  url: string,
+  opts: { status?: number; timeoutMs?: number; intervalMs?: number } = {},
+): Promise<HttpAnswer> {
+  const want = opts.status ?? 200;
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  let last = "no attempt";
+  while (Date.now() < deadline) {
+    try {
+      const a = await httpGet(url, 2000);
+      if (a.status === want) return a;
+      last = `HTTP ${a.status}: ${a.body.slice(0, 200)}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
+  }
+  throw new Error(`waitForHttp ${url}: no ${want} in time (last: ${last})`);
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, so that parallel tests (and other
+ * users of the same Docker engine) do not fight over fixed published ports.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error("freePort: no port"))));
+    });
+  });
+}
