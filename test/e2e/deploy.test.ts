@@ -58,6 +58,9 @@ import {
   startLoad,
 } from "../harness";
 
+/** The value of the app secret the e2e stack declares itself (`deploy.app.secrets`). */
+const SENTRY_DSN = "https://k3y:s3cr3t p@ss$word@sentry.example/42";
+
 const availability = harnessAvailability();
 const skip = e2eSkip("deploy e2e");
 
@@ -126,9 +129,12 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
     tag: string,
     opts: { extra?: Record<string, unknown> } = {},
   ): Promise<RenderedHost> {
+    const deploy = e2eDeployConfig(h, port, { tag }, opts.extra);
+    // The stack's own app secret, declared as a user would: one name plus its value.
+    deploy.app = { ...(deploy.app as object), secrets: ["SENTRY_DSN"] };
     const rendered = await renderStack({
-      deploy: e2eDeployConfig(h, port, { tag }, opts.extra),
-      secrets: e2eSecrets(h),
+      deploy,
+      secrets: { ...e2eSecrets(h), appSecrets: JSON.stringify({ SENTRY_DSN }) },
     });
     assert.equal(rendered.run.error, undefined, String(rendered.run.error));
     const host = rendered.hosts[0];
@@ -180,6 +186,7 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
       { name: "the database password", value: password },
       { name: "DATABASE_URL", value: databaseUrl(database, password) },
       { name: "the JWT key", value: TEST_SECRETS.jwtSecretKey },
+      { name: "the app's own secret", value: SENTRY_DSN },
       { name: "the registry token", value: h.registry.password },
       { name: "user:token", value: `${h.registry.user}:${h.registry.password}` },
       { name: "the wrong registry token", value: WRONG_TOKEN },
@@ -343,6 +350,11 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
     assert.equal(
       config.jwt_secret_sha256_12,
       createHash("sha256").update(TEST_SECRETS.jwtSecretKey).digest("hex").slice(0, 12),
+    );
+    assert.equal(
+      config.sentry_dsn_sha256_12,
+      createHash("sha256").update(SENTRY_DSN).digest("hex").slice(0, 12),
+      "the stack's own app secret reached the app as the JWT key does",
     );
     assert.equal(config.app_env, "e2e");
     assert.equal(config.redis_url_set, true);

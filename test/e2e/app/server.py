@@ -170,6 +170,12 @@ class Handler(BaseHTTPRequestHandler):
                 "version": VERSION,
                 "app_env": os.environ.get("APP_ENV"),
                 "jwt_secret_sha256_12": hashlib.sha256(secret.encode()).hexdigest()[:12],
+                # An app secret a stack declares itself (deploy.app.secrets), when it arrived.
+                "sentry_dsn_sha256_12": (
+                    hashlib.sha256(os.environ["SENTRY_DSN"].encode()).hexdigest()[:12]
+                    if "SENTRY_DSN" in os.environ
+                    else None
+                ),
                 "database_host": PG["PGHOST"],
                 "database_name": PG["PGDATABASE"],
                 "redis_url_set": bool(os.environ.get("REDIS_URL")),
