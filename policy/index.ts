@@ -8,7 +8,7 @@ import { policies } from "./policies";
  */
 new PolicyPack("clicky-delivery-production-access", {
   description:
-    "Who can read what (README): a credential that can read or change production is readable only by jobs of an environment gated by production's reviewers, or of the drift environment, limited to the default branch.",
+    "Who can read what (docs/security.md): a credential that can read or change production is readable only by jobs of an environment gated by production's reviewers, or of the drift environment, limited to the default branch.",
   enforcementLevel: "mandatory",
   policies: [...policies],
 });

@@ -23,7 +23,7 @@ import { jobSecretReads } from "./workflow-secrets";
  * The policies of the pack, as plain data: `index.ts` serves them to the Pulumi engine, and the
  * tests call each `validateResource` / `validateStack` directly.
  *
- * They enforce the README's "Who can read what": a credential that can read or change
+ * They enforce "Who can read what" (docs/security.md): a credential that can read or change
  * production is readable only by jobs of an environment gated by production's reviewers, or of
  * the drift environment, limited to the default branch, whose job changes nothing. Which
  * secrets those are comes from the catalog the program itself uses (`reaches` in

@@ -8,10 +8,10 @@ function tokenAuth(deployments: Pick<DeploymentsConfig, "auth">): boolean {
 
 /**
  * Every GitHub Actions secret and variable this program manages: one table that feeds the
- * resources, the README's "Secrets and variables" table, the workflow cross-checks and the
+ * resources, the "Secrets and variables" table of docs/secrets.md, the workflow cross-checks and the
  * policy pack.
  *
- * Scope follows who may read the value (DESIGN "Who can read what"): a credential that can
+ * Scope follows who may read the value (docs/security.md, "Who can read what"): a credential that can
  * read or change production is readable only by jobs of an environment gated by production's
  * reviewers, or of the drift environment, limited to the default branch and changing nothing.
  * - `repository`: every workflow of the repository, on any branch (set by the repository-owning
@@ -114,7 +114,7 @@ export function activeGithubValues(
   return catalog.filter((v) => v.when?.(deployments) ?? true);
 }
 
-/** The config key that feeds a value, as the README shows it. */
+/** The config key that feeds a value, as docs/secrets.md shows it. */
 export function describeSource(source: GithubValueSource): string {
   return source.kind === "secretKey" ? `${source.key} (secret)` : source.path;
 }

@@ -162,7 +162,7 @@ export const deployConfigSchema = z
       /**
        * Tag to deploy, named in backups and in the host's records. Usually unset in the stack
        * file: the pipelines set it for the run they deploy (and a rollback sets it by hand);
-       * without it a run keeps the tag the stack last deployed (see README "Which image runs").
+       * without it a run keeps the tag the stack last deployed (see docs/deploy.md, "Which image runs").
        */
       tag: imageTag.optional(),
       /** Manifest digest; when given the host runs exactly these bytes, whatever the tag says. */
@@ -369,7 +369,7 @@ export const deploySecretKeys: readonly SecretKeySpec[] = [
   {
     key: "postgresPassword",
     description:
-      "Password of the app's PostgreSQL role; set once, before the first deploy (changing it later needs the password-rotation runbook)",
+      "Password of the app's PostgreSQL role; set once, before the first deploy (changing it later: see docs/deploy.md, Limits)",
     requiredWhen: () => true,
   },
   {

@@ -9,7 +9,7 @@ import { quote } from "./shell";
  * host changes only with the program or the stack's config. That matters because a copy is
  * recorded even when the deploy after it fails: were the image in the file, the next run
  * without a tag (which goes back to the recorded image) would plan a new copy of it, where now
- * it plans nothing (see the README, "Which image runs").
+ * it plans nothing (see docs/deploy.md, "Which image runs").
  */
 export interface DeployRunArgs {
   /** `repository@digest`, or `repository:tag` when no digest is known. */

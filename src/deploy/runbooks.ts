@@ -2,9 +2,9 @@ import type { DeployConfig } from "../config/deploy";
 import { quote } from "./shell";
 
 /**
- * The operator runbooks of the README, The deploy, as the exact commands to run on a host (as the
- * deploy user). The docs show them rendered for the default config, a test checks that they
- * match, and the e2e runs them against a real host: what the README says is what works.
+ * The operator runbooks of docs/operations.md, as the exact commands to run on a host (as the
+ * deploy user). The page shows them rendered for the default config, a test checks that they
+ * match, and the e2e runs them against a real host: what the page says is what works.
  */
 export interface RunbookContext {
   readonly appDir: string;
@@ -82,7 +82,10 @@ export function downgradeCommands(ctx: RunbookContext, steps = 1): string[] {
   ];
 }
 
-/** A rollback: the previous version named for one run, deployed like any other (README). */
+/**
+ * A rollback: the previous version named for one run, deployed like any other
+ * (docs/operations.md, "Runbook: roll back").
+ */
 export function rollbackCommands(
   ctx: RunbookContext,
   host: { readonly user: string; readonly host: string; readonly port: number },

@@ -5,16 +5,25 @@ import {
   githubValues,
   specSecretFates,
 } from "../config/catalog";
+import { type HostReader, hostValueCatalog } from "../config/host-values";
 import { secretKeySpecs } from "../config/schema";
 
 /**
- * README tables generated from the same data the resources come from, so the docs cannot
- * drift from the program: `npm run docs` rewrites them, and a test fails when they differ.
+ * Tables of the docs pages generated from the same data the resources come from, so the docs
+ * cannot drift from the program: `npm run docs` rewrites them, and a test fails when they
+ * differ. Keyed by page (relative to the repository root), then by the table's marker name.
  */
-export const README_TABLES: Readonly<Record<string, () => string>> = {
-  "secrets-table": renderSecretsTable,
-  "spec-secrets-table": renderSpecSecretsTable,
-  "secret-keys-table": renderSecretKeysTable,
+export const GENERATED_TABLES: Readonly<Record<string, Readonly<Record<string, () => string>>>> = {
+  "docs/secrets.md": {
+    "secrets-table": renderSecretsTable,
+    "spec-secrets-table": renderSpecSecretsTable,
+  },
+  "docs/configuration.md": {
+    "secret-keys-table": renderSecretKeysTable,
+  },
+  "docs/deploy.md": {
+    "host-values-table": renderHostValuesTable,
+  },
 };
 
 const SCOPE_TEXT: Readonly<Record<GithubValueScope, string>> = {
@@ -52,22 +61,51 @@ export function renderSecretKeysTable(): string {
   );
 }
 
+const READER_TEXT: Readonly<Record<HostReader, string>> = {
+  app: "the app (its containers' environment, and the migration's)",
+  database: "PostgreSQL (its first start; the backup's `pg_dump`)",
+  registry: "the pull's `docker login --password-stdin`, into a throwaway config dir",
+};
+
+/** Every value that reaches a host, from its one declaration (`src/config/host-values.ts`). */
+export function renderHostValuesTable(): string {
+  return table(
+    ["stdin key", "From config", "Read by", "Needed", "Masked in output", "What it is"],
+    hostValueCatalog.map((v) => [
+      `\`${v.name}\``,
+      `\`${v.from}\` (secret)`,
+      v.readers.map((r) => READER_TEXT[r]).join("; "),
+      v.required ? "always" : "only when set",
+      v.masked ? "yes" : "no",
+      v.purpose,
+    ]),
+  );
+}
+
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const line = (cells: readonly string[]) =>
     `| ${cells.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`;
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
-/** Replaces the text between `<!-- name:start -->` and `<!-- name:end -->` for each table. */
-export function updateReadme(readme: string): string {
-  let out = readme;
-  for (const [name, render] of Object.entries(README_TABLES)) {
+/**
+ * Replaces the text between `<!-- name:start -->` and `<!-- name:end -->` for each table that
+ * `page` holds, e.g. `updateTables("docs/secrets.md", text)`; the rest of the text is kept.
+ */
+export function updateTables(page: string, text: string): string {
+  const tables = GENERATED_TABLES[page];
+  if (!tables) {
+    const pages = Object.keys(GENERATED_TABLES).join(", ");
+    throw new Error(`"${page}" holds no generated tables (pages that do: ${pages})`);
+  }
+  let out = text;
+  for (const [name, render] of Object.entries(tables)) {
     const start = `<!-- ${name}:start -->`;
     const end = `<!-- ${name}:end -->`;
     const from = out.indexOf(start);
     const to = out.indexOf(end);
     if (from === -1 || to === -1 || to < from) {
-      throw new Error(`README.md has no ${start} ... ${end} block`);
+      throw new Error(`${page} has no ${start} ... ${end} block`);
     }
     out = `${out.slice(0, from + start.length)}\n${render()}\n${out.slice(to)}`;
   }

@@ -4,7 +4,7 @@ import { synth } from "./synth";
 
 const USAGE = "usage: npm run synth -- --stack <name> [--stack-file <path>] [--out <dir>]";
 
-/** `npm run synth -- --stack <name>`: see README "Offline synth". */
+/** `npm run synth -- --stack <name>`: see docs/synth.md. */
 async function main(): Promise<number> {
   let values: { stack?: string; "stack-file"?: string; out?: string; help?: boolean };
   try {

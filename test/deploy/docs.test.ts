@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { z } from "zod";
 import { deployConfigSchema, deploySecretKeys } from "../../src/config/deploy";
+import { hostValueCatalog } from "../../src/config/host-values";
 import { unwrap } from "../../src/config/schema";
 import {
   downgradeCommands,
@@ -13,11 +14,13 @@ import {
   runbookContext,
 } from "../../src/deploy/runbooks";
 import { DEPLOY_STEPS } from "../../src/deploy/script";
-import { hostValueCatalog } from "../../src/config/host-values";
 import { REPO_ROOT } from "../support/program";
 import { parseDeploy } from "./support/config";
 
-const docs = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+const read = (page: string) => readFileSync(join(REPO_ROOT, page), "utf8");
+const operations = read("docs/operations.md");
+const deployPage = read("docs/deploy.md");
+const configuration = read("docs/configuration.md");
 const production = parseDeploy({
   hosts: [{ name: "prod-1", host: "api.clicky-foundation.example" }],
   image: { repository: "ghcr.io/clicky-foundation/clicky-foundation/backend", tag: "v1.0.0" },
@@ -30,19 +33,19 @@ function block(lines: readonly string[]): string {
   return `\`\`\`sh\n${lines.join("\n")}\n\`\`\``;
 }
 
-describe("the README shows the runbooks exactly as the code (and the e2e) runs them", () => {
+describe("docs/operations.md shows the runbooks exactly as the code (and the e2e) runs them", () => {
   test("roll back", () => {
     assert.ok(host);
-    assert.ok(docs.includes(block(rollbackCommands(ctx, host, "production"))));
+    assert.ok(operations.includes(block(rollbackCommands(ctx, host, "production"))));
   });
   test("alembic downgrade", () => {
-    assert.ok(docs.includes(block(downgradeCommands(ctx))));
+    assert.ok(operations.includes(block(downgradeCommands(ctx))));
   });
   test("restore into a scratch database", () => {
-    assert.ok(docs.includes(block(restoreToScratchCommands(ctx, example))));
+    assert.ok(operations.includes(block(restoreToScratchCommands(ctx, example))));
   });
   test("restore into the live database", () => {
-    assert.ok(docs.includes(block(restoreLiveCommands(ctx, example))));
+    assert.ok(operations.includes(block(restoreLiveCommands(ctx, example))));
   });
 });
 
@@ -60,19 +63,23 @@ function keyPaths(schema: z.core.$ZodType, prefix = ""): string[] {
   return [prefix];
 }
 
-describe("the README, The deploy covers", () => {
-  test("every key of the deploy section in its config reference", () => {
+describe("the deploy's docs cover", () => {
+  test("every key of the deploy section in docs/configuration.md", () => {
     const paths = keyPaths(deployConfigSchema);
     assert.ok(paths.length > 30, `only ${paths.length} keys found`);
-    for (const path of paths) assert.ok(docs.includes(`| \`${path}\` |`), `missing ${path}`);
-  });
-  test("every step of the script", () => {
-    for (const step of ["stdin", ...DEPLOY_STEPS]) {
-      assert.ok(docs.includes(`| \`${step}\` |`), `missing step ${step}`);
+    for (const path of paths) {
+      assert.ok(configuration.includes(`| \`${path}\` |`), `missing ${path}`);
     }
   });
-  test("every secret key and stdin key", () => {
-    for (const spec of deploySecretKeys) assert.ok(docs.includes(`\`${spec.key}\``), spec.key);
-    for (const { name } of hostValueCatalog) assert.ok(docs.includes(`\`${name}\``), name);
+  test("every step of the script in docs/deploy.md", () => {
+    for (const step of ["stdin", ...DEPLOY_STEPS]) {
+      assert.ok(deployPage.includes(`| \`${step}\` |`), `missing step ${step}`);
+    }
+  });
+  test("every secret key in docs/configuration.md and every stdin key in docs/deploy.md", () => {
+    for (const spec of deploySecretKeys) {
+      assert.ok(configuration.includes(`\`${spec.key}\``), spec.key);
+    }
+    for (const { name } of hostValueCatalog) assert.ok(deployPage.includes(`\`${name}\``), name);
   });
 });

@@ -4,8 +4,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { buildRunCommand, deployRunArgs, deployScriptPath } from "../../src/deploy/run-command";
 import { hostValues } from "../../src/config/host-values";
+import { buildRunCommand, deployRunArgs, deployScriptPath } from "../../src/deploy/run-command";
 import { buildDeployScript, remotePart } from "../../src/deploy/script";
 import {
   LOG_TAIL_BYTES,

@@ -129,10 +129,11 @@ export function credentialPaths(
 }
 
 /**
- * Why a path breaks the rule (DESIGN "Who can read what"), or `undefined` when it holds: a
- * credential that can read or change production is readable only by jobs of an environment
- * gated by production's reviewers (managed by the production stack, so changing the gate needs
- * an approval), or of an environment limited to the default branch whose jobs change nothing.
+ * Why a path breaks the rule (docs/security.md, "Who can read what"), or `undefined` when it
+ * holds: a credential that can read or change production is readable only by jobs of an
+ * environment gated by production's reviewers (managed by the production stack, so changing the
+ * gate needs an approval), or of an environment limited to the default branch whose jobs change
+ * nothing.
  */
 export function gateViolation(
   path: CredentialPath,

@@ -7,21 +7,23 @@ import { planWorkflows } from "../../src/workflows";
 import { REPO_ROOT } from "../support/program";
 import { stackConfig } from "./support";
 
-const doc = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+const read = (page: string) => readFileSync(join(REPO_ROOT, page), "utf8");
+const workflows = read("docs/workflows.md");
+const secrets = read("docs/secrets.md");
 
-test("the README names every generated workflow file", () => {
+test("docs/workflows.md names every generated workflow file", () => {
   for (const file of planWorkflows(stackConfig("staging")).files) {
-    assert.ok(doc.includes(`\`${file.path.replace(".github/workflows/", "")}\``), file.path);
+    assert.ok(workflows.includes(`\`${file.path.replace(".github/workflows/", "")}\``), file.path);
   }
 });
 
-test("the README says where each of the spec's secrets went, and names every managed secret", () => {
-  for (const fate of specSecretFates) assert.ok(doc.includes(`\`${fate.spec}\``), fate.spec);
-  for (const value of githubValues) assert.ok(doc.includes(`\`${value.name}\``), value.name);
+test("docs/secrets.md says where each of the spec's secrets went, and names every managed secret", () => {
+  for (const fate of specSecretFates) assert.ok(secrets.includes(`\`${fate.spec}\``), fate.spec);
+  for (const value of githubValues) assert.ok(secrets.includes(`\`${value.name}\``), value.name);
 });
 
-test("the README states the token permission for workflow files and what fails without it", () => {
-  assert.match(doc, /Workflows: read and write/);
-  assert.match(doc, /`workflow` scope/);
-  assert.match(doc, /404 Not Found/);
+test("docs/workflows.md states the token permission for workflow files and what fails without it", () => {
+  assert.match(workflows, /Workflows: read and write/);
+  assert.match(workflows, /`workflow` scope/);
+  assert.match(workflows, /404 Not Found/);
 });
