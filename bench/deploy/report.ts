@@ -1,9 +1,8 @@
 /**
- * The bench's numbers: what one measured deploy yields, medians over runs, the side-by-side
- * table (ours against the spec's procedure) and the targets, all from measurements only.
+ * The bench's numbers: medians over runs, the side-by-side table (ours against the spec's
+ * procedure) and the targets, all from measurements only.
  */
-
-export type ScenarioId = "baseline" | "deploy" | "failedHealth" | "rollback";
+import type { Measurement, ScenarioId } from "./record";
 
 export const SCENARIOS: readonly { readonly id: ScenarioId; readonly title: string }[] = [
   { id: "baseline", title: "spec procedure (baseline)" },
@@ -11,34 +10,6 @@ export const SCENARIOS: readonly { readonly id: ScenarioId; readonly title: stri
   { id: "failedHealth", title: "ours: failed-health deploy (v3)" },
   { id: "rollback", title: "ours: rollback v2 to v1" },
 ];
-
-/** One measured deploy under load. */
-export interface Measurement {
-  readonly scenario: ScenarioId;
-  readonly run: number;
-  readonly exitCode: number | null;
-  /** Whether the exit code is the one this scenario should end with. */
-  readonly expectedExit: boolean;
-  readonly wallSeconds: number;
-  readonly backupSeconds: number | null;
-  readonly backupBytes: number | null;
-  readonly sent: number;
-  readonly ok2xx: number;
-  readonly non2xx: number;
-  readonly errors: number;
-  readonly non2xxByStatus: Record<string, number>;
-  readonly errorsByKind: Record<string, number>;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
-  readonly versions: Record<string, number>;
-  /** Our script's own step timings (`timings:` line), seconds by step. */
-  readonly steps: Record<string, number>;
-  /** Requests that took 1 s or more. */
-  readonly overOneSecond: number;
-  /** TCP connection attempts (SYNs) the host had to send again during the window (`TcpExt`). */
-  readonly synRetransmits: number;
-}
 
 /** The median; for an even count the mean of the two middle values. */
 export function median(values: readonly number[]): number {
@@ -48,6 +19,20 @@ export function median(values: readonly number[]): number {
   const hi = sorted[mid] ?? Number.NaN;
   const lo = sorted[mid - 1] ?? hi;
   return sorted.length % 2 === 1 ? hi : (lo + hi) / 2;
+}
+
+/** The run of a scenario whose wall time is closest to the median: the one the chart shows. */
+export function medianWallRun(
+  ms: readonly Measurement[],
+  scenario: ScenarioId,
+): Measurement | undefined {
+  const runs = ms.filter((m) => m.scenario === scenario);
+  const mid = median(runs.map((m) => m.wallSeconds));
+  let best: Measurement | undefined;
+  for (const m of runs) {
+    if (!best || Math.abs(m.wallSeconds - mid) < Math.abs(best.wallSeconds - mid)) best = m;
+  }
+  return best;
 }
 
 /** Medians of one scenario's runs. */
@@ -82,6 +67,13 @@ export function summarize(ms: readonly Measurement[]): Summary {
     backupBytes: m((x) => x.backupBytes),
     failedTotal: ms.reduce((n, x) => n + x.non2xx + x.errors, 0),
   };
+}
+
+/** The summary of every scenario, in the table's order. */
+export function summarizeScenarios(ms: readonly Measurement[]): Record<ScenarioId, Summary> {
+  return Object.fromEntries(
+    SCENARIOS.map(({ id }) => [id, summarize(ms.filter((m) => m.scenario === id))]),
+  ) as Record<ScenarioId, Summary>;
 }
 
 function ratio(ours: number, base: number): string {

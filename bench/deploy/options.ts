@@ -1,0 +1,162 @@
+/**
+ * The command lines of `npm run bench:deploy` and `npm run bench:report`: strict `parseArgs`
+ * of node:util, one table per command that gives both the parser's options and the --help
+ * text, and errors that name the option at fault.
+ */
+import { parseArgs } from "node:util";
+
+/** A command line the command cannot run with; the message names the option at fault. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+interface OptionDoc {
+  readonly type: "string" | "boolean";
+  readonly short?: string;
+  /** The value's placeholder in the help, e.g. `N`. */
+  readonly value?: string;
+  readonly description: string;
+}
+
+const BENCH_OPTIONS = {
+  runs: { type: "string", value: "N", description: "runs of each procedure (default 3)" },
+  rate: {
+    type: "string",
+    value: "R",
+    description: "requests per second of the load during each deploy (default 200)",
+  },
+  "db-gib": {
+    type: "string",
+    value: "G",
+    description: "fill each database to at least G GiB first (default 1)",
+  },
+  "no-docs": {
+    type: "boolean",
+    description: "write the run's record only, not docs/benchmarks.md and its chart",
+  },
+  help: { type: "boolean", short: "h", description: "show this help and exit" },
+} as const satisfies Record<string, OptionDoc>;
+
+const REPORT_OPTIONS = {
+  "docs-dir": {
+    type: "string",
+    value: "DIR",
+    description: "where to write benchmarks.md and its chart (default docs)",
+  },
+  help: { type: "boolean", short: "h", description: "show this help and exit" },
+} as const satisfies Record<string, OptionDoc>;
+
+export const BENCH_USAGE = usage(
+  "npm run bench:deploy -- [options]",
+  "Runs the deploy benchmark on the e2e harness, writes the run's record to bench/results/\nand renders docs/benchmarks.md and its chart from it.",
+  BENCH_OPTIONS,
+);
+
+export const REPORT_USAGE = usage(
+  "npm run bench:report -- [options] <record.json>",
+  "Renders docs/benchmarks.md and its chart from the record of a bench run; runs nothing.",
+  REPORT_OPTIONS,
+);
+
+export interface BenchOptions {
+  readonly runs: number;
+  readonly ratePerSecond: number;
+  readonly databaseGib: number;
+  readonly writeDocs: boolean;
+}
+
+export interface ReportOptions {
+  readonly record: string;
+  readonly docsDir: string;
+}
+
+/** What a command line asks for: the help, or a run with these options. */
+export type Parsed<T> = { readonly help: true } | ({ readonly help: false } & T);
+
+/**
+ * The options of `bench:deploy`, e.g. `["--runs", "5", "--no-docs"]` gives
+ * `{ help: false, runs: 5, ratePerSecond: 200, databaseGib: 1, writeDocs: false }`.
+ */
+export function parseBenchArgs(args: readonly string[]): Parsed<BenchOptions> {
+  const { values } = parse(args, BENCH_OPTIONS, false);
+  if (values.help) return { help: true };
+  return {
+    help: false,
+    runs: positive("runs", values.runs, 3, { integer: true }),
+    ratePerSecond: positive("rate", values.rate, 200),
+    databaseGib: positive("db-gib", values["db-gib"], 1),
+    writeDocs: !values["no-docs"],
+  };
+}
+
+/** The options of `bench:report`: one record file, and where the docs go. */
+export function parseReportArgs(args: readonly string[]): Parsed<ReportOptions> {
+  const { values, positionals } = parse(args, REPORT_OPTIONS, true);
+  if (values.help) return { help: true };
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0
+        ? "missing the record to render, e.g. bench/results/<time>.json"
+        : `expected one record, got ${positionals.length}: ${positionals.join(", ")}`,
+    );
+  }
+  const docsDir = values["docs-dir"] ?? "docs";
+  if (docsDir === "") throw new UsageError("--docs-dir: expected a directory, got nothing");
+  return { help: false, record: positionals[0] ?? "", docsDir };
+}
+
+function parse<O extends Record<string, OptionDoc>>(
+  args: readonly string[],
+  options: O,
+  allowPositionals: boolean,
+) {
+  const config = Object.fromEntries(
+    Object.entries(options).map(([name, o]) => [
+      name,
+      o.short ? { type: o.type, short: o.short } : { type: o.type },
+    ]),
+  ) as { [K in keyof O]: { type: O[K]["type"]; short?: string } };
+  try {
+    return parseArgs({ args: [...args], options: config, strict: true, allowPositionals });
+  } catch (err) {
+    // parseArgs's own messages name the option: "Unknown option '--rnus'".
+    if (err instanceof Error && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS")) {
+      throw new UsageError(err.message);
+    }
+    throw err;
+  }
+}
+
+function positive(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  { integer = false } = {},
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  const ok =
+    value.trim() !== "" && Number.isFinite(n) && n > 0 && (!integer || Number.isInteger(n));
+  if (!ok) {
+    throw new UsageError(
+      `--${name}: expected a positive ${integer ? "whole number" : "number"}, got "${value}"`,
+    );
+  }
+  return n;
+}
+
+function usage(command: string, summary: string, options: Record<string, OptionDoc>): string {
+  const rows = Object.entries(options).map(([name, o]) => {
+    const flags = `${o.short ? `-${o.short}, ` : "    "}--${name}${o.value ? ` ${o.value}` : ""}`;
+    return [flags, o.description] as const;
+  });
+  const width = Math.max(...rows.map(([flags]) => flags.length));
+  return [
+    `Usage: ${command}`,
+    "",
+    summary,
+    "",
+    "Options:",
+    ...rows.map(([flags, text]) => `  ${flags.padEnd(width)}  ${text}`),
+  ].join("\n");
+}
