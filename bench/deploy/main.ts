@@ -20,8 +20,8 @@ import {
   E2E_COMPOSE_COMMAND,
   e2eDeployConfig,
   e2eSecrets,
-} from "../../test/deploy/support/e2e-config";
-import { type RenderedHost, renderStack } from "../../test/deploy/support/render";
+} from "../../test/support/e2e-config";
+import { type RenderedHost, renderStack } from "../../test/support/render";
 import {
   type CommandResult,
   cleanupProject,

@@ -10,9 +10,9 @@ import {
   requestCounts,
   ruleLabels,
 } from "../../bench/deploy/chart";
-import type { Trace } from "../../bench/deploy/record";
 import { renderReport, reportChartSpec } from "../../bench/deploy/publish";
-import { fixtureRecord } from "./support";
+import type { Trace } from "../../bench/deploy/record";
+import { fixtureRecord } from "../support/bench";
 
 /** A trace of the given requests ([atMs, latencyMs, status]), the deploy from 1 s to 3 s. */
 function traceOf(requests: [number, number, number][], marks: Trace["marks"] = []): Trace {

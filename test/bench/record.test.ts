@@ -10,7 +10,7 @@ import {
   recordFileName,
   serializeRecord,
 } from "../../bench/deploy/record";
-import { FIXTURE_RECORD, fixtureRecord } from "./support";
+import { FIXTURE_RECORD, fixtureRecord } from "../support/bench";
 
 /** Leaves a field out. */
 const ABSENT = Symbol("absent");

@@ -6,7 +6,7 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import { renderBenchmarkPage } from "../../bench/deploy/page";
 import { CHART_FILE, PAGE_FILE, recordName, writeReport } from "../../bench/deploy/publish";
-import { FIXTURE_RECORD, fixtureRecord } from "./support";
+import { FIXTURE_RECORD, fixtureRecord } from "../support/bench";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
 const RECORD_NAME = "test/fixtures/bench/synthetic-deploy-record.json";

@@ -8,11 +8,11 @@ import { buildDeployScript } from "../../src/deploy/script";
 import type { MockRun, RecordedResource } from "../../src/synth/engine";
 import { COMMAND_TYPE, COPY_TYPE, dotenvKeys } from "../../src/synth/outputs";
 import { isSecret, redact, reveal } from "../../src/synth/wire";
+import { parseDeploy } from "../support/deploy-config";
+import { ED25519 } from "../support/keys";
 import { runProgram } from "../support/program";
-import { parseDeploy } from "./support/config";
-import { ED25519 } from "./support/keys";
-import { TEST_SECRETS } from "./support/render";
-import { assertNoSecret } from "./support/secrets";
+import { TEST_SECRETS } from "../support/render";
+import { assertNoSecret } from "../support/secrets";
 
 const deploy = {
   appDir: "/srv/clicky",

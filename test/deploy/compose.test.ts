@@ -10,7 +10,7 @@ import {
   renderProxySite,
   renderUpstream,
 } from "../../src/deploy/compose";
-import { parseDeploy } from "./support/config";
+import { parseDeploy } from "../support/deploy-config";
 
 const deploy = parseDeploy({
   hosts: [{ name: "web-1", host: "web-1.example.org" }],

@@ -8,7 +8,7 @@ import {
 } from "../../src/config/deploy";
 import { formatIssues } from "../../src/config/problems";
 import { secretKeySpecs, sectionSchemas } from "../../src/config/schema";
-import { ED25519 } from "./support/keys";
+import { ED25519 } from "../support/keys";
 
 const minimal = {
   hosts: [{ name: "web-1", host: "web-1.example.org" }],

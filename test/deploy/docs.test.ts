@@ -14,8 +14,8 @@ import {
   runbookContext,
 } from "../../src/deploy/runbooks";
 import { DEPLOY_STEPS } from "../../src/deploy/script";
+import { parseDeploy } from "../support/deploy-config";
 import { REPO_ROOT } from "../support/program";
-import { parseDeploy } from "./support/config";
 
 const read = (page: string) => readFileSync(join(REPO_ROOT, page), "utf8");
 const operations = read("docs/operations.md");

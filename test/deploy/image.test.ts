@@ -3,9 +3,9 @@ import { describe, test } from "node:test";
 import { deployConfigSchema } from "../../src/config/deploy";
 import { StackConfigError } from "../../src/config/load";
 import { type DeployedImage, type ImageSources, resolveImage } from "../../src/deploy/image";
+import { ED25519 as HOST_KEY } from "../support/keys";
 import { settle } from "../support/lifecycle";
 import { committedDeploy, ofType, runProgram } from "../support/program";
-import { ED25519 as HOST_KEY } from "./support/keys";
 
 const REPOSITORY = "ghcr.io/clicky-foundation/clicky-foundation/backend";
 const DIGEST_A = `sha256:${"a".repeat(64)}`;

@@ -7,7 +7,7 @@ import { after, describe, test } from "node:test";
 import { renderUpstream } from "../../src/deploy/compose";
 import { REMOTE_DIR, REMOTE_PARTS, remotePart } from "../../src/deploy/script";
 import { type DeploySettings, deploySettings, renderSettings } from "../../src/deploy/settings";
-import { parseDeploy } from "./support/config";
+import { parseDeploy } from "../support/deploy-config";
 
 /** The settings of a test config, and the preamble the script would start with. */
 function testSettings(patch: Record<string, unknown> = {}): DeploySettings {

@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { buildRunCommand, deployRunArgs, deployScriptPath } from "../../src/deploy/run-command";
 import { RUN_ARGUMENTS } from "../../src/deploy/script";
-import { parseDeploy } from "./support/config";
+import { parseDeploy } from "../support/deploy-config";
 
 const digest = `sha256:${"a".repeat(64)}`;
 

@@ -14,9 +14,9 @@ import {
   MASK,
 } from "../../src/deploy/script-output";
 import { databaseUrl } from "../../src/deploy/stdin";
-import { parseDeploy } from "./support/config";
-import { commandProviderError } from "./support/provider";
-import { assertNoSecret, HOSTILE_SECRETS, type LeakCheck, secretForms } from "./support/secrets";
+import { parseDeploy } from "../support/deploy-config";
+import { commandProviderError } from "../support/provider";
+import { assertNoSecret, HOSTILE_SECRETS, type LeakCheck, secretForms } from "../support/secrets";
 
 const root = mkdtempSync(join(tmpdir(), "clicky-output-"));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -25,7 +25,7 @@ import {
   remotePart,
   USAGE_EXIT,
 } from "../../src/deploy/script";
-import { parseDeploy } from "./support/config";
+import { parseDeploy } from "../support/deploy-config";
 
 function config(patch: Record<string, unknown> = {}): DeployConfig {
   return parseDeploy({

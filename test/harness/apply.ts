@@ -1,4 +1,4 @@
-import type { RenderedHost } from "../deploy/support/render";
+import type { RenderedHost } from "../support/render";
 import { copyOverSsh, runOverSsh } from "./ssh";
 import type { Harness } from "./state";
 

@@ -9,7 +9,7 @@ export interface CommandResult {
   stderr: string;
   /**
    * stdout and stderr together in the order they arrived (runOverSsh only): what the command
-   * provider's shared buffer holds and its error quotes (`../../deploy/support/provider.ts`).
+   * provider's shared buffer holds and its error quotes (`../support/provider.ts`).
    */
   output?: string;
 }

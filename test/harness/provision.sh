@@ -11,7 +11,7 @@ set -euo pipefail
 
 HARNESS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HARNESS_DIR/../.." && pwd)"
-APP_DIR="$REPO_ROOT/test/e2e/app"
+APP_DIR="$HARNESS_DIR/app"
 STATE_DIR="${E2E_STATE_DIR:-$REPO_ROOT/.e2e-state}"
 LOG_DIR="$STATE_DIR/logs"
 

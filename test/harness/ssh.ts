@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { Client, type ConnectConfig } from "ssh2";
-import { commandProviderError } from "../deploy/support/provider";
+import { commandProviderError } from "../support/provider";
 import type { CommandResult } from "./local";
 import type { Harness } from "./state";
 
@@ -171,7 +171,7 @@ export interface ProviderRun {
 /**
  * Runs a registered command's `create` with its stdin as remote.Command does (runOverSsh) and,
  * when it fails, builds the error the provider would report, quoting `create` and all of the
- * output (`../../deploy/support/provider.ts` cites the provider's code).
+ * output (`../support/provider.ts` cites the provider's code).
  */
 export async function runAsProvider(
   h: Harness,

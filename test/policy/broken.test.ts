@@ -12,7 +12,6 @@ import { describeResource, type ResourceView, TYPES } from "../../policy/resourc
 import { PROJECT } from "../../src/config/schema";
 import { readStackFile } from "../../src/config/stack-file";
 import { expr } from "../../src/workflows/expr";
-import { REPO_ROOT, runProgram } from "../support/program";
 import {
   find,
   policyResources,
@@ -22,7 +21,8 @@ import {
   type Violation,
   withJob,
   withProps,
-} from "./support";
+} from "../support/policy";
+import { REPO_ROOT, runProgram } from "../support/program";
 
 /** The committed environment section of a stack file, changed. */
 function environmentOf(

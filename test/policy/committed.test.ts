@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { gatedHostKeyPinned, policies } from "../../policy/policies";
 import { TYPES } from "../../policy/resources";
-import { productionSynth, productionUp, runPolicies, stagingSynth } from "./support";
+import { productionSynth, productionUp, runPolicies, stagingSynth } from "../support/policy";
 
 describe("the policy pack on the committed stacks", async () => {
   const staging = await stagingSynth();

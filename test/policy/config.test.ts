@@ -5,7 +5,7 @@ import { gatedEnvironmentApproval, policies } from "../../policy/policies";
 import { TYPES } from "../../policy/resources";
 import { DRIFT_ENVIRONMENT } from "../../src/config/catalog";
 import { PRODUCTION_STACK } from "../../src/config/schema";
-import { runPolicies, stagingSynth } from "./support";
+import { runPolicies, stagingSynth } from "../support/policy";
 
 describe("the pack config", () => {
   test("defaults to this repository's names", () => {

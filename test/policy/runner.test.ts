@@ -13,8 +13,8 @@ import { policies } from "../../policy/policies";
 import { TYPES } from "../../policy/resources";
 import { PROJECT } from "../../src/config/schema";
 import type { MockRun } from "../../src/synth/engine";
+import { UP_SECRETS } from "../support/policy";
 import { committedDeploy, REPO_ROOT, runProgram } from "../support/program";
-import { UP_SECRETS } from "./support";
 
 /**
  * The pack as the Pulumi CLI runs it, without the CLI (which these machines cannot install):

@@ -9,7 +9,7 @@ import {
   credentialPaths,
   gateViolation,
   previewsOfPullRequests,
-} from "./paths";
+} from "../support/security-paths";
 
 const SECRETS = Object.fromEntries(
   secretKeySpecs.filter((s) => !s.names).map((s) => [s.key, `${s.key}-value`]),

@@ -9,7 +9,7 @@ import {
   type RecordedResource,
   runUnderMocks,
 } from "../../src/synth/engine";
-import { ED25519 } from "../deploy/support/keys";
+import { ED25519 } from "./keys";
 
 export const REPO_ROOT = join(__dirname, "..", "..");
 

@@ -4,7 +4,7 @@ import { GITHUB_ACTIONS_APP_ID, rulesetInputs } from "../../src/github/ruleset";
 import { contentHash, workflowCommitPlan } from "../../src/github/workflow-files";
 import { planWorkflows } from "../../src/workflows";
 import { byName, ofType, runProgram } from "../support/program";
-import { stackConfig } from "./support";
+import { stackConfig } from "../support/workflows";
 
 const FILE = "github:index/repositoryFile:RepositoryFile";
 const BRANCH = "github:index/branch:Branch";

@@ -5,7 +5,7 @@ import { parseStackConfig } from "../../src/config/schema";
 import { DEFAULT_PULUMI_CLI, workflowsConfigSchema } from "../../src/config/workflows";
 import { minimumNodeMajor, PROGRAM_NODE_VERSION } from "../../src/workflows/node-version";
 import { pipelineSettings } from "../../src/workflows/settings";
-import { committedValues, stackConfig } from "./support";
+import { committedValues, stackConfig } from "../support/workflows";
 
 /** The problems of the committed staging stack with this `workflows` section. */
 function problems(workflows: unknown): readonly string[] {

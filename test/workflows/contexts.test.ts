@@ -5,7 +5,7 @@ import { planWorkflows } from "../../src/workflows";
 import { jobContexts } from "../../src/workflows/contexts";
 import { expr } from "../../src/workflows/expr";
 import type { Job } from "../../src/workflows/model";
-import { stackConfig } from "./support";
+import { stackConfig } from "../support/workflows";
 
 const base: Job = {
   name: "Drift",

@@ -9,7 +9,7 @@ import {
 } from "../../src/workflows";
 import { crossCheckValues, valueReferences } from "../../src/workflows/cross-check";
 import { pipelineSettings } from "../../src/workflows/settings";
-import { stackConfig } from "./support";
+import { stackConfig } from "../support/workflows";
 
 const config = stackConfig("staging");
 const workflows = buildWorkflows(pipelineSettings(config));

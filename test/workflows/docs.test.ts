@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { githubValues, specSecretFates } from "../../src/config/catalog";
 import { planWorkflows } from "../../src/workflows";
 import { REPO_ROOT } from "../support/program";
-import { stackConfig } from "./support";
+import { stackConfig } from "../support/workflows";
 
 const read = (page: string) => readFileSync(join(REPO_ROOT, page), "utf8");
 const workflows = read("docs/workflows.md");

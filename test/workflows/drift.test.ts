@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { filesToCommit } from "../../src/github/workflow-files";
 import { planWorkflows } from "../../src/workflows";
 import { ofType, runProgram } from "../support/program";
-import { stackConfig } from "./support";
+import { stackConfig } from "../support/workflows";
 
 const FILE = "github:index/repositoryFile:RepositoryFile";
 const BRANCH = "github:index/branch:Branch";

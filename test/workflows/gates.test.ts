@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parse } from "yaml";
 import { planWorkflows } from "../../src/workflows";
-import { stackConfig } from "./support";
+import { stackConfig } from "../support/workflows";
 
 type Job = {
   name: string;

@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import { parse } from "yaml";
 import { planWorkflows } from "../../src/workflows";
 import { withLogin } from "../support/program";
-import { actionlint, hasShellcheck, parserErrors, stackConfig } from "./support";
+import { actionlint, hasShellcheck, parserErrors, stackConfig } from "../support/workflows";
 
 /** Both deploy modes and both logins: their deploy jobs differ, and each must lint clean. */
 const OIDC = withLogin("staging", "oidc");

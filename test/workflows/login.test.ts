@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { parse } from "yaml";
 import { planWorkflows } from "../../src/workflows";
 import { withLogin } from "../support/program";
-import { stackConfig } from "./support";
+import { stackConfig } from "../support/workflows";
 
 type Job = {
   environment?: { name: string };

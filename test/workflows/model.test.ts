@@ -7,7 +7,7 @@ import { expr } from "../../src/workflows/expr";
 import type { Job } from "../../src/workflows/model";
 import { renderWorkflow } from "../../src/workflows/render";
 import { writeWorkflow } from "../../src/workflows/writer";
-import { expression } from "./support";
+import { expression } from "../support/workflows";
 
 const spec = {
   file: "t.yml",

@@ -4,7 +4,7 @@ import { parse } from "yaml";
 import { pulumiProjectCheck } from "../../src/cloud/deployments";
 import { planWorkflows } from "../../src/workflows";
 import { PROGRAM_NODE_VERSION } from "../../src/workflows/node-version";
-import { expression, stackConfig } from "./support";
+import { expression, stackConfig } from "../support/workflows";
 
 type Doc = {
   on: Record<string, unknown>;

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import { parse } from "yaml";
 import { deploymentPreRunCommands } from "../../src/cloud/deployments";
 import { planWorkflows } from "../../src/workflows";
-import { hasJq, runWithStubs, stackConfig } from "./support";
+import { hasJq, runWithStubs, stackConfig } from "../support/workflows";
 
 /**
  * The generated scripts that decide whether a job passes, run for real with bash, with small

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { planWorkflows } from "../../src/workflows";
-import { stackConfig } from "./support";
+import { stackConfig } from "../support/workflows";
 
 /**
  * Whole generated files as committed snapshots (the committed staging stack, and the same with

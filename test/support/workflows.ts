@@ -8,7 +8,7 @@ import { buildSync } from "esbuild";
 import { decodeConfigMap } from "../../src/config/raw";
 import { parseStackConfig, type StackConfig } from "../../src/config/schema";
 import { readStackFile } from "../../src/config/stack-file";
-import { REPO_ROOT } from "../support/program";
+import { REPO_ROOT } from "./program";
 
 /** The committed stack file's values of our namespace (secrets are never in it). */
 export function committedValues(stack: string): Record<string, unknown> {

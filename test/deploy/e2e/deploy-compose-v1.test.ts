@@ -1,3 +1,3 @@
 // The deploy suite again, with docker-compose v1 (hosts installed before compose v2 still have it).
-import "./support/compose-v1";
+import "../../support/compose-v1";
 import "./deploy.test";

@@ -10,7 +10,7 @@ import {
   registryAnswers,
   SECRETS,
   tagged,
-} from "./support";
+} from "../support/stacks";
 
 const STACK = "staging";
 

@@ -1,4 +1,4 @@
-import type { Harness } from "../../harness";
+import type { Harness } from "../harness";
 
 /**
  * Which compose the e2e deploys with (`deploy.compose`): v2, the CLI plugin real hosts ship, by

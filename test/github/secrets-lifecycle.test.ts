@@ -9,7 +9,7 @@ import {
   type StackState,
   type World,
 } from "../support/lifecycle";
-import { deployWith, describeSteps, registryAnswers, SECRETS, tagged } from "./support";
+import { deployWith, describeSteps, registryAnswers, SECRETS, tagged } from "../support/stacks";
 
 const STACK = "staging";
 const { environmentSecret: ENV_SECRET, repositorySecret: REPO_SECRET } = RESOURCE_TYPES;

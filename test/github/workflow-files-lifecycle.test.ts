@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { RESOURCE_TYPES } from "../../src/synth/resource-types";
 import { EMPTY_STATE, lifecycleRun, type World } from "../support/lifecycle";
-import { describeSteps, SECRETS, tagged } from "./support";
+import { describeSteps, SECRETS, tagged } from "../support/stacks";
 
 const STACK = "staging";
 const { branch: BRANCH, repositoryFile: FILE, pullRequest: PULL } = RESOURCE_TYPES;

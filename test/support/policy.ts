@@ -13,7 +13,7 @@ import type { ResourceView } from "../../policy/resources";
 import { PROJECT, secretKeySpecs } from "../../src/config/schema";
 import type { MockRun } from "../../src/synth/engine";
 import { reveal } from "../../src/synth/wire";
-import { committedDeploy, runProgram } from "../support/program";
+import { committedDeploy, runProgram } from "./program";
 
 export type Policy = ResourceValidationPolicy | StackValidationPolicy;
 

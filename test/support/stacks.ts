@@ -1,6 +1,6 @@
 import { secretKeySpecs } from "../../src/config/schema";
 import type { RecordedResource } from "../../src/synth/engine";
-import { committedDeploy } from "../support/program";
+import { committedDeploy } from "./program";
 
 /** Every secret the stacks need, none of the optional registry pair. */
 export const SECRETS: Readonly<Record<string, string>> = Object.fromEntries(

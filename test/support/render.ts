@@ -1,7 +1,7 @@
-import type { MockRun, RecordedResource } from "../../../src/synth/engine";
-import { COMMAND_TYPE, COPY_TYPE } from "../../../src/synth/outputs";
-import { redact, reveal } from "../../../src/synth/wire";
-import { runProgram } from "../../support/program";
+import type { MockRun, RecordedResource } from "../../src/synth/engine";
+import { COMMAND_TYPE, COPY_TYPE } from "../../src/synth/outputs";
+import { redact, reveal } from "../../src/synth/wire";
+import { runProgram } from "./program";
 import { HOSTILE_SECRETS } from "./secrets";
 
 /** What the program registered for one host, in the order Pulumi would run it. */

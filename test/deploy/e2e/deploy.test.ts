@@ -25,19 +25,9 @@ import {
   type RunbookContext,
   restoreLiveCommands,
   restoreToScratchCommands,
-} from "../../src/deploy/runbooks";
-import { LOCK_BUSY_EXIT } from "../../src/deploy/script";
-import { databaseUrl } from "../../src/deploy/stdin";
-import {
-  E2E_APP_DIR,
-  E2E_COMPOSE,
-  E2E_COMPOSE_COMMAND,
-  E2E_PROJECT,
-  e2eDeployConfig,
-  e2eSecrets,
-} from "../deploy/support/e2e-config";
-import { type RenderedHost, renderStack, TEST_SECRETS } from "../deploy/support/render";
-import { assertNoSecret, type LeakCheck } from "../deploy/support/secrets";
+} from "../../../src/deploy/runbooks";
+import { LOCK_BUSY_EXIT } from "../../../src/deploy/script";
+import { databaseUrl } from "../../../src/deploy/stdin";
 import {
   type CommandResult,
   cleanupProject,
@@ -56,7 +46,17 @@ import {
   runLocal,
   runOverSsh,
   startLoad,
-} from "../harness";
+} from "../../harness";
+import {
+  E2E_APP_DIR,
+  E2E_COMPOSE,
+  E2E_COMPOSE_COMMAND,
+  E2E_PROJECT,
+  e2eDeployConfig,
+  e2eSecrets,
+} from "../../support/e2e-config";
+import { type RenderedHost, renderStack, TEST_SECRETS } from "../../support/render";
+import { assertNoSecret, type LeakCheck } from "../../support/secrets";
 
 /** The value of the app secret the e2e stack declares itself (`deploy.app.secrets`). */
 const SENTRY_DSN = "https://k3y:s3cr3t p@ss$word@sentry.example/42";

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { secretKeySpecs } from "../../src/config/schema";
 import { EMPTY_STATE, lifecycleRuns } from "../support/lifecycle";
 import { withLogin, withoutStoredTokens } from "../support/program";
-import { deployWith, describeSteps, registryAnswers, SECRETS, tagged } from "./support";
+import { deployWith, describeSteps, registryAnswers, SECRETS, tagged } from "../support/stacks";
 
 const OIDC_SECRETS = withoutStoredTokens(SECRETS);
 

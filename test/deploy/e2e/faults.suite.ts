@@ -15,10 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { LOCK_BUSY_EXIT } from "../../src/deploy/script";
-import { E2E_COMPOSE, e2eDeployConfig, e2eSecrets } from "../deploy/support/e2e-config";
-import { type RenderedHost, renderStack, TEST_SECRETS } from "../deploy/support/render";
-import { assertNoSecret } from "../deploy/support/secrets";
+import { LOCK_BUSY_EXIT } from "../../../src/deploy/script";
 import {
   type CommandResult,
   cleanupProject,
@@ -36,7 +33,10 @@ import {
   runLocal,
   runOverSsh,
   startLoad,
-} from "../harness";
+} from "../../harness";
+import { E2E_COMPOSE, e2eDeployConfig, e2eSecrets } from "../../support/e2e-config";
+import { type RenderedHost, renderStack, TEST_SECRETS } from "../../support/render";
+import { assertNoSecret } from "../../support/secrets";
 
 const availability = harnessAvailability();
 const skip = e2eSkip("fault e2e");

@@ -1,4 +1,4 @@
-import { type DeployConfig, deployConfigSchema } from "../../../src/config/deploy";
+import { type DeployConfig, deployConfigSchema } from "../../src/config/deploy";
 
 /**
  * A `deploy` section validated like the stack file's, with its image as given (these tests
