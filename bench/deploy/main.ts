@@ -16,11 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { downgradeCommands } from "../../src/deploy/runbooks";
-import {
-  E2E_COMPOSE_COMMAND,
-  e2eDeployConfig,
-  e2eSecrets,
-} from "../../test/support/e2e-config";
+import { E2E_COMPOSE_COMMAND, e2eDeployConfig, e2eSecrets } from "../../test/support/e2e-config";
 import { type RenderedHost, renderStack } from "../../test/support/render";
 import {
   type CommandResult,
