@@ -1,29 +1,16 @@
-import { quote } from "./shell";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { assign } from "./shell";
 
-/** Directories of `appDir` that hold secrets or backups: readable by the deploy user only. */
-export const PRIVATE_DIRS = ["backups", "env", "state"] as const;
-/** Directories any local user may list (the proxy container reads `proxy/`). */
-export const SHARED_DIRS = ["releases", "proxy"] as const;
+const PREPARE = readFileSync(join(__dirname, "remote", "prepare.sh"), "utf8").replace(
+  /^# shellcheck shell=sh\n/,
+  "",
+);
 
 /**
- * The command that lays out `appDir` before files are copied into it (the copy needs the
- * release directory to exist). POSIX sh, so it runs under any login shell, and idempotent.
- * When the deploy user cannot create `appDir`, it says the one command an admin must run.
+ * The command that lays out `appDir` before files are copied into it: `remote/prepare.sh`
+ * (POSIX sh, idempotent), after its two settings, each quoted (`./shell.ts`).
  */
 export function buildPrepareScript(appDir: string, releaseDir: string): string {
-  const shared = [`${appDir}/releases`, releaseDir, `${appDir}/proxy`];
-  const secret = PRIVATE_DIRS.map((d) => `${appDir}/${d}`);
-  return [
-    "set -eu",
-    `if ! mkdir -p ${quote(appDir)} 2>/dev/null || [ ! -w ${quote(appDir)} ]; then`,
-    `  echo "prepare: $(id -un) cannot write ${appDir}; an admin runs once: sudo install -d -o $(id -un) -g $(id -gn) -m 750 ${appDir}" >&2`,
-    "  exit 1",
-    "fi",
-    `mkdir -p ${shared.map(quote).join(" ")}`,
-    `chmod 755 ${shared.map(quote).join(" ")}`,
-    `mkdir -p ${secret.map(quote).join(" ")}`,
-    `chmod 700 ${secret.map(quote).join(" ")}`,
-    `echo "prepare: ${releaseDir} ready"`,
-    "",
-  ].join("\n");
+  return [assign("APP_DIR", appDir), assign("RELEASE_DIR", releaseDir), PREPARE].join("\n");
 }

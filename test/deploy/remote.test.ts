@@ -118,6 +118,14 @@ describe("shellcheck of each part as a file", () => {
     test("shellcheck is installed in CI", () => assert.fail(missing));
     return;
   }
+  test("finds nothing in prepare.sh (POSIX sh)", { skip: missing }, () => {
+    const r = spawnSync(
+      "shellcheck",
+      ["--shell=sh", "--severity=style", "--exclude=SC2154", join(REMOTE_DIR, "prepare.sh")],
+      { encoding: "utf8" },
+    );
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
   for (const part of REMOTE_PARTS) {
     // Names set in one part and read in another (SC2154, SC2034, SC2153) are checked on the
     // whole script (test/deploy/script.test.ts), where every part is present.
