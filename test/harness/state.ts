@@ -4,6 +4,7 @@
  * `ensureHarness()` provisions it once per process and returns what a test needs.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
@@ -79,6 +80,15 @@ export interface EnsureHarnessOptions {
 
 function defaultStateDir(): string {
   return process.env.E2E_STATE_DIR || path.join(REPO_ROOT, ".e2e-state");
+}
+
+/**
+ * A short name of this checkout's harness (6 hex of its state dir's path), for what its tests
+ * create on the hosts that every checkout shares (the `deploy` user's home, the Docker engine):
+ * app directories and compose projects named with it never meet another checkout's.
+ */
+export function harnessInstance(stateDir: string = defaultStateDir()): string {
+  return createHash("sha256").update(path.resolve(stateDir)).digest("hex").slice(0, 6);
 }
 
 function onPath(cmd: string): boolean {

@@ -1,4 +1,4 @@
-import type { Harness } from "../harness";
+import { type Harness, harnessInstance } from "../harness";
 
 /**
  * Which compose the e2e deploys with (`deploy.compose`): v2, the CLI plugin real hosts ship, by
@@ -10,9 +10,12 @@ export const E2E_COMPOSE: "v1" | "v2" = process.env.E2E_COMPOSE === "v1" ? "v1" 
 /** The command a test runs compose with on the host, the same one the deploy uses. */
 export const E2E_COMPOSE_COMMAND = E2E_COMPOSE === "v2" ? "docker compose" : "docker-compose";
 
-/** Where the e2e deploys on the harness host, and what it calls things there (one per compose). */
-export const E2E_APP_DIR = `/home/deploy/clicky-e2e${E2E_COMPOSE === "v1" ? "-v1" : ""}`;
-export const E2E_PROJECT = `clickye2e${E2E_COMPOSE === "v1" ? "v1" : ""}`;
+/**
+ * Where the e2e deploys on the harness host, and what it calls things there: one per compose
+ * and per checkout (`harnessInstance`), since checkouts share the host's user and Docker engine.
+ */
+export const E2E_APP_DIR = `/home/deploy/clicky-e2e-${harnessInstance()}${E2E_COMPOSE === "v1" ? "-v1" : ""}`;
+export const E2E_PROJECT = `clickye2e${harnessInstance()}${E2E_COMPOSE === "v1" ? "v1" : ""}`;
 
 /**
  * The `deploy` section the e2e stack uses: the harness's SSH server with its pinned host key,
