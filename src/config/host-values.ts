@@ -94,7 +94,7 @@ export const hostValueCatalog: readonly HostValueSpec[] = [
 export const APP_SECRETS_KEY = "appSecrets";
 
 /** A user app secret (`deploy.app.secrets`) as a catalog entry. */
-export function appSecretSpec(name: string): HostValueSpec {
+function appSecretSpec(name: string): HostValueSpec {
   return {
     name,
     from: `${APP_SECRETS_KEY}.${name}`,
@@ -107,7 +107,7 @@ export function appSecretSpec(name: string): HostValueSpec {
 }
 
 /** The catalog of one stack: the fixed values, then its own app secrets (sorted). */
-export function hostValueSpecs(appSecretNames: readonly string[]): HostValueSpec[] {
+function hostValueSpecs(appSecretNames: readonly string[]): HostValueSpec[] {
   return [...hostValueCatalog, ...[...appSecretNames].sort().map(appSecretSpec)];
 }
 

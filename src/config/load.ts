@@ -119,7 +119,7 @@ function isConfigSecret(fullKey: string): boolean {
 }
 
 /** What synth holds for an unset secret: a marker, per name for a structured one. */
-export function unsetPlaceholder(spec: SecretKeySpec, config: StackConfig): string {
+function unsetPlaceholder(spec: SecretKeySpec, config: StackConfig): string {
   const names = spec.names?.(requirementContext(config));
   return names
     ? JSON.stringify(Object.fromEntries(names.map((n) => [n, `unset:${spec.key}.${n}`])))
