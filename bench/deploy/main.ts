@@ -59,6 +59,8 @@ import {
 } from "./record";
 import { resultsTable, SCENARIOS, summarizeScenarios, targets } from "./report";
 
+/** Every other request on a reused keep-alive connection, as mobile apps and HTTP libraries send them. */
+const LOAD_KEEP_ALIVE = "mixed";
 const PRE_ROLL_MS = 2000;
 const POST_ROLL_MS = 2000;
 
@@ -220,6 +222,7 @@ async function underLoad(
     durationMs: 10 * 60_000,
     recordSamples: true,
     maxInFlight: 1024,
+    keepAlive: LOAD_KEEP_ALIVE,
   });
   await sleep(PRE_ROLL_MS);
   const marks: { atMs: number; label: string }[] = [];
@@ -509,6 +512,7 @@ async function main(options: BenchOptions): Promise<void> {
       databaseGib: options.databaseGib,
       preRollMs: PRE_ROLL_MS,
       postRollMs: POST_ROLL_MS,
+      keepAlive: LOAD_KEEP_ALIVE,
     },
     machine,
     software: {

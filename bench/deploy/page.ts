@@ -103,8 +103,8 @@ The first runs of this bench missed two targets, and the design changed, not the
 - **Wall time.** Our deploy was slower than the spec's procedure: a 10 s watch window, a health
   gate that waited for Docker's next probe (every 5 s), a fixed 10 s drain, and a dozen starts of
   docker-compose v1 (a Python program, most of a second each). Now the script probes the new
-  version itself every half second, stops the old one as soon as no nginx worker can still send it
-  a request (\`drainSeconds\` is only the limit), pulls while the backup runs, asks Docker directly
+  version itself every half second, stops the old one as soon as the proxy holds no request to
+  it (\`drainSeconds\` is only the limit), pulls while the backup runs, asks Docker directly
   for what it used to ask compose, and watches for \`watchSeconds\` = 5 by default.
 - **Zero failed requests.** One run had requests fail with 502 after exactly nginx's
   \`resolver_timeout\` (then 2 s; a connect timeout answers 504), during the backup: a lookup of
@@ -123,7 +123,11 @@ The first runs of this bench missed two targets, and the design changed, not the
   the same \`deploy\` user against the same Docker engine, with the same backend images
   (the harness registry's \`clicky/backend\`, stand-in app v1/v2/v3), the same PostgreSQL and Redis
   images and a database of the same size. One load generator (\`startLoad\` of the e2e harness,
-  an open loop: a new connection per request at a fixed rate, whatever the answers, 5 s timeout)
+  an open loop at a fixed rate, whatever the answers, 5 s timeout; ${
+    settings.keepAlive === "mixed"
+      ? "every other request on a\n  reused keep-alive connection, as mobile apps send them, the rest each on a new one"
+      : "a new connection per request"
+  })
   sends \`GET /health\` from ${settings.preRollMs / 1000} s before each deploy starts to ${settings.postRollMs / 1000} s after it ends; every request counts.
 - **The baseline is the spec's procedure, for real** (\`bench/deploy/baseline.ts\`): in the project's
   working directory, \`docker compose exec -T postgres pg_dump -U clicky clicky_db > backup_<time>.sql\`,

@@ -93,6 +93,11 @@ export const benchRecordSchema = z.strictObject({
     /** The load runs alone this long before each deploy and after it. */
     preRollMs: count,
     postRollMs: count,
+    /**
+     * How the load used connections: a new one per request ("off"; records from before this
+     * field), or every other request on a reused keep-alive connection ("mixed").
+     */
+    keepAlive: z.enum(["off", "mixed"]).default("off"),
   }),
   machine: z.strictObject({
     cpuModel: z.string(),

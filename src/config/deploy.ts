@@ -279,8 +279,8 @@ export const deployConfigSchema = z
     watchSeconds: z.number().int().min(0).max(600).default(5),
     /**
      * The most seconds the old version gets to finish the requests nginx already sent it
-     * before it is stopped. The deploy stops it as soon as no nginx worker of an older
-     * configuration is left, which under ordinary traffic takes well under a second.
+     * before it is stopped. The deploy stops it as soon as the proxy holds no request to it,
+     * which under ordinary traffic takes well under a second.
      */
     drainSeconds: z.number().int().min(0).max(600).default(10),
     /** Seconds the old version gets after SIGTERM before it is killed. */

@@ -1,6 +1,6 @@
 import type { DeployConfig, DeployHost } from "../config/deploy";
 import { type HostValues, hostValues } from "../config/host-values";
-import { healthProbeCommand } from "./compose";
+import { healthProbeCommand, PROXY_GLOBALS } from "./compose";
 import { assign, assignArray } from "./shell";
 
 /**
@@ -37,6 +37,8 @@ export interface DeploySettings {
   readonly POSTGRES_IMAGE: string;
   readonly REDIS_IMAGE: string;
   readonly PROXY_IMAGE: string;
+  /** nginx's `-g` directives of the proxy's command (the routing module), for `nginx -t`. */
+  readonly PROXY_GLOBALS: string;
   /** The dotenv keys stdin may hold (`./values.ts`), those it must hold, those masked. */
   readonly STDIN_KEYS: readonly string[];
   readonly REQUIRED_STDIN_KEYS: readonly string[];
@@ -95,6 +97,7 @@ export function deploySettings(input: DeployScriptInput): DeploySettings {
     POSTGRES_IMAGE: deploy.images.postgres,
     REDIS_IMAGE: deploy.images.redis,
     PROXY_IMAGE: deploy.images.proxy,
+    PROXY_GLOBALS,
     STDIN_KEYS: values.stdinKeys,
     REQUIRED_STDIN_KEYS: values.requiredKeys,
     MASKED_KEYS: values.maskedKeys,

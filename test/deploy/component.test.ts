@@ -52,7 +52,7 @@ describe("the deploy of a stack with two hosts", () => {
     assert.equal(run.error, undefined);
   });
 
-  test("registers per host a component with prepare, three copies and the run command", () => {
+  test("registers per host a component with prepare, four copies and the run command", () => {
     for (const host of ["web-1", "web-2"]) {
       const name = `deploy-${host}`;
       named(run, "clicky:deploy:RemoteDeploy", name);
@@ -63,6 +63,7 @@ describe("the deploy of a stack with two hosts", () => {
         `${COMMAND_TYPE} ${name}-prepare`,
         `${COPY_TYPE} ${name}-docker-compose-yml`,
         `${COPY_TYPE} ${name}-site-conf`,
+        `${COPY_TYPE} ${name}-routing-js`,
         `${COPY_TYPE} ${name}-deploy-script`,
         `${COMMAND_TYPE} ${name}-run`,
       ]);
@@ -221,10 +222,12 @@ describe("the deploy of a stack with two hosts", () => {
       "deploy-web-1-prepare",
     ]);
     assert.deepEqual(options("deploy-web-1-site-conf")?.dependsOn, ["deploy-web-1-prepare"]);
+    assert.deepEqual(options("deploy-web-1-routing-js")?.dependsOn, ["deploy-web-1-prepare"]);
     assert.deepEqual(options("deploy-web-1-deploy-script")?.dependsOn, ["deploy-web-1-prepare"]);
     assert.deepEqual([...(options("deploy-web-1-run")?.dependsOn ?? [])].sort(), [
       "deploy-web-1-deploy-script",
       "deploy-web-1-docker-compose-yml",
+      "deploy-web-1-routing-js",
       "deploy-web-1-site-conf",
     ]);
     assert.deepEqual(options("deploy-web-2-prepare")?.dependsOn, ["deploy-web-1-run"]);

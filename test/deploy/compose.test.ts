@@ -8,7 +8,10 @@ import {
   composeLiteral,
   renderComposeFile,
   renderProxySite,
-  renderUpstream,
+  renderRouting,
+  routingScript,
+  PROXY_GLOBALS,
+  ROUTING_FILE,
 } from "../../src/deploy/compose";
 import { parseDeploy } from "../support/deploy-config";
 
@@ -124,46 +127,71 @@ describe("the compose project", () => {
 });
 
 describe("the proxy configuration", () => {
-  test("sends everything to the serving slot, resolved through Docker's DNS, and names the slot", () => {
+  test("routes each request by the routing file (njs), to the serving slot by name through Docker's DNS", () => {
     const site = renderProxySite("production");
+    assert.match(site, /^js_import clicky_routing from \/etc\/nginx\/conf\.d\/routing\.js;$/m);
+    assert.match(site, /^js_set \$clicky_route clicky_routing\.route;$/m);
     assert.match(site, /resolver 127\.0\.0\.11 valid=5s ipv6=off;/);
-    assert.match(site, /location \/ \{\n {4}proxy_pass \$clicky_backend;/);
+    assert.match(
+      site,
+      /location \/ \{\n[^}]*return 503;\n {4}\}\n {4}proxy_pass http:\/\/\$clicky_backend;/,
+    );
     assert.match(site, /add_header X-Clicky-Slot \$clicky_slot always;/);
   });
 
-  test("sends what that path cannot serve once through the fallback group, if it is safe to repeat", () => {
+  test("the routing line's fields reach the variables the locations use", () => {
     const site = renderProxySite("production");
-    assert.match(site, /location \/ \{[^}]*error_page 502 504 = @clicky_fallback;\n {2}\}/);
-    const fallback = site.slice(site.indexOf("location @clicky_fallback {"));
-    assert.match(
-      fallback,
-      /^location @clicky_fallback \{\n {4}if \(\$request_method !~ \^\(GET\|HEAD\|OPTIONS\)\$\) \{\n {6}return 502;\n {4}\}\n {4}proxy_pass http:\/\/clicky_slots;\n {4}proxy_next_upstream error timeout;/,
-    );
+    const line = renderRouting({ slot: "green", address: "172.18.0.5" }, 8000, {
+      slot: "blue",
+      address: "172.18.0.4",
+    })
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"))[0];
+    assert.equal(line, "green backend-green:8000 172.18.0.5:8000 blue 172.18.0.4:8000");
+    const want: Record<string, string> = {
+      $clicky_slot: "green",
+      $clicky_backend: "backend-green:8000",
+      $clicky_fallback: "172.18.0.5:8000",
+      $clicky_standby_slot: "blue",
+      $clicky_standby: "172.18.0.4:8000",
+    };
+    for (const [variable, value] of Object.entries(want)) {
+      const m = new RegExp(`map \\$clicky_route \\${variable} \\{ "~(.*)" \\$(\\w+);`).exec(site);
+      assert.ok(m, `${variable} is mapped`);
+      // nginx's PCRE named groups, as JavaScript writes them.
+      const got: string | undefined = new RegExp(m[1] as string).exec(line as string)?.groups?.[
+        m[2] as string
+      ];
+      assert.equal(got, value, variable);
+    }
   });
 
-  test("the upstream file names the slot, which the script reads back from its first line", () => {
-    assert.equal(
-      renderUpstream({ slot: "green", address: "172.18.0.5" }, 8000),
-      [
-        "# Serving slot, written by the deploy script at each switch. slot=green",
-        "map $host $clicky_backend { default http://backend-green:8000; }",
-        "map $host $clicky_slot { default green; }",
-        "upstream clicky_slots {",
-        "  server 172.18.0.5:8000;",
-        "}",
-        "",
-      ].join("\n"),
-    );
+  test("sends what that path cannot serve once more by address, then to the standby, if it is safe to repeat", () => {
+    const site = renderProxySite("production");
+    assert.match(site, /location \/ \{[^}]*\}[^}]*error_page 502 504 = @clicky_fallback;\n {2}\}/);
+    assert.match(site, /recursive_error_pages on;/);
+    for (const [name, target] of [
+      ["@clicky_fallback", "$clicky_fallback"],
+      ["@clicky_standby", "$clicky_standby"],
+    ] as const) {
+      const block = site.slice(site.indexOf(`location ${name} {`));
+      assert.ok(
+        block.startsWith(
+          `location ${name} {\n    if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {\n      return 502;\n    }\n`,
+        ),
+        `${name} refuses methods that are not safe to repeat first`,
+      );
+      assert.ok(block.includes(`proxy_pass http://${target};`), name);
+    }
+    assert.match(site, /location @clicky_fallback \{[\s\S]*error_page 502 504 = @clicky_standby;/);
   });
 
-  test("during the watch window the previous slot is the fallback group's backup", () => {
-    assert.match(
-      renderUpstream({ slot: "green", address: "172.18.0.5" }, 8000, {
-        slot: "blue",
-        address: "172.18.0.4",
-      }),
-      /upstream clicky_slots \{\n {2}server 172\.18\.0\.5:8000;\n {2}server 172\.18\.0\.4:8000 backup;\n\}/,
-    );
+  test("the proxy loads the njs module that reads the routing file", () => {
+    const doc = parse(renderComposeFile("s", deploy), { version: "1.1" }) as {
+      services: Record<string, { command?: string[] }>;
+    };
+    assert.deepEqual(doc.services.proxy?.command, ["nginx", "-g", `daemon off; ${PROXY_GLOBALS}`]);
+    assert.match(routingScript(), new RegExp(`"/etc/nginx/conf\\.d/${ROUTING_FILE}"`));
   });
 });
 
@@ -174,7 +202,7 @@ describe("a release", () => {
     assert.equal(a.id, b.id);
     assert.match(a.id, /^[0-9a-f]{12}$/);
     assert.equal(a.dir, `/opt/clicky-foundation/releases/${a.id}`);
-    assert.deepEqual([...a.files.keys()], ["docker-compose.yml", "site.conf"]);
+    assert.deepEqual([...a.files.keys()], ["docker-compose.yml", "site.conf", "routing.js"]);
   });
 
   test("changes when a compose setting changes, not when the image does", () => {

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { renderUpstream } from "../../src/deploy/compose";
-import { REMOTE_DIR, REMOTE_PARTS, remotePart } from "../../src/deploy/script";
+import { ROUTING_FILE, renderRouting } from "../../src/deploy/compose";
+import { REMOTE_DIR, REMOTE_PARTS, remoteConstant, remotePart } from "../../src/deploy/script";
 import { type DeploySettings, deploySettings, renderSettings } from "../../src/deploy/settings";
 import { parseDeploy } from "../support/deploy-config";
 
@@ -64,15 +64,19 @@ describe("the settings preamble", () => {
   });
 });
 
-describe("the script's upstream file", () => {
-  test("is what TypeScript's renderUpstream shows, with and without the watch window's backup", () => {
+describe("the script's routing file", () => {
+  test("has the name the proxy's routing.js reads", () => {
+    assert.equal(remoteConstant("ROUTING_NAME"), ROUTING_FILE);
+  });
+
+  test("is what TypeScript's renderRouting shows, with and without the watch window's standby", () => {
     const file = preambleFile(testSettings());
     const render = (...args: string[]) =>
       spawnSync(
         "bash",
         [
           "-c",
-          `source "$1"; source "$2"; shift 2; render_upstream "$@"`,
+          `source "$1"; source "$2"; shift 2; render_routing "$@"`,
           "_",
           file,
           join(REMOTE_DIR, "helpers.sh"),
@@ -82,11 +86,11 @@ describe("the script's upstream file", () => {
       ).stdout;
     assert.equal(
       render("green", "172.18.0.5"),
-      renderUpstream({ slot: "green", address: "172.18.0.5" }, 8000),
+      renderRouting({ slot: "green", address: "172.18.0.5" }, 8000),
     );
     assert.equal(
-      render("blue", "172.18.0.6", "172.18.0.5"),
-      renderUpstream({ slot: "blue", address: "172.18.0.6" }, 8000, {
+      render("blue", "172.18.0.6", "green", "172.18.0.5"),
+      renderRouting({ slot: "blue", address: "172.18.0.6" }, 8000, {
         slot: "green",
         address: "172.18.0.5",
       }),

@@ -315,6 +315,7 @@ exit 1
     writeFileSync(deployScriptPath(releaseDir, script), script);
     writeFileSync(join(releaseDir, "docker-compose.yml"), "services: {}\n");
     writeFileSync(join(releaseDir, "site.conf"), "server {}\n");
+    writeFileSync(join(releaseDir, "routing.js"), "export default {};\n");
     const bin = join(root, "bin");
     mkdirSync(bin, { recursive: true });
     writeFileSync(join(bin, "docker"), fakeDocker, { mode: 0o755 });

@@ -202,7 +202,7 @@ describe("the deploy script's flow", () => {
     const lines = steps.split("\n");
     const watch = lines.indexOf("step_watch() {");
     const drain = lines.indexOf(
-      "# --- drain: the proxy drops the backup (one more graceful reload), then the old version runs",
+      "# --- drain: the old slot stops standing by (the routing file names the new one only), then it",
     );
     assert.ok(watch > 0 && drain > watch);
     const commits = lines
@@ -217,7 +217,8 @@ describe("the deploy script's flow", () => {
     for (const [undo, change] of [
       ["undo_backup", 'docker run --rm --name "$BACKUP_CONTAINER"'],
       ["undo_start", 'with_app_env compose up -d --no-deps "backend-$NEW_SLOT"'],
-      ["undo_switch", 'write_file "$PROXY_DIR/site.conf"'],
+      ["undo_switch", 'write_file "$PROXY_DIR/$name" 644'],
+      ["undo_switch", "set_routing"],
     ] as const) {
       const at = steps.indexOf(`on_failure ${undo}`);
       assert.ok(at > 0, undo);

@@ -4,7 +4,7 @@ import type { Harness } from "./state";
 
 /**
  * What runs before a host's deploy command, as Pulumi runs it: the prepare command, then the
- * copies (compose file, site, deploy script) over SFTP. `edit` changes a copied file's text on
+ * copies (compose file, site, routing module, deploy script) over SFTP. `edit` changes a copied file's text on
  * the way (a fault test's hand edit); by default the files go as rendered.
  */
 export async function prepareAndCopy(

@@ -13,8 +13,11 @@ export interface LoadOptions {
   ratePerSecond: number;
   /** Stop by itself after this long; default 60 s, at most 10 minutes. */
   durationMs?: number;
-  /** Reuse connections (HTTP keep-alive); default false (a new connection per request). */
-  keepAlive?: boolean;
+  /**
+   * Reuse connections (HTTP keep-alive, as mobile apps and most HTTP libraries do); default
+   * false (a new connection per request); "mixed": every other request each way.
+   */
+  keepAlive?: boolean | "mixed";
   /** A request with no complete answer after this long counts as an error; default 5 s. */
   requestTimeoutMs?: number;
   /** Never more than this many requests in flight; extra ticks are counted as skipped. */
@@ -126,7 +129,9 @@ export function startLoad(opts: LoadOptions): LoadHandle {
   const maxInFlight = opts.maxInFlight ?? 256;
   const maxFailures = opts.maxFailureRecords ?? 200;
   const keepAlive = opts.keepAlive ?? false;
-  const agent = new http.Agent({ keepAlive, maxSockets: maxInFlight });
+  const reused = new http.Agent({ keepAlive: true, maxSockets: maxInFlight });
+  const fresh = new http.Agent({ keepAlive: false, maxSockets: maxInFlight });
+  const reuses = (n: number) => keepAlive === true || (keepAlive === "mixed" && n % 2 === 1);
 
   const start = performance.now();
   let sent = 0;
@@ -170,6 +175,7 @@ export function startLoad(opts: LoadOptions): LoadHandle {
   const fire = () => {
     sent++;
     inFlight++;
+    const agent = reuses(sent) ? reused : fresh;
     const t0 = performance.now();
     let finished = false;
     const end = (fn: () => void) => {
@@ -205,7 +211,7 @@ export function startLoad(opts: LoadOptions): LoadHandle {
         sample(t0, 0);
         errorsTotal++;
         errors[msg] = (errors[msg] ?? 0) + 1;
-        fail("error", msg);
+        fail("error", req.reusedSocket ? `${msg} (on a reused connection)` : msg);
       });
     req.setTimeout(requestTimeoutMs, () => {
       req.destroy(
@@ -261,7 +267,8 @@ export function startLoad(opts: LoadOptions): LoadHandle {
         clearInterval(tick);
         stoppedAt = performance.now();
         if (inFlight > 0) await new Promise<void>((r) => idleWaiters.push(r));
-        agent.destroy();
+        reused.destroy();
+        fresh.destroy();
         const result = snapshot();
         resolveDone(result);
         return result;

@@ -1,9 +1,13 @@
 # shellcheck shell=bash
 # Helpers every step uses: failing, timing, compose, secrets, state files, containers, health,
-# the proxy's upstream file and its nginx workers.
+# the proxy's routing file and its nginx workers.
 
 # Response header naming the slot that answered (the release's nginx site adds it).
 readonly SLOT_HEADER=X-Clicky-Slot
+# The proxy's routing file in PROXY_DIR (its routing.js reads /etc/nginx/conf.d/routing), and
+# the release's files the proxy loads at start or reload (src/deploy/compose.ts).
+readonly ROUTING_NAME=routing
+readonly PROXY_SITE_FILES=(site.conf routing.js)
 
 # The values read from stdin, by key (read_stdin); never variables of their own name.
 declare -gA SECRETS=()
@@ -83,11 +87,13 @@ state_get() {
   done <"$file"
 }
 
-# Writes a file atomically (temp file in the same directory, then rename).
+# Writes a file atomically (temp file in the same directory, then rename); $2, when given, is
+# its mode (a temp file starts as 0600).
 write_file() {
-  local path=$1 tmp
+  local path=$1 mode=${2:-} tmp
   tmp="$(mktemp "$path.XXXXXX")"
   cat >"$tmp"
+  if [[ -n $mode ]]; then chmod "$mode" "$tmp"; fi
   mv -f "$tmp" "$path"
 }
 
@@ -152,26 +158,38 @@ remove_slot() {
   if [[ -n $cid ]]; then docker rm -f -v "$cid" >/dev/null 2>&1 || true; fi
 }
 
-# The slot the proxy's upstream file names, empty before the first switch.
+# The slot the proxy's routing file names, empty before the first switch. A host last deployed
+# before the routing file existed names it in upstream.conf's first line (`# ... slot=green`).
 serving_slot() {
   local slot
-  slot="$(sed -n 's/^# .*slot=\([a-z]*\)$/\1/p' "$PROXY_DIR/upstream.conf" 2>/dev/null | head -n 1 || true)"
+  if [[ -f $PROXY_DIR/$ROUTING_NAME ]]; then
+    slot="$(awk '$0 !~ /^#/ && NF { print $1; exit }' "$PROXY_DIR/$ROUTING_NAME" 2>/dev/null || true)"
+  else
+    slot="$(sed -n 's/^# .*slot=\([a-z]*\)$/\1/p' "$PROXY_DIR/upstream.conf" 2>/dev/null | head -n 1 || true)"
+  fi
   case $slot in blue | green) printf '%s\n' "$slot" ;; esac
 }
 
-# The proxy's upstream file (src/deploy/compose.ts, renderUpstream, renders the same text):
-# slot $1 serves, by name (resolved per request through Docker's DNS) and by its address $2 (the
-# fallback group); the address $3, when given, is the fallback group's backup.
-render_upstream() {
-  # shellcheck disable=SC2016 # $host and the $clicky_* names are nginx variables
-  printf '%s\n' \
-    "# Serving slot, written by the deploy script at each switch. slot=$1" \
-    'map $host $clicky_backend { default http://backend-'"$1:$APP_PORT"'; }' \
-    'map $host $clicky_slot { default '"$1"'; }' \
-    'upstream clicky_slots {' \
-    "  server $2:$APP_PORT;"
-  if [[ -n ${3:-} ]]; then printf '%s\n' "  server $3:$APP_PORT backup;"; fi
-  printf '%s\n' '}'
+# The proxy's routing file (src/deploy/compose.ts, renderRouting, renders the same text; the
+# proxy's routing.js reads it per request): slot $1 serves, by name (resolved per request
+# through Docker's DNS) and by its address $2 (the fallback); slot $3 at address $4, when
+# given, stands by for what the serving one cannot answer.
+render_routing() {
+  printf '%s\n' '# Serving slot, written by the deploy script at each switch; the proxy reads it per request.'
+  printf '%s backend-%s:%s %s:%s' "$1" "$1" "$APP_PORT" "$2" "$APP_PORT"
+  if [[ -n ${4:-} ]]; then printf ' %s %s:%s' "$3" "$4" "$APP_PORT"; fi
+  printf '\n'
+}
+
+# The hash of a directory's proxy site files (what nginx loads at start or reload).
+site_hash() {
+  (cd "$1" && cat "${PROXY_SITE_FILES[@]}") | sha256sum | cut -c 1-64
+}
+
+# Routes the proxy's next request (one atomic rename; nginx's workers read the file, so it is
+# world-readable). Arguments as render_routing's.
+set_routing() {
+  render_routing "$@" | write_file "$PROXY_DIR/$ROUTING_NAME" 644
 }
 
 # The address of a container on the project's network.
@@ -190,8 +208,48 @@ probe_proxy() {
   printf '%s %s\n' "$code" "$(sed -n "s/^$SLOT_HEADER: *\([a-z]*\).*/\1/Ip" "$HEADERS_FILE" | head -n 1)"
 }
 
-# The pids of the proxy's nginx workers now: those that could still send a request to a
-# slot the next configuration no longer names.
+# Whether the running proxy loads the routing module (a proxy started by an earlier version of
+# this program does not, and cannot serve this site).
+proxy_routes() {
+  [[ "$(docker inspect -f '{{join .Config.Cmd " "}}' "$PROXY_CID" 2>/dev/null)" == *"$PROXY_GLOBALS"* ]]
+}
+
+# How many connections the proxy holds open to address $1 on the app's port (ESTABLISHED or
+# SYN_SENT in its network namespace's /proc/net/tcp): requests in flight to that slot. nginx
+# opens one connection per request to a slot and closes it with the response. Fails when
+# Docker does not answer, which says nothing about the count.
+proxy_connections_to() {
+  local a b c d table
+  IFS=. read -r a b c d <<<"$1"
+  table="$(docker exec "$PROXY_CID" cat /proc/net/tcp 2>/dev/null)" || return 1
+  awk -v peer="$(printf '%02X%02X%02X%02X:%04X' "$d" "$c" "$b" "$a" "$APP_PORT")" \
+    '$3 == peer && ($4 == "01" || $4 == "02") { n++ } END { print n + 0 }' <<<"$table"
+}
+
+# Waits until the proxy has held no connection to address $1 for two looks in a row, 0.1 s
+# apart, and at least $2 ms (default 0) have passed, at most DRAIN_SECONDS in all. WAITED says
+# how long it took; DRAINED is 1 when the connections were seen to end, 0 when time ran out.
+wait_drained() {
+  local address=$1 least=${2:-0} t0 n='?' quiet=0
+  t0="$(now_ms)"
+  DRAINED=0
+  while :; do
+    if n="$(proxy_connections_to "$address")" && ((n == 0)); then quiet=$((quiet + 1)); else quiet=0; fi
+    if ((quiet >= 2 && $(now_ms) - t0 >= least)); then
+      DRAINED=1
+      break
+    fi
+    if (($(now_ms) - t0 >= DRAIN_SECONDS * 1000)); then
+      log "the proxy still had ${n:-?} request(s) in flight to $address after $DRAIN_SECONDS s (deploy.drainSeconds); going on"
+      break
+    fi
+    sleep 0.1
+  done
+  WAITED="$(seconds_of "$(($(now_ms) - t0))")"
+}
+
+# The pids of the proxy's nginx workers now: those that could still hold a request under the
+# site the next reload replaces.
 snapshot_workers() {
   PROXY_WORKERS=()
   if is_running "$PROXY_CID"; then
@@ -219,8 +277,9 @@ wait_workers_gone() {
   WAITED="$(seconds_of "$(($(now_ms) - t0))")"
 }
 
-# Makes nginx load the proxy's files; fails (the caller undoes) if it cannot.
+# Makes nginx load the proxy's site files (only when they changed: a switch never reloads);
+# fails (the caller undoes) if it cannot.
 reload_proxy() {
-  docker exec "$PROXY_CID" nginx -t -q || fail "nginx rejected the new configuration"
-  docker exec "$PROXY_CID" nginx -s reload || fail "nginx did not reload"
+  docker exec "$PROXY_CID" nginx -t -q -g "$PROXY_GLOBALS" || fail "nginx rejected the new configuration"
+  docker exec "$PROXY_CID" nginx -s reload -g "$PROXY_GLOBALS" || fail "nginx did not reload"
 }

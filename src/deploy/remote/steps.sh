@@ -66,12 +66,15 @@ step_preflight() {
     fail "no compose to use: deploy.compose is $COMPOSE_PREFERENCE, and neither docker compose (v2) nor docker-compose (v1) is there for it (install one)"
   fi
   command -v curl >/dev/null || fail "curl is not installed; the deploy verifies through the proxy with it"
-  [[ -f $COMPOSE_FILE && -f $SITE_FILE ]] || fail "release $RELEASE was not copied to $RELEASE_DIR"
+  local name
+  for name in "$COMPOSE_FILE" "$SITE_FILE" "$RELEASE_DIR/routing.js"; do
+    [[ -f $name ]] || fail "release $RELEASE was not copied to $RELEASE_DIR (no ${name##*/})"
+  done
 
   # The compose file takes each slot's image from these; the old slot's is set below.
   export CLICKY_IMAGE_BLUE="$IMAGE" CLICKY_IMAGE_GREEN="$IMAGE"
   compose config -q >/dev/null 2>&1 || fail "the compose file $COMPOSE_FILE is not valid: $(compose config -q 2>&1 | tail -n 1)"
-  # What serves now: the slot the proxy's upstream names, if its container runs.
+  # What serves now: the slot the proxy's routing file names, if its container runs.
   SERVING_SLOT="$(serving_slot)"
   if [[ -n $SERVING_SLOT ]]; then OLD_CID="$(container_of "backend-$SERVING_SLOT")"; fi
   if is_running "$OLD_CID"; then
@@ -116,27 +119,28 @@ already_deployed() {
   is_running "$PROXY_CID"
 }
 
-# --- preflight, continued: the release's nginx site, with the upstream file the switch will
-# write, checked by nginx in a throwaway container of the proxy's image before anything
-# changes: a configuration nginx rejects never reaches the live proxy.
+# --- preflight, continued: the release's nginx site (site.conf and the routing.js it imports),
+# checked by nginx in a throwaway container of the proxy's image, with the proxy's own
+# `-g` directives, before anything changes: a site nginx rejects never reaches the live proxy.
 step_proxy_check() {
   STEP=preflight
-  local image
+  local image name
   PROXY_CHECK_DIR="$(mktemp -d "$APP_DIR/proxy-check.XXXXXX")"
   chmod 755 "$PROXY_CHECK_DIR"
-  cp "$SITE_FILE" "$PROXY_CHECK_DIR/site.conf"
-  render_upstream "$NEW_SLOT" 127.0.0.1 "${OLD_SLOT:+127.0.0.1}" >"$PROXY_CHECK_DIR/upstream.conf"
-  chmod 644 "$PROXY_CHECK_DIR/site.conf" "$PROXY_CHECK_DIR/upstream.conf"
+  for name in "${PROXY_SITE_FILES[@]}"; do
+    cp "$RELEASE_DIR/$name" "$PROXY_CHECK_DIR/$name"
+    chmod 644 "$PROXY_CHECK_DIR/$name"
+  done
   # The image that will load it: the running proxy's, else the configured one.
   if is_running "$PROXY_CID"; then
     image="$(docker inspect -f '{{.Image}}' "$PROXY_CID")"
   else
     image="$PROXY_IMAGE"
   fi
-  if ! docker run --rm --network none -v "$PROXY_CHECK_DIR:/etc/nginx/conf.d:ro" --entrypoint nginx "$image" -t -q >"$TMP_DIR/nginx-check.log" 2>&1; then
-    fail "nginx rejects the site.conf of release $RELEASE: $(grep -m 1 -i emerg "$TMP_DIR/nginx-check.log" || tail -n 1 "$TMP_DIR/nginx-check.log"); nothing was changed"
+  if ! docker run --rm --network none -v "$PROXY_CHECK_DIR:/etc/nginx/conf.d:ro" --entrypoint nginx "$image" -t -q -g "$PROXY_GLOBALS" >"$TMP_DIR/nginx-check.log" 2>&1; then
+    fail "nginx rejects the site of release $RELEASE (site.conf, routing.js; the proxy's image needs nginx's njs module, which the official nginx images ship): $(grep -m 1 -i emerg "$TMP_DIR/nginx-check.log" || tail -n 1 "$TMP_DIR/nginx-check.log"); nothing was changed"
   fi
-  log "nginx accepts the site.conf of release $RELEASE"
+  log "nginx accepts the site of release $RELEASE"
 }
 
 # --- infra: PostgreSQL and Redis running and healthy; never recreated by a deploy.
@@ -300,29 +304,45 @@ step_health() {
   log "backend-$NEW_SLOT is healthy"
 }
 
-# --- switch: the proxy sends traffic to the new slot (a graceful nginx reload), and every
-# worker of the old configuration has finished before this step ends.
+# --- switch: the proxy sends the next request to the new slot: one atomic rename of its
+# routing file, which nginx reads per request, so nothing is reloaded and no connection a client
+# may reuse is closed. The release's site files go in first; nginx loads them only when they
+# differ from what it loaded last (a new version of this program's site), and a proxy started by
+# an earlier version, without the routing module, is recreated once.
 step_switch() {
   STEP=switch
-  local name
-  for name in upstream.conf site.conf; do
+  local name want
+  for name in "$ROUTING_NAME" upstream.conf "${PROXY_SITE_FILES[@]}"; do
     if [[ -f $PROXY_DIR/$name ]]; then cp -p "$PROXY_DIR/$name" "$TMP_DIR/$name.before"; fi
   done
-  on_failure undo_switch
-  write_file "$PROXY_DIR/site.conf" <"$SITE_FILE"
   NEW_ADDR="$(address_of "$NEW_CID")"
-  render_upstream "$NEW_SLOT" "$NEW_ADDR" | write_file "$PROXY_DIR/upstream.conf"
-  if is_running "$PROXY_CID"; then
-    snapshot_workers
-    reload_proxy
-    # Old workers may still accept a connection or two before they stop; verify must not
-    # meet one, so they go first (each finishes what it holds).
-    wait_workers_gone
-  else
+  if [[ -n $OLD_SLOT ]]; then OLD_ADDR="$(address_of "$OLD_CID")"; fi
+  on_failure undo_switch
+  for name in "${PROXY_SITE_FILES[@]}"; do
+    cmp -s "$RELEASE_DIR/$name" "$PROXY_DIR/$name" || write_file "$PROXY_DIR/$name" 644 <"$RELEASE_DIR/$name"
+  done
+  # An earlier version's routing, which this site does not read.
+  rm -f "$PROXY_DIR/upstream.conf"
+  set_routing "$NEW_SLOT" "$NEW_ADDR"
+  want="$(site_hash "$RELEASE_DIR")"
+  if ! is_running "$PROXY_CID"; then
     compose up -d --no-deps proxy || fail "could not start the proxy"
     PROXY_CID="$(container_of proxy)"
+    PROXY_LOADED=1
+  elif ! proxy_routes; then
+    log "the proxy runs without the routing module (started by an earlier version of clicky-delivery): recreating it, once; connections are refused or reset for the moment it takes"
+    compose up -d --no-deps --force-recreate proxy || fail "could not recreate the proxy"
+    PROXY_CID="$(container_of proxy)"
+    PROXY_LOADED=1
+  elif [[ "$(cat "$STATE_DIR/proxy-site" 2>/dev/null)" != "$want" ]]; then
+    log "the proxy's site differs from what nginx loaded last: reloading nginx (a switch alone never does)"
+    snapshot_workers
+    reload_proxy
+    PROXY_LOADED=1
+    wait_workers_gone
   fi
-  # Until the proxy answers from the new slot (a reload is asynchronous; a new proxy starts).
+  if ((PROXY_LOADED)); then printf '%s\n' "$want" | write_file "$STATE_DIR/proxy-site"; fi
+  # Until the proxy answers from the new slot (a new proxy takes a moment to start).
   local answer deadline=$((SECONDS + HEALTH_TIMEOUT))
   while :; do
     answer="$(probe_proxy "$PROXY_URL${VERIFY_PATHS[0]}")"
@@ -333,19 +353,34 @@ step_switch() {
   log "the proxy sends traffic to backend-$NEW_SLOT"
 }
 
-# The proxy configuration that served before goes back; the new slot goes only once no
-# worker of the switched configuration can reach it (undo_start, registered before, runs next).
+# Traffic goes back: the routing file names the slot that served before (or is removed on a
+# first deploy). Site files that nginx did not load go back too; ones it loaded stay, as nginx
+# runs them. The new slot goes (undo_start, registered before, runs next) only once the proxy
+# holds no request to it; a request routed just before the rename may still be waiting for
+# Docker's DNS (resolver_timeout, 1 s), so this waits at least that long.
 undo_switch() {
   STEP=undo
-  log "restoring the proxy configuration that served before"
   local name
-  snapshot_workers
-  for name in upstream.conf site.conf; do
-    if [[ -f $TMP_DIR/$name.before ]]; then mv -f "$TMP_DIR/$name.before" "$PROXY_DIR/$name"; else rm -f "$PROXY_DIR/$name"; fi
-  done
-  if is_running "$PROXY_CID"; then docker exec "$PROXY_CID" nginx -s reload >/dev/null 2>&1; fi
-  wait_workers_gone
-  log "traffic is back on backend-${OLD_SLOT:-?} (after $WAITED s for the requests in flight)"
+  if [[ -n $OLD_SLOT && -n $OLD_ADDR ]]; then
+    set_routing "$OLD_SLOT" "$OLD_ADDR"
+  else
+    rm -f "$PROXY_DIR/$ROUTING_NAME"
+  fi
+  if ((!PROXY_LOADED)); then
+    for name in upstream.conf "${PROXY_SITE_FILES[@]}"; do
+      if [[ -f $TMP_DIR/$name.before ]]; then mv -f "$TMP_DIR/$name.before" "$PROXY_DIR/$name"; else rm -f "$PROXY_DIR/$name"; fi
+    done
+  fi
+  if [[ -n $NEW_ADDR ]] && is_running "$PROXY_CID"; then
+    wait_drained "$NEW_ADDR" 1100
+    if ((DRAINED)); then
+      log "traffic is back on backend-${OLD_SLOT:-?}; no request to backend-$NEW_SLOT is in flight (after $WAITED s)"
+    else
+      log "traffic is back on backend-${OLD_SLOT:-?}; requests to backend-$NEW_SLOT were still in flight after $WAITED s"
+    fi
+  else
+    log "traffic is back on backend-${OLD_SLOT:-?}"
+  fi
 }
 
 # --- verify: every VERIFY_PATHS answers 2xx through the proxy, from the new slot.
@@ -372,9 +407,8 @@ step_watch() {
     return 0
   fi
   local t0 elapsed state restarts0 left misses=0
-  # The old slot becomes the backup: what the new one cannot take goes there meanwhile.
-  render_upstream "$NEW_SLOT" "$NEW_ADDR" "$(address_of "$OLD_CID")" | write_file "$PROXY_DIR/upstream.conf"
-  reload_proxy
+  # The old slot stands by: a safe request the new one cannot answer goes there meanwhile.
+  set_routing "$NEW_SLOT" "$NEW_ADDR" "$OLD_SLOT" "$OLD_ADDR"
   t0="$(now_ms)"
   restarts0="$(docker inspect -f '{{.RestartCount}}' "$NEW_CID")"
   log "watching backend-$NEW_SLOT for $WATCH_SECONDS s; backend-$OLD_SLOT stands by"
@@ -404,20 +438,22 @@ step_watch() {
   log "backend-$NEW_SLOT stayed up for $WATCH_SECONDS s"
 }
 
-# --- drain: the proxy drops the backup (one more graceful reload), then the old version runs
-# until every nginx worker that could still send it a request has finished (at most
-# DRAIN_SECONDS), and is stopped with SIGTERM and STOP_TIMEOUT seconds of grace.
+# --- drain: the old slot stops standing by (the routing file names the new one only), then it
+# runs until the proxy holds no request to it (at most DRAIN_SECONDS), and is stopped with
+# SIGTERM and STOP_TIMEOUT seconds of grace.
 step_drain() {
   STEP=drain
   if [[ -z $OLD_SLOT ]]; then
     log "no previous version to stop"
     return 0
   fi
-  snapshot_workers
-  render_upstream "$NEW_SLOT" "$NEW_ADDR" | write_file "$PROXY_DIR/upstream.conf"
-  reload_proxy
-  wait_workers_gone
-  log "no nginx worker sends to backend-$OLD_SLOT any more (after $WAITED s)"
+  set_routing "$NEW_SLOT" "$NEW_ADDR"
+  wait_drained "$OLD_ADDR"
+  if ((DRAINED)); then
+    log "no request to backend-$OLD_SLOT is in flight (after $WAITED s)"
+  else
+    log "stopping backend-$OLD_SLOT with requests still in flight after $WAITED s (deploy.drainSeconds); it gets $STOP_TIMEOUT s to finish them"
+  fi
   docker stop -t "$STOP_TIMEOUT" "$OLD_CID" >/dev/null 2>&1 || fail "could not stop backend-$OLD_SLOT"
   remove_slot "$OLD_SLOT"
   log "stopped backend-$OLD_SLOT ($OLD_IMAGE)"

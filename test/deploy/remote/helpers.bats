@@ -92,14 +92,37 @@ stdin() {
   rm -rf "$dir"
 }
 
-@test "serving_slot reads the upstream file the switch wrote, and nothing else" {
+@test "serving_slot reads the routing file the switch wrote (an earlier version's upstream.conf without it), and nothing else" {
   PROXY_DIR="$(mktemp -d)"
   [ "$(serving_slot)" = "" ]
-  render_upstream green 172.18.0.5 >"$PROXY_DIR/upstream.conf"
+  printf '# Serving slot, ... slot=blue\nmap $host ...\n' >"$PROXY_DIR/upstream.conf"
+  [ "$(serving_slot)" = blue ]
+  set_routing green 172.18.0.5 blue 172.18.0.4
   [ "$(serving_slot)" = green ]
-  printf '# slot=red\n' >"$PROXY_DIR/upstream.conf"
+  [ "$(stat -c %a "$PROXY_DIR/routing")" = 644 ]
+  printf '# x\nred backend-red:8000 172.18.0.5:8000\n' >"$PROXY_DIR/routing"
   [ "$(serving_slot)" = "" ]
   rm -rf "$PROXY_DIR"
+}
+
+@test "proxy_connections_to counts the proxy's open connections to one address and port, and fails when Docker does not answer" {
+  docker() {
+    [ "$FAKE_DOCKER" = up ] || return 1
+    printf '%s\n' \
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode' \
+      '   0: 0600A8C0:C350 050012AC:1F40 01 00000000:00000000 00:00000000 00000000   101        0 1 1' \
+      '   1: 0600A8C0:C351 050012AC:1F40 02 00000000:00000000 00:00000000 00000000   101        0 2 1' \
+      '   2: 0600A8C0:C352 050012AC:1F40 06 00000000:00000000 00:00000000 00000000   101        0 3 1' \
+      '   3: 0600A8C0:C353 040012AC:1F40 01 00000000:00000000 00:00000000 00000000   101        0 4 1' \
+      '   4: 0600A8C0:C354 050012AC:1F41 01 00000000:00000000 00:00000000 00000000   101        0 5 1'
+  }
+  FAKE_DOCKER=up
+  [ "$(proxy_connections_to 172.18.0.5)" = 2 ]
+  [ "$(proxy_connections_to 172.18.0.4)" = 1 ]
+  [ "$(proxy_connections_to 172.18.0.9)" = 0 ]
+  FAKE_DOCKER=down
+  run proxy_connections_to 172.18.0.5
+  [ "$status" -ne 0 ]
 }
 
 @test "parse_arguments takes the repository and the pinning from the image argument" {
