@@ -180,6 +180,16 @@ export const deployConfigSchema = z
     migrate: z.boolean().default(true),
     /** The one-off migration command, run in a container of the new image. */
     migrationCommand: z.array(z.string().min(1)).min(1).default(["alembic", "upgrade", "head"]),
+    /**
+     * The most seconds the migration may wait for a lock another session holds. While it
+     * waits, every write of the serving version to that table queues behind it; past this the
+     * deploy cancels the migration's statement (its transaction rolls back) and tries again.
+     */
+    migrationLockWaitSeconds: z.number().int().min(1).max(600).default(2),
+    /** Tries of a migration that keeps meeting a lock before the deploy fails (cleanly). */
+    migrationAttempts: z.number().int().min(1).max(20).default(3),
+    /** The most seconds one migration run may take; past this it is stopped and rolled back. */
+    migrationTimeoutSeconds: z.number().int().min(10).max(86_400).default(1800),
     backup: z
       .strictObject({
         /** Backups of this stack kept in `<appDir>/backups` (newest first); older are deleted. */
@@ -241,7 +251,10 @@ export const deployConfigSchema = z
           .string()
           .regex(/^\/[A-Za-z0-9._~/-]*$/, "expected a URL path")
           .default("/health"),
-        /** Paths checked through the proxy after the switch; each must answer 2xx. */
+        /**
+         * Paths that must answer 2xx (GET) inside the new container before the switch, and
+         * through the proxy after it.
+         */
         verifyPaths: z
           .array(z.string().regex(/^\/[A-Za-z0-9._~/-]*$/, "expected a URL path"))
           .min(1)

@@ -185,7 +185,10 @@ export const RESERVED_ENV_NAMES: readonly string[] = [
   "MASK",
   "MASKED_KEYS",
   "MIGRATE",
+  "MIGRATION_ATTEMPTS",
   "MIGRATION_COMMAND",
+  "MIGRATION_LOCK_WAIT",
+  "MIGRATION_TIMEOUT",
   "OUTPUT_LINE_BYTES",
   "POSTGRES_IMAGE",
   "PROJECT",
@@ -212,6 +215,7 @@ export const RESERVED_ENV_NAMES: readonly string[] = [
   "STOP_TIMEOUT",
   "USAGE_EXIT",
   "VERIFY_PATHS",
+  "VERIFY_PROBE",
   "WATCH_SECONDS",
 ];
 

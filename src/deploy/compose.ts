@@ -72,6 +72,27 @@ export function healthProbeCommand(deploy: Pick<DeployConfig, "app" | "health">)
   ];
 }
 
+/**
+ * The pre-switch check, run inside the new slot's container before any user request reaches
+ * it: a GET of each `app.verifyPaths` on the app's port, printing `<status> <path>` per path
+ * (0 when there was no answer). Python, like the health probe.
+ */
+export function verifyProbeCommand(deploy: Pick<DeployConfig, "app" | "health">): string[] {
+  const { app, health } = deploy;
+  const script = [
+    "import sys, urllib.request, urllib.error",
+    "for path in sys.argv[1:]:",
+    "    try:",
+    `        status = urllib.request.urlopen('http://127.0.0.1:${app.port}' + path, timeout=${health.probeTimeoutSeconds}).status`,
+    "    except urllib.error.HTTPError as e:",
+    "        status = e.code",
+    "    except Exception:",
+    "        status = 0",
+    "    print(status, path)",
+  ].join("\n");
+  return ["python3", "-c", script, ...app.verifyPaths];
+}
+
 /** The compose service of one backend slot. */
 function backendService(deploy: DeployConfig, slot: Slot): Record<string, unknown> {
   const { app, health } = deploy;
@@ -176,8 +197,10 @@ function publishAddress(address: string): string {
  * A request that path cannot serve (Docker's DNS stalled past `resolver_timeout`, which a busy
  * host does, or the slot refused, reset or timed out: nginx's own 502 or 504) is sent once more
  * to the serving slot by the address it had at the switch, and, during a deploy's watch window,
- * once more to the previous slot, which stands by. Only methods that are safe to repeat take
- * the fallback.
+ * once more to the previous slot, which stands by. A request takes a fallback when its method
+ * is safe to repeat, or when no byte of it reached any slot yet (a failed lookup or connect:
+ * the app never saw it), as nginx's own `proxy_next_upstream` rule for non-idempotent methods
+ * has it. Each hop has its own variable, so each is judged by what happened before it.
  */
 export function renderProxySite(stack: string): string {
   const forward = (slot: string) => `    proxy_set_header Host $host;
@@ -196,6 +219,7 @@ map $clicky_route $clicky_backend { ${field(1, "clicky_r1")} default ""; }
 map $clicky_route $clicky_fallback { ${field(2, "clicky_r2")} default ""; }
 map $clicky_route $clicky_standby_slot { ${field(3, "clicky_r3")} default ""; }
 map $clicky_route $clicky_standby { ${field(4, "clicky_r4")} default ""; }
+${["fallback", "standby"].map((hop) => `map "$request_method $upstream_bytes_sent" $clicky_retry_${hop} { "~^(GET|HEAD|OPTIONS) " 1; "~^[A-Z]+ [0 ,:]*$" 1; default 0; }`).join("\n")}
 
 server {
   listen 80 default_server;
@@ -215,7 +239,7 @@ ${forward("$clicky_slot")}
   }
 
   location @clicky_fallback {
-    if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {
+    if ($clicky_retry_fallback = 0) {
       return 502;
     }
     proxy_pass http://$clicky_fallback;
@@ -224,7 +248,7 @@ ${forward("$clicky_slot")}
   }
 
   location @clicky_standby {
-    if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {
+    if ($clicky_retry_standby = 0) {
       return 502;
     }
     if ($clicky_standby = "") {

@@ -1,6 +1,6 @@
 import type { DeployConfig, DeployHost } from "../config/deploy";
 import { type HostValues, hostValues } from "../config/host-values";
-import { healthProbeCommand, PROXY_GLOBALS } from "./compose";
+import { healthProbeCommand, PROXY_GLOBALS, verifyProbeCommand } from "./compose";
 import { assign, assignArray } from "./shell";
 
 /**
@@ -18,12 +18,17 @@ export interface DeploySettings {
   readonly RELEASE: string;
   readonly COMPOSE_PREFERENCE: DeployConfig["compose"];
   readonly MIGRATION_COMMAND: readonly string[];
+  readonly MIGRATION_LOCK_WAIT: number;
+  readonly MIGRATION_ATTEMPTS: number;
+  readonly MIGRATION_TIMEOUT: number;
   readonly DB_NAME: string;
   readonly DB_USER: string;
   readonly BACKUP_KEEP: number;
   readonly BACKUP_MIN_FREE_MIB: number;
   readonly BACKUP_COMPRESSION: number;
   readonly VERIFY_PATHS: readonly string[];
+  /** The pre-switch check inside the new slot (`verifyProbeCommand`). */
+  readonly VERIFY_PROBE: readonly string[];
   /** Where the deploy's `curl` reaches the proxy on the host itself. */
   readonly PROXY_URL: string;
   readonly APP_PORT: number;
@@ -80,12 +85,16 @@ export function deploySettings(input: DeployScriptInput): DeploySettings {
     RELEASE: input.release,
     COMPOSE_PREFERENCE: deploy.compose,
     MIGRATION_COMMAND: deploy.migrationCommand,
+    MIGRATION_LOCK_WAIT: deploy.migrationLockWaitSeconds,
+    MIGRATION_ATTEMPTS: deploy.migrationAttempts,
+    MIGRATION_TIMEOUT: deploy.migrationTimeoutSeconds,
     DB_NAME: deploy.database.name,
     DB_USER: deploy.database.user,
     BACKUP_KEEP: deploy.backup.keep,
     BACKUP_MIN_FREE_MIB: deploy.backup.minFreeMiB,
     BACKUP_COMPRESSION: deploy.backup.compressionLevel,
     VERIFY_PATHS: deploy.app.verifyPaths,
+    VERIFY_PROBE: verifyProbeCommand(deploy),
     PROXY_URL: proxyUrl(deploy.proxy),
     APP_PORT: deploy.app.port,
     HEALTH_TIMEOUT: deploy.health.timeoutSeconds,

@@ -166,22 +166,37 @@ describe("the proxy configuration", () => {
     }
   });
 
-  test("sends what that path cannot serve once more by address, then to the standby, if it is safe to repeat", () => {
+  test("sends what that path cannot serve once more by address, then to the standby, when it is safe to repeat or never reached a slot", () => {
     const site = renderProxySite("production");
     assert.match(site, /location \/ \{[^}]*\}[^}]*error_page 502 504 = @clicky_fallback;\n {2}\}/);
     assert.match(site, /recursive_error_pages on;/);
-    for (const [name, target] of [
-      ["@clicky_fallback", "$clicky_fallback"],
-      ["@clicky_standby", "$clicky_standby"],
+    for (const [hop, target] of [
+      ["fallback", "$clicky_fallback"],
+      ["standby", "$clicky_standby"],
     ] as const) {
-      const block = site.slice(site.indexOf(`location ${name} {`));
+      const block = site.slice(site.indexOf(`location @clicky_${hop} {`));
       assert.ok(
         block.startsWith(
-          `location ${name} {\n    if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {\n      return 502;\n    }\n`,
+          `location @clicky_${hop} {\n    if ($clicky_retry_${hop} = 0) {\n      return 502;\n    }\n`,
         ),
-        `${name} refuses methods that are not safe to repeat first`,
+        `${hop}: refuses first what may not be repeated`,
       );
-      assert.ok(block.includes(`proxy_pass http://${target};`), name);
+      assert.ok(block.includes(`proxy_pass http://${target};`), hop);
+      // The rule, as nginx's map applies it to "<method> <upstream_bytes_sent>".
+      const m = new RegExp(
+        `map "\\$request_method \\$upstream_bytes_sent" \\$clicky_retry_${hop} \\{ "~(.*?)" 1; "~(.*?)" 1; default 0; \\}`,
+      ).exec(site);
+      assert.ok(m, `the map of ${hop}`);
+      const retries = (key: string) =>
+        [m[1], m[2]].some((re) => new RegExp(re as string).test(key));
+      assert.ok(retries("GET 312"), "a GET, even after the slot got it");
+      assert.ok(retries("HEAD 0 : 120"));
+      assert.ok(retries("POST "), "a POST whose lookup failed: no slot was reached");
+      assert.ok(retries("POST 0"), "a POST whose connect failed");
+      assert.ok(retries("POST 0 : 0"), "a POST no hop reached");
+      assert.ok(!retries("POST 518"), "a POST a slot got may have been written");
+      assert.ok(!retries("PATCH 0 : 518"), "nor one the fallback hop got");
+      assert.ok(!retries("DELETE 120, 0"));
     }
     assert.match(site, /location @clicky_fallback \{[\s\S]*error_page 502 504 = @clicky_standby;/);
   });

@@ -216,6 +216,7 @@ describe("the deploy script's flow", () => {
   test("registers each undo right before the change it undoes", () => {
     for (const [undo, change] of [
       ["undo_backup", 'docker run --rm --name "$BACKUP_CONTAINER"'],
+      ["undo_migrate", 'with_app_env compose run --rm --no-deps -T --name "$MIGRATION_CONTAINER"'],
       ["undo_start", 'with_app_env compose up -d --no-deps "backend-$NEW_SLOT"'],
       ["undo_switch", 'write_file "$PROXY_DIR/$name" 644'],
       ["undo_switch", "set_routing"],

@@ -286,6 +286,116 @@ export interface HttpAnswer {
   body: string;
 }
 
+/** Options of a writer: acknowledged writes at a fixed rate, each one checked afterwards. */
+export interface WriterOptions {
+  /** http://127.0.0.1:PORT/items; only loopback targets are accepted. */
+  url: string;
+  ratePerSecond: number;
+  /** Each write's name is `<prefix>-<n>`, so a test finds them in the database. */
+  prefix: string;
+  /** Stop by itself after this long; default 60 s, at most 10 minutes. */
+  durationMs?: number;
+  /** A write with no answer after this long counts as failed; default 5 s. */
+  requestTimeoutMs?: number;
+}
+
+/** What a writer saw: which writes the app acknowledged (201), and every one that failed. */
+export interface WriterResult {
+  sent: number;
+  /** Names of the writes answered 201, which must all be in the database afterwards. */
+  acknowledged: string[];
+  failures: LoadFailure[];
+  /** The slowest acknowledged write, ms. */
+  maxLatencyMs: number;
+  /** The ten slowest writes: when each was sent (ms since the writer started) and its latency. */
+  slowest: { atMs: number; latencyMs: number }[];
+}
+
+/**
+ * An open-loop writer: `POST {"name": "<prefix>-<n>"}` at a fixed rate on reused keep-alive
+ * connections, as an app's clients write. A write counts as acknowledged only on a 201.
+ */
+export function startWriter(opts: WriterOptions): { stop(): Promise<WriterResult> } {
+  const url = new URL(opts.url);
+  if (!isLoopback(url.hostname)) {
+    throw new Error(`startWriter: only loopback targets are allowed, not ${url.hostname}`);
+  }
+  const timeoutMs = opts.requestTimeoutMs ?? 5000;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const start = performance.now();
+  const acknowledged: string[] = [];
+  const failures: LoadFailure[] = [];
+  let sent = 0;
+  let inFlight = 0;
+  let maxLatencyMs = 0;
+  const latencies: { atMs: number; latencyMs: number }[] = [];
+  let idle: (() => void) | undefined;
+  const settle = () => {
+    inFlight--;
+    if (inFlight === 0) idle?.();
+  };
+  const write = () => {
+    sent++;
+    inFlight++;
+    const name = `${opts.prefix}-${sent}`;
+    const t0 = performance.now();
+    const body = JSON.stringify({ name });
+    let finished = false;
+    const end = (failure?: string) => {
+      if (finished) return;
+      finished = true;
+      latencies.push({
+        atMs: Math.round(t0 - start),
+        latencyMs: Math.round(performance.now() - t0),
+      });
+      if (failure === undefined) {
+        acknowledged.push(name);
+        maxLatencyMs = Math.max(maxLatencyMs, performance.now() - t0);
+      } else {
+        failures.push({
+          atMs: Math.round(t0 - start),
+          kind: failure.startsWith("status") ? "status" : "error",
+          detail: `${name}: ${failure}`,
+        });
+      }
+      settle();
+    };
+    const req = http.request(
+      url,
+      {
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => end(res.statusCode === 201 ? undefined : `status ${res.statusCode}`));
+        res.on("error", (err) => end(err.message));
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    req.on("error", (err: Error & { code?: string }) =>
+      end(err.code ? `${err.code}: ${err.message}` : err.message),
+    );
+    req.end(body);
+  };
+  const tick = setInterval(write, 1000 / opts.ratePerSecond);
+  const limit = setTimeout(
+    () => clearInterval(tick),
+    Math.min(opts.durationMs ?? 60_000, 10 * 60_000),
+  );
+  return {
+    async stop() {
+      clearInterval(tick);
+      clearTimeout(limit);
+      if (inFlight > 0) await new Promise<void>((r) => (idle = r));
+      agent.destroy();
+      const slowest = [...latencies].sort((a, b) => b.latencyMs - a.latencyMs).slice(0, 10);
+      return { sent, acknowledged, failures, maxLatencyMs: Math.round(maxLatencyMs), slowest };
+    },
+  };
+}
+
 /**
  * One GET to a loopback URL, without keep-alive; rejects on connection errors and after
  * `timeoutMs` (default 5 s). For assertions on what a deployed service answers.

@@ -22,7 +22,7 @@ POSTGRES_IMAGE=clicky-e2e/postgres:16
 REDIS_IMAGE=clicky-e2e/redis:7
 PROXY_IMAGE=clicky-e2e/proxy:1
 BACKEND_BUILD_REPO=clicky-e2e/backend-build
-BACKEND_TAGS=(v1 v2 v3 v4 v5)
+BACKEND_TAGS=(v1 v2 v3 v4 v5 v6)
 APT_PACKAGES=(docker.io docker-compose openssh-server docker-registry debootstrap
   postgresql-client apache2-utils shellcheck curl)
 BASE_PACKAGES="python3,postgresql,postgresql-client,redis-server,nginx,libnginx-mod-http-js,curl,ca-certificates,procps,tini,gettext-base,passwd"

@@ -192,6 +192,17 @@ set_routing() {
   render_routing "$@" | write_file "$PROXY_DIR/$ROUTING_NAME" 644
 }
 
+# The address of a container on the project's network, empty when it has none (yet).
+container_address() {
+  { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" 2>/dev/null || true; } | awk '{ print $1 }'
+}
+
+# One query in the database, as its owner, through the postgres container's psql (PG_CID, else
+# looked up): unaligned rows, fields separated by a space; empty when it fails.
+pg_query() {
+  docker exec "${PG_CID:-$(container_of postgres)}" psql -X -At -F ' ' -U "$DB_USER" -d "$DB_NAME" -c "$1" 2>/dev/null || true
+}
+
 # The address of a container on the project's network.
 address_of() {
   local cid=$1 address

@@ -267,16 +267,174 @@ undo_pull() {
 }
 
 # --- migrate: the migration command in a one-off container of the new image, before any
-# traffic moves; a failed migration leaves the old version serving.
+# traffic moves; a failed migration leaves the old version serving. While it runs, its
+# sessions in PostgreSQL are watched: one that waits for a lock longer than
+# MIGRATION_LOCK_WAIT (every write of the serving version to that table queues behind it) has
+# its statement cancelled, so its transaction rolls back and the writes go on, and the
+# migration is tried again, at most MIGRATION_ATTEMPTS times; a run longer than
+# MIGRATION_TIMEOUT is stopped. Each way the log names what was seen.
 step_migrate() {
   STEP=migrate
+  remove_leftover_migrations
   if [[ $MIGRATE != 1 ]]; then
     log "skipped: deploy.migrate is false"
     return 0
   fi
   remove_slot "$NEW_SLOT"
-  log "running ${MIGRATION_COMMAND[*]} with $IMAGE"
-  with_app_env compose run --rm --no-deps -T "backend-$NEW_SLOT" "${MIGRATION_COMMAND[@]}" || fail "the migration (${MIGRATION_COMMAND[*]}) failed with $IMAGE; no traffic was moved"
+  on_failure undo_migrate
+  local attempt t0
+  for ((attempt = 1; ; attempt++)); do
+    MIGRATION_CONTAINER="$PROJECT-migrate-$$-$attempt"
+    t0="$(now_ms)"
+    if ((attempt == 1)); then
+      log "running ${MIGRATION_COMMAND[*]} with $IMAGE"
+    else
+      log "running ${MIGRATION_COMMAND[*]} again (attempt $attempt of $MIGRATION_ATTEMPTS)"
+    fi
+    with_app_env compose run --rm --no-deps -T --name "$MIGRATION_CONTAINER" "backend-$NEW_SLOT" "${MIGRATION_COMMAND[@]}" &
+    watch_migration "$!"
+    case $MIGRATION_VERDICT in
+      timeout)
+        fail "the migration (${MIGRATION_COMMAND[*]}) ran longer than $MIGRATION_TIMEOUT s (deploy.migrationTimeoutSeconds): it was stopped and its transaction rolled back; no traffic was moved"
+        ;;
+      lock)
+        if ((attempt >= MIGRATION_ATTEMPTS)); then
+          fail "the migration waited for a lock $attempt times, $MIGRATION_LOCK_WAIT s each (deploy.migrationLockWaitSeconds), and was cancelled each time; the lock is held by $LOCK_HOLDERS; its transaction rolled back and no traffic was moved (end that session, or deploy again once it is done)"
+        fi
+        log "the migration waited $MIGRATION_LOCK_WAIT s for a lock held by $LOCK_HOLDERS: cancelled its statement (its transaction rolled back; the serving version's writes go on); trying again in $((attempt * 2)) s"
+        MIGRATION_CONTAINER=''
+        sleep "$((attempt * 2))"
+        ;;
+      *)
+        MIGRATION_CONTAINER=''
+        ((MIGRATION_RC == 0)) || fail "the migration (${MIGRATION_COMMAND[*]}) failed with $IMAGE (exit $MIGRATION_RC); no traffic was moved"
+        log "the migration finished in $(seconds_of "$(($(now_ms) - t0))") s"
+        return 0
+        ;;
+    esac
+  done
+}
+
+# A migration run this deploy could not see to its end: its sessions end (so its transaction
+# rolls back) and its container goes. What it committed stays (see the downgrade runbook).
+undo_migrate() {
+  STEP=undo
+  if [[ -n $MIGRATION_CONTAINER ]]; then
+    log "stopping the migration run $MIGRATION_CONTAINER"
+    stop_lock_watch
+    stop_migration
+  fi
+}
+
+# Watches the migration (process $1) until it ends. Once its container has an address, a
+# watcher runs inside PostgreSQL (lock_watch_sql, one psql session in the postgres container):
+# ten times a second it looks for a session from that address that has waited for a lock
+# MIGRATION_LOCK_WAIT or longer, by PostgreSQL's own clock (since its statement started), and
+# then names the sessions that block it and cancels its statement. Sets MIGRATION_VERDICT
+# (exited, lock or timeout), MIGRATION_RC (its exit code) and LOCK_HOLDERS.
+watch_migration() {
+  local pid=$1 t0 address='' watcher='' notice="$TMP_DIR/lock-watch.out"
+  t0="$(now_ms)"
+  MIGRATION_VERDICT=exited MIGRATION_RC=0 LOCK_HOLDERS=''
+  PG_CID="$(container_of postgres)"
+  : >"$notice"
+  while kill -0 "$pid" 2>/dev/null; do
+    if (($(now_ms) - t0 >= MIGRATION_TIMEOUT * 1000)); then
+      MIGRATION_VERDICT=timeout
+      stop_migration
+      break
+    fi
+    if [[ -z $address ]]; then
+      address="$(container_address "$MIGRATION_CONTAINER")"
+      if [[ -n $address ]]; then
+        docker exec -e "PGAPPNAME=clicky-deploy-watch-$$" "$PG_CID" psql -X -q -U "$DB_USER" -d "$DB_NAME" -c "$(lock_watch_sql "$address")" >/dev/null 2>"$notice" &
+        watcher=$!
+      fi
+    elif grep -q 'clicky-lock-wait' "$notice"; then
+      LOCK_HOLDERS="$(sed -n 's/.*clicky-lock-wait [0-9]* //p' "$notice" | head -n 1)"
+      MIGRATION_VERDICT=lock
+      break
+    fi
+    sleep 0.1
+  done
+  if [[ -n $watcher ]]; then
+    stop_lock_watch
+    wait "$watcher" 2>/dev/null || true
+  fi
+  # A cancelled migration exits on its error; one that does not within 10 s is stopped.
+  local deadline=$(($(now_ms) + 10000))
+  while kill -0 "$pid" 2>/dev/null && (($(now_ms) < deadline)); do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then stop_migration; fi
+  wait "$pid" || MIGRATION_RC=$?
+}
+
+# The watcher watch_migration runs in PostgreSQL, for the migration's sessions from address $1:
+# it ends with a notice `clicky-lock-wait <pid> <who blocks it>` once it has cancelled one that
+# waited MIGRATION_LOCK_WAIT or more for a lock. Who blocks it, for a person: pid, user,
+# application, client, state and how long their transaction has been open; never their query
+# text, which may hold data (`SELECT query FROM pg_stat_activity WHERE pid = <pid>` shows it).
+# It holds no lock, only a snapshot of pg_stat_activity that it renews each time, and it ends
+# by itself a minute after MIGRATION_TIMEOUT, should the deploy that started it be killed.
+lock_watch_sql() {
+  cat <<SQL
+DO \$clicky\$
+DECLARE
+  waiting int;
+  holders text;
+  until timestamptz := clock_timestamp() + interval '$((MIGRATION_TIMEOUT + 60)) seconds';
+BEGIN
+  WHILE clock_timestamp() < until LOOP
+    PERFORM pg_stat_clear_snapshot();
+    SELECT pid INTO waiting FROM pg_stat_activity
+      WHERE client_addr = '$1' AND wait_event_type = 'Lock'
+        AND clock_timestamp() - query_start >= interval '$MIGRATION_LOCK_WAIT seconds'
+      ORDER BY query_start LIMIT 1;
+    IF waiting IS NOT NULL THEN
+      SELECT string_agg(format('session %s (user %s, application %s, from %s, %s, transaction open %s s)',
+          a.pid, a.usename, coalesce(nullif(a.application_name, ''), '-'),
+          coalesce(host(a.client_addr), 'local'), coalesce(a.state, '?'),
+          coalesce(floor(extract(epoch FROM clock_timestamp() - a.xact_start))::text, '?')), '; ')
+        INTO holders FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids(waiting));
+      PERFORM pg_cancel_backend(waiting);
+      RAISE NOTICE 'clicky-lock-wait % %', waiting, coalesce(holders, 'a session that ended meanwhile');
+      RETURN;
+    END IF;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END
+\$clicky\$;
+SQL
+}
+
+# Ends the lock watchers in PostgreSQL: this deploy's, or with `all`, any a killed deploy left.
+stop_lock_watch() {
+  local name="clicky-deploy-watch-$$"
+  if [[ ${1:-} == all ]]; then name='clicky-deploy-watch-%'; fi
+  pg_query "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE '$name'" >/dev/null
+}
+
+# Ends the sessions of the current migration container (their transactions roll back) and
+# removes it.
+stop_migration() {
+  local address
+  address="$(container_address "$MIGRATION_CONTAINER")"
+  if [[ -n $address ]]; then
+    pg_query "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE client_addr = '$address'" >/dev/null
+  fi
+  docker rm -f "$MIGRATION_CONTAINER" >/dev/null 2>&1 || true
+}
+
+# Migration containers a deploy that was killed (kill -9, the OOM killer, a reboot) left: this
+# deploy holds the lock, so nothing else runs them. Their sessions end and they go.
+remove_leftover_migrations() {
+  local name
+  while read -r name; do
+    MIGRATION_CONTAINER=$name
+    stop_migration
+    log "removed $name, a migration run that an interrupted deploy left (its open transaction, if any, rolled back)"
+  done < <(docker ps -a --format '{{.Names}}' 2>/dev/null | grep -E "^$PROJECT-migrate-[0-9]+-[0-9]+\$" || true)
+  MIGRATION_CONTAINER=''
+  stop_lock_watch all
 }
 
 # --- start: the new version in the free slot, beside the serving one.
@@ -297,11 +455,18 @@ undo_start() {
   remove_slot "$NEW_SLOT"
 }
 
-# --- health: the new version's own health probe passes (or it fails at once on exit).
+# --- health: the new version's own health probe passes (or it fails at once on exit); then,
+# before any user request reaches it, every VERIFY_PATHS answers 2xx inside its container.
 step_health() {
   STEP=health
   wait_healthy "backend-$NEW_SLOT" "$HEALTH_TIMEOUT" probe
   log "backend-$NEW_SLOT is healthy"
+  local status path answers
+  answers="$(docker exec "$NEW_CID" "${VERIFY_PROBE[@]}" 2>"$TMP_DIR/verify-probe.err")" || fail "could not check backend-$NEW_SLOT's paths before the switch: $(tail -n 1 "$TMP_DIR/verify-probe.err"); no traffic was moved"
+  while read -r status path; do
+    [[ $status == 2?? ]] || fail "GET $path on backend-$NEW_SLOT answered ${status/#0/no answer} before the switch; no traffic was moved"
+  done <<<"$answers"
+  log "before the switch, on backend-$NEW_SLOT: $(printf '%s' "$answers" | awk '{ printf "%sGET %s %s", (NR > 1 ? ", " : ""), $2, $1 }')"
 }
 
 # --- switch: the proxy sends the next request to the new slot: one atomic rename of its

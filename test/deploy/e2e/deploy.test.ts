@@ -463,7 +463,7 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
     assert.match(
       d.result.stderr,
       new RegExp(
-        `at step migrate: the migration \\(alembic upgrade head\\) failed with ${ref("v4")}; no traffic was moved`,
+        `at step migrate: the migration \\(alembic upgrade head\\) failed with ${ref("v4")} \\(exit 1\\); no traffic was moved`,
       ),
     );
     assert.match(d.result.stdout + d.result.stderr, /migration 003 failed and was rolled back/);

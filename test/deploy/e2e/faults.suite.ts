@@ -10,7 +10,11 @@
  * run converges), (5) a new version that crash-loops right after the switch (the watch window
  * moves traffic back), (6) a power cut between two deploys (every container killed at once:
  * the stack comes back by its restart policy with the recorded version, and the next deploy
- * works). Same skip rules as deploy.test.ts: skipped with a reason where the harness cannot
+ * works), (7) a migration that waits for a lock a long transaction holds (cancelled after
+ * migrationLockWaitSeconds and tried again; the serving version's acknowledged writes through
+ * the proxy all succeed and are all in the database; the deploy fails naming the holder, or
+ * succeeds once it is gone), (8) a release whose health path answers while its API answers 500
+ * (stopped by the check inside its container before the switch). Same skip rules as deploy.test.ts: skipped with a reason where the harness cannot
  * run, a failure under CI=true.
  */
 import assert from "node:assert/strict";
@@ -33,6 +37,7 @@ import {
   runLocal,
   runOverSsh,
   startLoad,
+  startWriter,
 } from "../../harness";
 import { E2E_COMPOSE, e2eDeployConfig, e2eSecrets } from "../../support/e2e-config";
 import { type RenderedHost, renderStack, TEST_SECRETS } from "../../support/render";
@@ -188,9 +193,9 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
   }
 
   /** Requests through the proxy from half a second before the deploy to half a second after. */
-  async function load(): Promise<{ stop(): Promise<LoadResult> }> {
+  async function load(path = "/health"): Promise<{ stop(): Promise<LoadResult> }> {
     const traffic: LoadHandle = startLoad({
-      url: url("/health"),
+      url: url(path),
       ratePerSecond: 40,
       durationMs: 5 * 60_000,
       // Half the requests on reused connections, as mobile apps and HTTP libraries send them.
@@ -203,6 +208,27 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
         return traffic.stop();
       },
     };
+  }
+
+  /** When requests failed: what the proxy, the backends and PostgreSQL said, for the report. */
+  async function diagnose(label: string, r: LoadResult): Promise<void> {
+    if (r.errorsTotal + r.non2xxTotal === 0) return;
+    const lines: string[] = [];
+    for (const service of ["proxy", "backend-blue", "backend-green"]) {
+      for (const name of await composeContainers(PROJECT, service)) {
+        const log = await runLocal("docker", ["logs", "--timestamps", "--tail", "300", name]);
+        const text = `${log.stdout}\n${log.stderr}`.split("\n");
+        const picked =
+          service === "proxy"
+            ? text.filter((l) => /\[(error|warn)\]/.test(l)).slice(-8)
+            : text.filter((l) => !/" 20[01] -$/.test(l)).slice(-8);
+        lines.push(`${service}:`, ...picked.map((l) => `  ${l.slice(0, 220)}`));
+      }
+    }
+    lines.push(
+      `pg_stat_activity: ${await sql("SELECT string_agg(format('%s/%s/%s', coalesce(application_name, '-'), state, coalesce(wait_event_type, '-')), ' ') FROM pg_stat_activity WHERE datname IS NOT NULL").catch((e) => String(e))}`,
+    );
+    console.log(`# ${label}, why requests failed:\n${lines.map((l) => `#   ${l}`).join("\n")}`);
   }
 
   /** Every request through the proxy got a 2xx answer, from the versions expected. */
@@ -493,6 +519,215 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     noRequestFailed("(6) during the deploy after the power cut", counted, ["v1", "v2"]);
     assert.equal(await serving(), "v1");
     assert.equal(await currentTag(), "v1");
+    await rowsIntact();
+  });
+
+  /**
+   * A session that keeps a transaction open on `items` (as a long report or a forgotten
+   * `BEGIN` does), until `release()`. It holds ACCESS SHARE, which writes pass but an
+   * `ALTER TABLE` waits for, and writes queue behind that waiting `ALTER`.
+   */
+  async function holdLock(): Promise<{ release(): Promise<void> }> {
+    const pg = await container("postgres");
+    const holder = runLocal("docker", [
+      "exec",
+      "-e",
+      "PGAPPNAME=clicky-lock-holder",
+      pg,
+      "psql",
+      "-X",
+      "-U",
+      "clicky",
+      "-d",
+      "clicky_db",
+      "-c",
+      "BEGIN; SELECT count(*) FROM items; SELECT pg_sleep(300); COMMIT;",
+    ]);
+    const deadline = Date.now() + 30_000;
+    while (
+      (await sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'clicky-lock-holder' AND query LIKE '%pg_sleep%'",
+      )) !== "1"
+    ) {
+      assert.ok(Date.now() < deadline, "the lock holder did not start");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return {
+      release: async () => {
+        await sql(
+          "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'clicky-lock-holder'",
+        );
+        await holder;
+      },
+    };
+  }
+
+  /** Acknowledged writes through the proxy, and requests, during one deploy. */
+  async function trafficWithWrites(label: string) {
+    // Reads of /version measure the proxy and the app's HTTP path; the writes measure the
+    // database path. (/health would add a psql process per probe in the stand-in, which a pooled
+    // app does not spawn, and answered late here when the machine was also running other suites.)
+    const reads = await load("/version");
+    // 10 s: a write may wait out one lock wait of the migration (migrationLockWaitSeconds) and
+    // the cancel; most clients wait longer than that. The slowest goes to the report.
+    const writes = startWriter({
+      url: url("/items"),
+      ratePerSecond: 20,
+      prefix: `fault ${label}`,
+      requestTimeoutMs: 10_000,
+    });
+    const t0 = Date.now();
+    return {
+      /** ms since the writes started, to put the deploy's lines beside the writes' times. */
+      since: () => Date.now() - t0,
+      stop: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const [counted, written] = await Promise.all([reads.stop(), writes.stop()]);
+        rows += written.acknowledged.length;
+        timings.push(
+          `(${label}) writes: ${written.sent} sent, ${written.acknowledged.length} acknowledged, slowest ${written.maxLatencyMs} ms, failed ${JSON.stringify(written.failures.slice(0, 5))}; slowest sent at (ms): ${JSON.stringify(written.slowest)}`,
+        );
+        if (written.failures.length > 0) {
+          // What the proxy said about them, for whoever reads the failure.
+          const log = await runLocal("docker", ["logs", "--tail", "400", await container("proxy")]);
+          console.log(
+            `# proxy errors:\n${`${log.stdout}\n${log.stderr}`
+              .split("\n")
+              .filter((l) => /\[(error|warn)\]|" 50[24] /.test(l))
+              .slice(-20)
+              .join("\n")}`,
+          );
+        }
+        assert.deepEqual(written.failures, [], "every write through the proxy was acknowledged");
+        assert.ok(written.acknowledged.length > 50, `only ${written.acknowledged.length} writes`);
+        const names = written.acknowledged.map((n) => `'${n}'`).join(",");
+        assert.equal(
+          Number(await sql(`SELECT count(*) FROM items WHERE name IN (${names})`)),
+          written.acknowledged.length,
+          "every acknowledged write is in the database",
+        );
+        return counted;
+      },
+    };
+  }
+
+  async function migrationContainers(): Promise<string> {
+    const r = await runLocal("docker", ["ps", "-a", "--format", "{{.Names}}"]);
+    return r.stdout
+      .split("\n")
+      .filter((n) => n.startsWith(`${PROJECT}-migrate-`))
+      .join(" ");
+  }
+
+  test("(7) a migration that waits for a lock gives up quickly and tries again; writes of the serving version go on; named holder when it never frees", async () => {
+    // (a) The lock is never released during the deploy: each try is cancelled after 1 s, the
+    // deploy fails at migrate naming the session, and nothing changed.
+    let lock = await holdLock();
+    let traffic = await trafficWithWrites("7a");
+    let host = await render("v4", { migrationLockWaitSeconds: 1, migrationAttempts: 2 });
+    await prepareAndCopy(h, host);
+    const lines: string[] = [];
+    const stamp = (chunk: string) => {
+      for (const l of chunk.split("\n"))
+        if (l.trim()) lines.push(`${traffic.since()} ms ${l.slice(0, 160)}`);
+    };
+    let r = await run(host, undefined, stamp);
+    let counted: LoadResult;
+    try {
+      counted = await traffic.stop();
+    } finally {
+      await lock.release();
+      timings.push(...lines);
+    }
+    timings.push(`(7a) lock never freed: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`);
+    failedAt(
+      r,
+      "migrate",
+      /the migration waited for a lock 2 times, 1 s each \(deploy\.migrationLockWaitSeconds\), and was cancelled each time; the lock is held by session \d+ \(user clicky, application clicky-lock-holder, from local, active, transaction open \d+ s\); its transaction rolled back and no traffic was moved/,
+    );
+    assert.match(
+      r.result.stdout,
+      /migrate: the migration waited 1 s for a lock held by session \d+ .*: cancelled its statement .*; trying again in 2 s/,
+    );
+    await diagnose("(7a)", counted);
+    noRequestFailed("(7a) during the migration that met a lock", counted, ["v1"]);
+    assert.equal(await serving(), "v1");
+    assert.equal(await revision(), "002", "nothing was migrated");
+    assert.equal(await sql("SELECT to_regclass('audit_log') IS NULL"), "t", "003 rolled back");
+    assert.equal(await migrationContainers(), "", "no migration container is left");
+    await rowsIntact();
+
+    // (b) The lock frees after the first try gave up: the second try migrates, the deploy
+    // succeeds. The database is put back to revision 001 first, so v2's migration (an ALTER
+    // TABLE items) has work to do.
+    await sql(
+      "ALTER TABLE items DROP COLUMN IF EXISTS price_cents; UPDATE alembic_version SET version_num = '001'",
+    );
+    lock = await holdLock();
+    traffic = await trafficWithWrites("7b");
+    host = await render("v2", { migrationLockWaitSeconds: 1, migrationAttempts: 3 });
+    await prepareAndCopy(h, host);
+    // The holder ends as soon as the first try was cancelled: sessions waited for a lock (the
+    // migration, and the writes queued behind it), then none does.
+    const waits = new Set<string>();
+    const released = (async () => {
+      let seenWaiting = false;
+      const deadline = Date.now() + 120_000;
+      while (Date.now() < deadline) {
+        const waiting = await sql(
+          "SELECT string_agg(format('%s %s %s blocked by %s: %s', pid, application_name, wait_event, pg_blocking_pids(pid), left(query, 50)), ' | ') FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+        ).catch(() => "");
+        if (waiting !== "") {
+          seenWaiting = true;
+          waits.add(
+            `${traffic.since()} ms: ${waiting.replace(/fault 7b-\d+/g, "…").slice(0, 300)}`,
+          );
+        } else if (seenWaiting) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await lock.release();
+    })();
+    lines.length = 0;
+    r = await run(host, undefined, stamp);
+    try {
+      counted = await traffic.stop();
+    } finally {
+      await released;
+      timings.push(...lines, ...[...waits].slice(0, 30));
+    }
+    timings.push(`(7b) lock freed after one try: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`);
+    assert.equal(r.result.code, 0, output(r));
+    assert.match(r.result.stdout, /migrate: running alembic upgrade head again \(attempt 2 of 3\)/);
+    assert.match(r.result.stdout, /migrate: the migration finished in [\d.]+ s/);
+    await diagnose("(7b)", counted);
+    noRequestFailed("(7b) during the migration that waited once", counted, ["v1", "v2"]);
+    assert.equal(await serving(), "v2");
+    assert.equal(await revision(), "002");
+    assert.equal(await migrationContainers(), "");
+    await rowsIntact();
+  });
+
+  test("(8) a release healthy on its health path but broken on its API never takes a request", async () => {
+    const before = await currentTag();
+    const host = await render("v6");
+    await prepareAndCopy(h, host);
+    const traffic = await load();
+    const r = await run(host);
+    const counted = await traffic.stop();
+    timings.push(
+      `(8) v6, API broken past its health check: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`,
+    );
+    failedAt(
+      r,
+      "health",
+      /GET \/api\/v1\/health on backend-(blue|green) answered 500 before the switch; no traffic was moved/,
+    );
+    assert.match(r.result.stdout, /health: backend-(blue|green) is healthy/);
+    assert.doesNotMatch(r.result.stdout, /switch:/);
+    noRequestFailed("(8) during the v6 deploy", counted, [before]);
+    assert.equal(await serving(), before);
+    assert.equal(await currentTag(), before);
+    assert.equal((await composeContainers(PROJECT)).length, 4, "v6's slot was removed");
     await rowsIntact();
   });
 });

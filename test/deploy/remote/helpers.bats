@@ -167,3 +167,10 @@ stdin() {
   out="$(log "connecting with pg-secret and jwt=with=equals" 3>&1 >/dev/null)"
   [ "$out" = "[deploy web-1] test: connecting with *** and ***" ]
 }
+
+@test "container_address is empty, not an error, for a container that does not exist yet (under pipefail and errexit)" {
+  docker() { return 1; }
+  run bash -c 'set -euo pipefail; source "$1"; source "$2/helpers.sh"; docker() { return 1; }; a="$(container_address none)"; printf "[%s]\n" "$a"' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR"
+  [ "$status" -eq 0 ]
+  [ "$output" = "[]" ]
+}

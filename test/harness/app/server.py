@@ -8,12 +8,15 @@ DATABASE_URL or JWT_SECRET_KEY is missing. Endpoints:
   GET /health/db               200 {"db":"ok"} / 503
   GET /version                 {"version":"v2"}, the version baked into the image
   GET /items                   rows of table items, as JSON
+  POST /items {"name": "..."}  inserts a row; 201 {"id": N} once it is committed
   GET /config                  which settings arrived (never their values)
   GET /slow?ms=N               answers after N ms (to have requests in flight)
 Every response carries X-App-Version. v3 is built so that its health checks always fail;
-v5 serves normally and then exits with code 3 a few seconds after each start.
-On SIGTERM it stops accepting, closes idle keep-alive connections, lets in-flight requests
-finish (up to DRAIN_TIMEOUT seconds, default 25) and exits 0, as uvicorn does.
+v5 serves normally and then exits with code 3 a few seconds after each start; v6 passes its
+health check (/health) while every /api/ path answers 500.
+On SIGTERM it stops accepting, closes keep-alive connections idle between two requests, lets
+requests in flight (and connections accepted but not read yet) finish (up to DRAIN_TIMEOUT
+seconds, default 25) and exits 0, as uvicorn does.
 """
 
 import hashlib
@@ -37,6 +40,8 @@ HEALTHY_BUILD = _BUILD["healthy"]
 # v5: healthy at first, then the process dies this many seconds after each start (a crash
 # loop under Docker's restart policy), as an app that falls over on its first real traffic.
 CRASH_AFTER_SECONDS = _BUILD.get("crashAfterSeconds")
+# v6: /health answers 200, but every /api/ path answers 500 (a release broken past its health check).
+BROKEN_API = _BUILD.get("brokenApi", False)
 
 
 def log(msg):
@@ -85,6 +90,22 @@ def psql(sql):
     return True, proc.stdout
 
 
+def psql_stdin(sql, variables):
+    """Runs one statement from stdin with psql variables (quoted by psql: :'name')."""
+    args = ["psql", "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1"]
+    for key, value in variables.items():
+        args += ["-v", f"{key}={value}"]
+    try:
+        proc = subprocess.run(
+            args, input=sql + ";\n", env=PG_ENV, capture_output=True, text=True, timeout=10
+        )
+    except subprocess.TimeoutExpired:
+        return False, "psql timed out"
+    if proc.returncode != 0:
+        return False, proc.stderr.strip() or f"psql exited {proc.returncode}"
+    return True, proc.stdout
+
+
 class DbProbe:
     """SELECT 1 against PostgreSQL, cached for half a second under load."""
 
@@ -113,7 +134,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        self.busy = False
+        # A connection is idle only between requests it has answered (uvicorn's rule): one just
+        # accepted carries a request that is on its way, and closing it would reset that request.
+        self.busy = True
         self.server.track(self, True)
 
     def finish(self):
@@ -135,9 +158,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.draining.is_set():
             self.close_connection = True
             self.send_header("Connection", "close")
-        self.end_headers()
+        # Head and body in one write, so that v5's crash fails a request before any byte of its
+        # answer left (the proxy sends a GET elsewhere), not halfway through one, which no proxy
+        # can repair: the scenario tests the deploy's watch window, not that window.
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(data)
+            self._headers_buffer.append(data)
+        self.flush_headers()
 
     def health(self):
         if not HEALTHY_BUILD:
@@ -150,6 +177,8 @@ class Handler(BaseHTTPRequestHandler):
     def route(self):
         url = urllib.parse.urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
+        if BROKEN_API and path.startswith("/api/"):
+            return 500, {"detail": "this build's API is broken on purpose"}
         if path in ("/health", "/api/v1/health"):
             return self.health()
         if path == "/health/db":
@@ -189,10 +218,11 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"app": "clicky-e2e-backend", "version": VERSION}
         return 404, {"detail": "Not Found"}
 
-    def do_GET(self):
+    def respond(self, handle):
+        """Answers with what `handle()` returns; an exception is a 500, never a crash."""
         self.busy = True
         try:
-            status, body = self.route()
+            status, body = handle()
         except Exception as e:  # noqa: BLE001 - a stand-in reports, never crashes
             status, body = 500, {"error": repr(e)}
         try:
@@ -200,12 +230,40 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             self.busy = False
 
+    def do_GET(self):
+        self.respond(self.route)
+
     do_HEAD = do_GET
+
+    def do_POST(self):
+        def create():
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.create(self.rfile.read(length) if length else b"")
+
+        self.respond(create)
+
+    def create(self, body):
+        """POST /items: one INSERT, acknowledged (201) only once PostgreSQL committed it."""
+        if urllib.parse.urlsplit(self.path).path.rstrip("/") != "/items":
+            return 404, {"detail": "Not Found"}
+        try:
+            name = str(json.loads(body or b"{}")["name"])
+        except (ValueError, KeyError, TypeError):
+            return 422, {"detail": 'expected {"name": "..."}'}
+        ok, out = psql_stdin(
+            "INSERT INTO items (name) VALUES (:'name') RETURNING id", {"name": name}
+        )
+        if not ok:
+            return 500, {"error": out}
+        return 201, {"id": int(out.strip().splitlines()[0]), "version": VERSION}
 
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # uvicorn's listen backlog (--backlog, 2048); socketserver's default of 5 drops connections
+    # as soon as a few requests wait on the database, which the real app does not.
+    request_queue_size = 2048
 
     def __init__(self, addr):
         super().__init__(addr, Handler)
