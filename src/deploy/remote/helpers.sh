@@ -203,10 +203,10 @@ pg_query() {
   docker exec "${PG_CID:-$(container_of postgres)}" psql -X -At -F ' ' -U "$DB_USER" -d "$DB_NAME" -c "$1" 2>/dev/null || true
 }
 
-# The address of a container on the project's network.
+# The address of a container on the project's network; the deploy fails when it has none.
 address_of() {
-  local cid=$1 address
-  address="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$cid" 2>/dev/null | awk '{ print $1 }')"
+  local address
+  address="$(container_address "$1")"
   [[ -n $address ]] || fail "container $1 has no address on the project's network"
   printf '%s\n' "$address"
 }

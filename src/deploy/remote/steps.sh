@@ -89,7 +89,7 @@ step_preflight() {
   local pg_cid need_kib free_kib
   pg_cid="$(container_of postgres)"
   if is_running "$pg_cid"; then
-    need_kib="$(docker exec "$pg_cid" psql -X -At -U "$DB_USER" -d "$DB_NAME" -c 'SELECT pg_database_size(current_database())' 2>/dev/null | tr -dc 0-9 || true)"
+    need_kib="$(PG_CID=$pg_cid pg_query 'SELECT pg_database_size(current_database())' | tr -dc 0-9 || true)"
     need_kib=$((${need_kib:-0} / 1024 + BACKUP_MIN_FREE_MIB * 1024))
     free_kib="$(df -Pk "$BACKUP_DIR" | awk 'NR == 2 { print $4 }')"
     if ((free_kib < need_kib)); then
