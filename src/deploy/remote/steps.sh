@@ -293,6 +293,8 @@ step_migrate() {
     fi
     with_app_env compose run --rm --no-deps -T --name "$MIGRATION_CONTAINER" "backend-$NEW_SLOT" "${MIGRATION_COMMAND[@]}" &
     watch_migration "$!"
+    # The run has ended (or was stopped) either way: nothing is left for undo_migrate.
+    MIGRATION_CONTAINER=''
     case $MIGRATION_VERDICT in
       timeout)
         fail "the migration (${MIGRATION_COMMAND[*]}) ran longer than $MIGRATION_TIMEOUT s (deploy.migrationTimeoutSeconds): it was stopped and its transaction rolled back; no traffic was moved"
@@ -302,11 +304,9 @@ step_migrate() {
           fail "the migration waited for a lock $attempt times, $MIGRATION_LOCK_WAIT s each (deploy.migrationLockWaitSeconds), and was cancelled each time; the lock is held by $LOCK_HOLDERS; its transaction rolled back and no traffic was moved (end that session, or deploy again once it is done)"
         fi
         log "the migration waited $MIGRATION_LOCK_WAIT s for a lock held by $LOCK_HOLDERS: cancelled its statement (its transaction rolled back; the serving version's writes go on); trying again in $((attempt * 2)) s"
-        MIGRATION_CONTAINER=''
         sleep "$((attempt * 2))"
         ;;
       *)
-        MIGRATION_CONTAINER=''
         ((MIGRATION_RC == 0)) || fail "the migration (${MIGRATION_COMMAND[*]}) failed with $IMAGE (exit $MIGRATION_RC); no traffic was moved"
         log "the migration finished in $(seconds_of "$(($(now_ms) - t0))") s"
         return 0
