@@ -11,7 +11,8 @@ import {
 import type { EnvironmentConfig } from "./config/environment";
 import { type LoadedStack, loadStack, StackConfigError } from "./config/load";
 import type { StackConfig } from "./config/schema";
-import { deployStack, resolveStackImage } from "./deploy/stack";
+import { type HostProber, sshProber } from "./deploy/host-probe";
+import { deployStack, hostProbeState, resolveStackImage } from "./deploy/stack";
 import { DeploymentEnvironment, type ResolvedGithubValue } from "./github/environment";
 import { RepositorySettings } from "./github/repository";
 import { DefaultBranchRuleset } from "./github/ruleset";
@@ -31,7 +32,16 @@ import { planWorkflows, WorkflowPlanError } from "./workflows";
  * The whole program: reads and validates the stack config once (throwing before any resource
  * is registered when it is wrong), then builds the components and returns the stack outputs.
  */
-export async function program(loaded: LoadedStack = loadStack()) {
+/** What the program reaches outside the engine, replaceable in tests. */
+export interface ProgramDeps {
+  /**
+   * How hosts are read before planning (`./deploy/host-probe.ts`): over SSH by default, never
+   * under offline synth; `off` plans without reading them (tests that are not about hosts).
+   */
+  readonly hostProber?: HostProber | "off";
+}
+
+export async function program(loaded: LoadedStack = loadStack(), deps: ProgramDeps = {}) {
   const { config, secrets, mode } = loaded;
   for (const warning of loaded.warnings) pulumi.log.warn(warning);
   // The workflows and their secrets cross-check, before any resource is registered.
@@ -159,7 +169,10 @@ export async function program(loaded: LoadedStack = loadStack()) {
     });
   }
 
-  const deploy = deployStack(config, secrets, image);
+  const prober = deps.hostProber ?? sshProber;
+  const probe =
+    mode === "synth" || prober === "off" ? undefined : await hostProbeState(own, prober);
+  const deploy = deployStack(config, secrets, image, probe);
 
   return {
     repository: `${config.github.owner}/${repository}`,

@@ -200,6 +200,7 @@ export const RESERVED_ENV_NAMES: readonly string[] = [
   "REDIS_IMAGE",
   "REGISTRY",
   "RELEASE",
+  "RELEASE_SHA256",
   "RELEASE_DIR",
   "REQUIRED_STDIN_KEYS",
   "ROUTING_NAME",

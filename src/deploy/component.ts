@@ -4,6 +4,7 @@ import type { DeployConfig, DeployHost } from "../config/deploy";
 import { pinnedHostKey } from "../config/host-keys";
 import { hostValues } from "../config/host-values";
 import { buildRelease, contentHash } from "./compose";
+import { buildProbeScript, type HostProber, probeOutcome, sha256 } from "./host-probe";
 import { buildPrepareScript } from "./prepare";
 import { buildRunCommand, deployRunArgs, deployScriptPath } from "./run-command";
 import { buildDeployScript, imageReference } from "./script";
@@ -27,6 +28,17 @@ export interface RemoteDeployArgs {
   readonly secrets: DeploySecrets;
   /** What this host's deploy waits for: the previous host's deploy, so hosts go one by one. */
   readonly after?: readonly pulumi.Resource[];
+  /** Read the host before planning (`./host-probe.ts`); absent under offline synth. */
+  readonly probe?: HostProbeInput;
+}
+
+/** What a host's probe needs from the program and from the stack's last update. */
+export interface HostProbeInput {
+  readonly prober: HostProber;
+  /** The host's token from the stack's last update (`hostProbe` output), if any. */
+  readonly previousToken?: string;
+  /** The image and release the stack's last update deployed (its `deploy` output), if any. */
+  readonly previous?: { readonly image?: string; readonly release?: string };
 }
 
 /**
@@ -66,12 +78,26 @@ export class RemoteDeploy extends pulumi.ComponentResource {
   readonly run: command.remote.Command;
   readonly image: string;
   readonly release: string;
+  /**
+   * The host's drift token (`./host-probe.ts`), the `replacementTrigger` of its commands and
+   * copies; undefined when the host was not probed.
+   */
+  readonly hostToken?: pulumi.Output<string>;
 
   constructor(name: string, args: RemoteDeployArgs, opts?: pulumi.ComponentResourceOptions) {
     super("clicky:deploy:RemoteDeploy", name, {}, opts);
     const { deploy, host, stack, secrets } = args;
     const release = buildRelease(stack, deploy);
     const connection = hostConnection(host, secrets.sshPrivateKey);
+    const script = buildDeployScript({ stack, host, deploy, release });
+    const scriptPath = deployScriptPath(release.dir, script);
+    this.image = imageReference(deploy.image);
+    this.release = release.id;
+    if (args.probe) this.hostToken = this.probeHost(args, release, script, scriptPath);
+    // A new token replaces every command and copy of the host: prepare, the files, the deploy.
+    const trigger = this.hostToken
+      ? { replacementTrigger: this.hostToken.apply((t) => `host:${t}`) }
+      : {};
 
     const prepare = new command.remote.Command(
       `${name}-prepare`,
@@ -80,7 +106,7 @@ export class RemoteDeploy extends pulumi.ComponentResource {
         create: buildPrepareScript(deploy.appDir, release.dir),
         addPreviousOutputInEnv: false,
       },
-      { parent: this, dependsOn: [...(args.after ?? [])] },
+      { parent: this, dependsOn: [...(args.after ?? [])], ...trigger },
     );
 
     const copies = [...release.files].map(
@@ -93,12 +119,10 @@ export class RemoteDeploy extends pulumi.ComponentResource {
             remotePath: `${release.dir}/${file}`,
             triggers: [contentHash([text]).slice(0, 16)],
           },
-          { parent: this, dependsOn: [prepare] },
+          { parent: this, dependsOn: [prepare], ...trigger },
         ),
     );
 
-    const script = buildDeployScript({ stack, host, deploy, release: release.id });
-    const scriptPath = deployScriptPath(release.dir, script);
     const scriptCopy = new command.remote.CopyToRemote(
       `${name}-deploy-script`,
       {
@@ -107,7 +131,7 @@ export class RemoteDeploy extends pulumi.ComponentResource {
         remotePath: scriptPath,
         triggers: [contentHash([script]).slice(0, 16)],
       },
-      { parent: this, dependsOn: [prepare] },
+      { parent: this, dependsOn: [prepare], ...trigger },
     );
     const specs = hostValues(deploy.app.secrets).specs;
     const stdin = pulumi.secret(
@@ -126,9 +150,6 @@ export class RemoteDeploy extends pulumi.ComponentResource {
           }),
         ),
     );
-    this.image = imageReference(deploy.image);
-    this.release = release.id;
-
     this.run = new command.remote.Command(
       `${name}-run`,
       {
@@ -143,9 +164,63 @@ export class RemoteDeploy extends pulumi.ComponentResource {
         parent: this,
         dependsOn: [...copies, scriptCopy],
         additionalSecretOutputs: ["stdout", "stderr"],
+        ...trigger,
       },
     );
     this.registerOutputs({ image: this.image, release: this.release });
+  }
+
+  /**
+   * Reads the host once and logs how it differs from the stack; resolves to its token. The
+   * key is a secret, so the token would be one too: it is a hash of what the host holds, made
+   * plain so the preview can show the trigger change.
+   */
+  private probeHost(
+    args: RemoteDeployArgs,
+    release: ReturnType<typeof buildRelease>,
+    script: string,
+    scriptPath: string,
+  ): pulumi.Output<string> {
+    const { host, deploy } = args;
+    const probe = args.probe as HostProbeInput;
+    const files = new Map([...release.files].map(([name, text]) => [name, sha256(text)]));
+    files.set(scriptPath.slice(release.dir.length + 1), sha256(script));
+    const expectation = {
+      appDir: deploy.appDir,
+      project: deploy.composeProject,
+      release: release.id,
+      releaseDir: release.dir,
+      files,
+      image: this.image,
+      stackChanges: probe.previous?.image !== this.image || probe.previous?.release !== release.id,
+      deployedBefore: probe.previous !== undefined,
+    };
+    const probeScript = buildProbeScript(expectation);
+    const where = `host ${host.name} (${host.user}@${host.host}:${host.port})`;
+    const token = pulumi.output(args.secrets.sshPrivateKey).apply(async (privateKey) => {
+      const outcome = await probeOutcome(
+        probe.prober,
+        { host, privateKey, script: probeScript },
+        expectation,
+        probe.previousToken,
+      );
+      if (outcome.unreadable) {
+        await pulumi.log.warn(
+          `${where} could not be read to compare it with the stack (${outcome.unreadable}); whether it drifted is unknown in this run`,
+          this,
+        );
+      } else if (outcome.differences.length > 0) {
+        const action = pulumi.runtime.isDryRun()
+          ? "`pulumi up` runs prepare, the release copies and the deploy on it again"
+          : "this update runs prepare, the release copies and the deploy on it again";
+        await pulumi.log.warn(
+          `drift: ${where} differs from the stack: ${outcome.differences.join("; ")}; ${action}`,
+          this,
+        );
+      }
+      return outcome.token;
+    });
+    return pulumi.unsecret(token);
   }
 }
 
@@ -176,6 +251,7 @@ export function deployHosts(
   deploy: DeployConfig,
   secrets: DeploySecrets,
   opts?: pulumi.ComponentResourceOptions,
+  probe?: (host: DeployHost) => HostProbeInput,
 ): RemoteDeploy[] {
   const deployed: RemoteDeploy[] = [];
   for (const host of deploy.hosts) {
@@ -183,7 +259,14 @@ export function deployHosts(
     deployed.push(
       new RemoteDeploy(
         `deploy-${host.name}`,
-        { stack, deploy, host, secrets, ...(previous ? { after: [previous.run] } : {}) },
+        {
+          stack,
+          deploy,
+          host,
+          secrets,
+          ...(previous ? { after: [previous.run] } : {}),
+          ...(probe ? { probe: probe(host) } : {}),
+        },
         opts,
       ),
     );

@@ -1,6 +1,12 @@
 import type { DeployConfig, DeployHost } from "../config/deploy";
 import { type HostValues, hostValues } from "../config/host-values";
-import { healthProbeCommand, PROXY_GLOBALS, verifyProbeCommand } from "./compose";
+import { createHash } from "node:crypto";
+import {
+  healthProbeCommand,
+  PROXY_GLOBALS,
+  type ReleaseFiles,
+  verifyProbeCommand,
+} from "./compose";
 import { assign, assignArray } from "./shell";
 
 /**
@@ -16,6 +22,8 @@ export interface DeploySettings {
   readonly PROJECT: string;
   /** Release id: the content hash of the copied compose project. */
   readonly RELEASE: string;
+  /** `<sha256> <file>` of each release file, checked where the deploy uses them. */
+  readonly RELEASE_SHA256: readonly string[];
   readonly COMPOSE_PREFERENCE: DeployConfig["compose"];
   readonly MIGRATION_COMMAND: readonly string[];
   readonly MIGRATION_LOCK_WAIT: number;
@@ -57,8 +65,8 @@ export interface DeployScriptInput {
   readonly stack: string;
   readonly host: DeployHost;
   readonly deploy: Omit<DeployConfig, "image" | "migrate" | "registry">;
-  /** Release id: the content hash of the copied compose project. */
-  readonly release: string;
+  /** The release: its id (content hash of the copied compose project) and its files. */
+  readonly release: Pick<ReleaseFiles, "id" | "files">;
 }
 
 /** Where the deploy's `curl` reaches the proxy on the host itself. */
@@ -82,7 +90,10 @@ export function deploySettings(input: DeployScriptInput): DeploySettings {
     HOST_NAME: host.name,
     APP_DIR: deploy.appDir,
     PROJECT: deploy.composeProject,
-    RELEASE: input.release,
+    RELEASE: input.release.id,
+    RELEASE_SHA256: [...input.release.files].map(
+      ([name, text]) => `${createHash("sha256").update(text).digest("hex")} ${name}`,
+    ),
     COMPOSE_PREFERENCE: deploy.compose,
     MIGRATION_COMMAND: deploy.migrationCommand,
     MIGRATION_LOCK_WAIT: deploy.migrationLockWaitSeconds,

@@ -5,6 +5,7 @@ import type { RunMode, SecretValues } from "../config/load";
 import type { StackConfig } from "../config/schema";
 import type { OwnOutputs } from "../stack/own-outputs";
 import { type DeploySecrets, deployHosts, type RemoteDeploy } from "./component";
+import type { HostProber } from "./host-probe";
 import {
   DEPLOYED_IMAGE_OUTPUT,
   deployedImageOutput,
@@ -72,15 +73,77 @@ export function recordedAfter<T>(deployed: readonly RemoteDeploy[], record: T): 
   return pulumi.all(deployed.map((d) => d.run.id)).apply(() => record);
 }
 
+/** The stack output with each host's drift token (`./host-probe.ts`), by host name. */
+export const HOST_PROBE_OUTPUT = "hostProbe";
+
+/** What the host probe reads from the stack's last update. */
+export interface HostProbeState {
+  readonly prober: HostProber;
+  /** The last update's `hostProbe` output. */
+  readonly tokens: Readonly<Record<string, string>>;
+  /** The last update's `deploy` output (image, release), if it deployed. */
+  readonly previous?: { readonly image?: string; readonly release?: string };
+}
+
+/** The host probe's state from the recorded outputs; anything malformed reads as none. */
+export async function hostProbeState(own: OwnOutputs, prober: HostProber): Promise<HostProbeState> {
+  const tokens = await own.get(HOST_PROBE_OUTPUT);
+  const deploy = await own.get("deploy");
+  const text = (v: unknown) => (typeof v === "string" ? v : undefined);
+  const record = (v: unknown): Record<string, unknown> =>
+    v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  const previous = deploy === undefined ? undefined : record(deploy);
+  return {
+    prober,
+    tokens: Object.fromEntries(
+      Object.entries(record(tokens)).filter((e): e is [string, string] => typeof e[1] === "string"),
+    ),
+    ...(previous
+      ? {
+          previous: {
+            ...(text(previous.image) ? { image: text(previous.image) } : {}),
+            ...(text(previous.release) ? { release: text(previous.release) } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
 /**
  * The deploy of this stack: the resolved image to every host, one at a time. Returns the stack
- * outputs it adds; `deployedImage` is what the next run reads back when it names no tag.
+ * outputs it adds; `deployedImage` is what the next run reads back when it names no tag, and
+ * `hostProbe` (when the hosts were read) each host's drift token.
  */
-export function deployStack(config: StackConfig, secrets: SecretValues, resolved: ResolvedImage) {
+export function deployStack(
+  config: StackConfig,
+  secrets: SecretValues,
+  resolved: ResolvedImage,
+  probe?: HostProbeState,
+) {
   const deploy = { ...withDeployImage(config.deploy, resolved.image), migrate: resolved.migrate };
-  const deployed = deployHosts(config.stack, deploy, deploySecrets(secrets));
+  const deployed = deployHosts(
+    config.stack,
+    deploy,
+    deploySecrets(secrets),
+    undefined,
+    probe
+      ? (host) => ({
+          prober: probe.prober,
+          ...(probe.tokens[host.name] ? { previousToken: probe.tokens[host.name] } : {}),
+          ...(probe.previous ? { previous: probe.previous } : {}),
+        })
+      : undefined,
+  );
+  const tokens: Record<string, pulumi.Output<string>> = {};
+  deployed.forEach((d, i) => {
+    const name = config.deploy.hosts[i]?.name;
+    if (d.hostToken && name) tokens[name] = d.hostToken;
+  });
   return {
     [DEPLOYED_IMAGE_OUTPUT]: recordedAfter(deployed, deployedImageOutput(resolved)),
+    ...(Object.keys(tokens).length > 0
+      ? { [HOST_PROBE_OUTPUT]: recordedAfter(deployed, pulumi.all(tokens)).apply((t) => t) }
+      : {}),
     deploy: {
       image: deployed[0]?.image,
       imageFrom: { tag: resolved.tagFrom, digest: resolved.digestFrom },

@@ -40,7 +40,12 @@ describe("the app's own secrets: one line in the stack file plus the value", () 
     assert.match(renderComposeFile("staging", deploy), /^ {6}- SENTRY_DSN$/m);
     const host = deploy.hosts[0];
     assert.ok(host);
-    const input = { stack: "staging", host, deploy, release: "0123456789ab" };
+    const input = {
+      stack: "staging",
+      host,
+      deploy,
+      release: { id: "0123456789ab", files: new Map([["docker-compose.yml", "services: {}\n"]]) },
+    };
     assert.deepEqual(deploySettings(input).APP_SECRETS, values.appKeys);
     assert.match(
       buildDeployScript(input),
@@ -124,7 +129,12 @@ describe("the names a user may not take", () => {
     const host = deploy.hosts[0];
     assert.ok(host);
     const settings = Object.keys(
-      deploySettings({ stack: "staging", host, deploy, release: "0123456789ab" }),
+      deploySettings({
+        stack: "staging",
+        host,
+        deploy,
+        release: { id: "0123456789ab", files: new Map([["docker-compose.yml", "services: {}\n"]]) },
+      }),
     );
     for (const name of [...scriptNames, ...settings]) {
       assert.ok(RESERVED_ENV_NAMES.includes(name), `${name} is not in RESERVED_ENV_NAMES`);

@@ -107,7 +107,7 @@ describe("the deploy of a stack with two hosts", () => {
       stack: "staging",
       host,
       deploy: parsed,
-      release: release.id,
+      release,
     });
     return { parsed, release, script };
   }

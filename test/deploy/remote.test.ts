@@ -18,7 +18,12 @@ function testSettings(patch: Record<string, unknown> = {}): DeploySettings {
   });
   const host = deploy.hosts[0];
   assert.ok(host);
-  return deploySettings({ stack: "staging", host, deploy, release: "0123456789ab" });
+  return deploySettings({
+    stack: "staging",
+    host,
+    deploy,
+    release: { id: "0123456789ab", files: new Map([["docker-compose.yml", "services: {}\n"]]) },
+  });
 }
 
 const dir = mkdtempSync(join(tmpdir(), "clicky-remote-"));
@@ -122,14 +127,16 @@ describe("shellcheck of each part as a file", () => {
     test("shellcheck is installed in CI", () => assert.fail(missing));
     return;
   }
-  test("finds nothing in prepare.sh (POSIX sh)", { skip: missing }, () => {
-    const r = spawnSync(
-      "shellcheck",
-      ["--shell=sh", "--severity=style", "--exclude=SC2154", join(REMOTE_DIR, "prepare.sh")],
-      { encoding: "utf8" },
-    );
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-  });
+  for (const file of ["prepare.sh", "probe.sh"]) {
+    test(`finds nothing in ${file} (POSIX sh)`, { skip: missing }, () => {
+      const r = spawnSync(
+        "shellcheck",
+        ["--shell=sh", "--severity=style", "--exclude=SC2154", join(REMOTE_DIR, file)],
+        { encoding: "utf8" },
+      );
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+    });
+  }
   for (const part of REMOTE_PARTS) {
     // Names set in one part and read in another (SC2154, SC2034, SC2153) are checked on the
     // whole script (test/deploy/script.test.ts), where every part is present.

@@ -76,7 +76,7 @@ describe("the first line of defence: nothing the script runs prints a secret", (
       hosts: [{ name: "web-1", host: "web-1.example.org" }],
       image: { repository: "ghcr.io/o/r/backend", tag: "v1" },
     }),
-    release: "0123456789ab",
+    release: { id: "0123456789ab", files: new Map([["docker-compose.yml", "services: {}\n"]]) },
   });
   const code = text.split("\n").filter((line) => !/^\s*#/.test(line));
 
@@ -301,7 +301,12 @@ exit 1
   const host = deploy.hosts[0];
   assert.ok(host);
   const releaseDir = join(appDir, "releases", "0123456789ab");
-  const script = buildDeployScript({ stack: "staging", host, deploy, release: "0123456789ab" });
+  const script = buildDeployScript({
+    stack: "staging",
+    host,
+    deploy,
+    release: { id: "0123456789ab", files: new Map([["docker-compose.yml", "services: {}\n"]]) },
+  });
   const create = buildRunCommand(deployScriptPath(releaseDir, script), deployRunArgs(deploy));
   const stdin = `${Object.entries(VALUES)
     .map(([k, v]) => `${k}=${v}`)

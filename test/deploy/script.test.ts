@@ -39,7 +39,12 @@ function script(patch: Record<string, unknown> = {}, stack = "staging"): string 
   const deploy = config(patch);
   const host = deploy.hosts[0];
   assert.ok(host);
-  return buildDeployScript({ stack, host, deploy, release: "0123456789ab" });
+  return buildDeployScript({
+    stack,
+    host,
+    deploy,
+    release: { id: "0123456789ab", files: new Map([["docker-compose.yml", "services: {}\n"]]) },
+  });
 }
 
 function settingLines(text: string): string[] {

@@ -56,7 +56,7 @@ for (const [stack, hostName] of [
     const host = deploy.hosts[0];
     const release = buildRelease(stack, deploy);
     const name = `deploy-${hostName}`;
-    const script = host ? buildDeployScript({ stack, host, deploy, release: release.id }) : "";
+    const script = host ? buildDeployScript({ stack, host, deploy, release }) : "";
 
     test("synth succeeds", () => assert.equal(run.status, 0, run.stderr));
 

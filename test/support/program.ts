@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { loadStack } from "../../src/config/load";
 import { PROJECT, secretKeySpecs } from "../../src/config/schema";
 import { readStackFile } from "../../src/config/stack-file";
+import type { HostProber } from "../../src/deploy/host-probe";
 import { program } from "../../src/program";
 import {
   type MockRun,
@@ -35,6 +36,8 @@ export interface RunProgramOptions
    * from the project folder. Off by default: most tests override config on purpose.
    */
   readonly stackFilesDir?: string;
+  /** How the program reads hosts before planning; off unless a test is about hosts. */
+  readonly hostProber?: HostProber | "off";
 }
 
 /** The mock runtime is process-global: runs must not overlap, so they queue here. */
@@ -69,6 +72,7 @@ async function runProgramNow(opts: RunProgramOptions): Promise<MockRun<unknown>>
           mode: opts.mode,
           ...(opts.stackFilesDir === undefined ? {} : { stackFilesDir: opts.stackFilesDir }),
         }),
+        { hostProber: opts.hostProber ?? "off" },
       ),
     stackOutputs: opts.stackOutputs ?? previouslyDeployed(opts.stack, config),
     ...(opts.callResult ? { callResult: opts.callResult } : {}),

@@ -14,7 +14,7 @@ readonly STEPS=(lock preflight infra backup pull migrate start health switch ver
 # Every setting the preamble must write (src/deploy/settings.ts); a test holds the two together.
 require_settings() {
   local name
-  for name in STACK HOST_NAME APP_DIR PROJECT RELEASE COMPOSE_PREFERENCE MIGRATION_COMMAND \
+  for name in STACK HOST_NAME APP_DIR PROJECT RELEASE RELEASE_SHA256 COMPOSE_PREFERENCE MIGRATION_COMMAND \
     MIGRATION_LOCK_WAIT MIGRATION_ATTEMPTS MIGRATION_TIMEOUT \
     DB_NAME DB_USER BACKUP_KEEP BACKUP_MIN_FREE_MIB BACKUP_COMPRESSION VERIFY_PATHS VERIFY_PROBE PROXY_URL \
     APP_PORT HEALTH_TIMEOUT HEALTH_RETRIES HEALTH_PROBE WATCH_SECONDS DRAIN_SECONDS STOP_TIMEOUT \
@@ -160,7 +160,7 @@ main() {
   TMP_DIR='' HEADERS_FILE='' PROXY_CID='' PROXY_CHECK_DIR='' PULL_PID='' BACKUP_CONTAINER='' BACKUP_PARTIAL=''
   MIGRATION_CONTAINER='' MIGRATION_VERDICT='' MIGRATION_RC=0 LOCK_HOLDERS='' PG_CID=''
   COMPOSE=()
-  PROXY_WORKERS=() WAITED='' DRAINED=0 PROXY_LOADED=0
+  PROXY_WORKERS=() WAITED='' DRAINED=0 PROXY_LOADED=0 SITE_DRIFT=()
   TIMINGS=()
 
   trap on_exit EXIT
@@ -176,6 +176,7 @@ main() {
   run_step preflight
   FINGERPRINT="$(fingerprint)"
   if already_deployed; then
+    if ((${#SITE_DRIFT[@]})); then repair_site; fi
     STEP=finished
     log "nothing to do: $IMAGE_TAG ($IMAGE) already serves from backend-$OLD_SLOT with this release and env"
     exit 0

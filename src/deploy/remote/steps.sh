@@ -66,10 +66,24 @@ step_preflight() {
     fail "no compose to use: deploy.compose is $COMPOSE_PREFERENCE, and neither docker compose (v2) nor docker-compose (v1) is there for it (install one)"
   fi
   command -v curl >/dev/null || fail "curl is not installed; the deploy verifies through the proxy with it"
-  local name
+  local name entry got
   for name in "$COMPOSE_FILE" "$SITE_FILE" "$RELEASE_DIR/routing.js"; do
     [[ -f $name ]] || fail "release $RELEASE was not copied to $RELEASE_DIR (no ${name##*/})"
   done
+  # Every release file as the stack rendered it: a file edited on the host after the copy is
+  # refused here, before anything uses it (the next pulumi up sees the edit and copies it again).
+  for entry in "${RELEASE_SHA256[@]}"; do
+    name=${entry#* }
+    got="$(sha256sum <"$RELEASE_DIR/$name" 2>/dev/null | cut -c 1-64 || true)"
+    [[ $got == "${entry%% *}" ]] || fail "$RELEASE_DIR/$name differs from release $RELEASE of the stack (changed on the host after it was copied); run pulumi up again, which copies it back; nothing was changed"
+  done
+  # The proxy's live site files, against those of the release that last switched (this one):
+  # a hand edit there is put back, and nginx reloaded, whether or not anything else changes.
+  if [[ "$(state_get "$STATE_DIR/current" release)" == "$RELEASE" ]]; then
+    for name in "${PROXY_SITE_FILES[@]}"; do
+      cmp -s "$RELEASE_DIR/$name" "$PROXY_DIR/$name" || SITE_DRIFT+=("$name")
+    done
+  fi
 
   # The compose file takes each slot's image from these; the old slot's is set below.
   export CLICKY_IMAGE_BLUE="$IMAGE" CLICKY_IMAGE_GREEN="$IMAGE"
@@ -117,6 +131,23 @@ already_deployed() {
   [[ "$(state_get "$current" slot)" == "$OLD_SLOT" ]] || return 1
   [[ "$(health_of "$OLD_CID")" == healthy ]] || return 1
   is_running "$PROXY_CID"
+}
+
+# The release serves as recorded but the proxy's live site files were changed on the host:
+# they are put back and nginx reloads them (it may have loaded the edit), once nginx has
+# checked the release's site (step_proxy_check).
+repair_site() {
+  step_proxy_check
+  STEP=switch
+  local name
+  for name in "${SITE_DRIFT[@]}"; do write_file "$PROXY_DIR/$name" 644 <"$RELEASE_DIR/$name"; done
+  if is_running "$PROXY_CID"; then
+    snapshot_workers
+    reload_proxy
+    wait_workers_gone
+    site_hash "$RELEASE_DIR" | write_file "$STATE_DIR/proxy-site"
+  fi
+  log "the proxy's site files were changed on the host (${SITE_DRIFT[*]}): put back as release $RELEASE has them, and nginx reloaded"
 }
 
 # --- preflight, continued: the release's nginx site (site.conf and the routing.js it imports),
@@ -499,7 +530,7 @@ step_switch() {
     compose up -d --no-deps --force-recreate proxy || fail "could not recreate the proxy"
     PROXY_CID="$(container_of proxy)"
     PROXY_LOADED=1
-  elif [[ "$(cat "$STATE_DIR/proxy-site" 2>/dev/null)" != "$want" ]]; then
+  elif [[ "$(cat "$STATE_DIR/proxy-site" 2>/dev/null)" != "$want" ]] || ((${#SITE_DRIFT[@]})); then
     log "the proxy's site differs from what nginx loaded last: reloading nginx (a switch alone never does)"
     snapshot_workers
     reload_proxy
