@@ -46,6 +46,7 @@ import {
   baselineUp,
 } from "./baseline";
 import { BENCH_USAGE, type BenchOptions, parseBenchArgs, UsageError } from "./options";
+import { measureProbe } from "./probe";
 import { recordName, writeReport } from "./publish";
 import {
   type BenchRecord,
@@ -57,12 +58,14 @@ import {
   type ScenarioId,
   serializeRecord,
 } from "./record";
-import { resultsTable, SCENARIOS, summarizeScenarios, targets } from "./report";
+import { median, resultsTable, SCENARIOS, summarizeScenarios, targets } from "./report";
 
 /** Every other request on a reused keep-alive connection, as mobile apps and HTTP libraries send them. */
 const LOAD_KEEP_ALIVE = "mixed";
 const PRE_ROLL_MS = 2000;
 const POST_ROLL_MS = 2000;
+/** Previews measured with and without the host probe. */
+const PROBE_RUNS = 15;
 
 const OURS_DIR = "/home/deploy/clicky-bench-ours";
 const OURS_PROJECT = "clickybenchours";
@@ -89,19 +92,26 @@ interface Bench {
   readonly baseline: BaselineProject;
 }
 
-/** Our program's registrations for one deploy: defaults, except where the harness differs. */
-async function renderOurs(b: Bench, tag: string, extra: Record<string, unknown> = {}) {
+/** Our stack's `deploy` section for the bench's host: defaults, except where the harness differs. */
+function oursDeploySection(b: Bench, tag: string, extra: Record<string, unknown> = {}) {
   const harnessConfig = e2eDeployConfig(b.h, b.oursPort, { tag });
-  const deploy = {
-    appDir: OURS_DIR,
-    composeProject: OURS_PROJECT,
-    hosts: [{ ...(harnessConfig.hosts as Record<string, unknown>[])[0], name: "bench" }],
-    image: harnessConfig.image,
-    images: harnessConfig.images,
-    proxy: harnessConfig.proxy,
-    app: { env: { APP_ENV: "bench" } },
-    ...extra,
+  return {
+    deploy: {
+      appDir: OURS_DIR,
+      composeProject: OURS_PROJECT,
+      hosts: [{ ...(harnessConfig.hosts as Record<string, unknown>[])[0], name: "bench" }],
+      image: harnessConfig.image,
+      images: harnessConfig.images,
+      proxy: harnessConfig.proxy,
+      app: { env: { APP_ENV: "bench" } },
+      ...extra,
+    },
   };
+}
+
+/** Our program's registrations for one deploy. */
+async function renderOurs(b: Bench, tag: string, extra: Record<string, unknown> = {}) {
+  const { deploy } = oursDeploySection(b, tag, extra);
   const rendered = await renderStack({ deploy, secrets: e2eSecrets(b.h) });
   if (rendered.run.error) throw new Error(String(rendered.run.error));
   const host = rendered.hosts[0];
@@ -374,6 +384,14 @@ async function main(options: BenchOptions): Promise<void> {
   if (first.code !== 0)
     throw new Error(`our first deploy failed:\n${first.stdout}\n${first.stderr}`);
 
+  // The host probe on a deployed host, before the load and the big database (it reads files
+  // and `docker ps`, neither of which the database's size changes).
+  say(`the host probe: ${PROBE_RUNS} previews without it and with it, interleaved`);
+  const probe = await measureProbe(h, oursDeploySection(b, "v1").deploy, e2eSecrets(h), PROBE_RUNS);
+  say(
+    `preview median ${median(probe.previewWithoutProbeMs).toFixed(0)} ms without the probe, ${median(probe.previewWithProbeMs).toFixed(0)} ms with it; SSH floor ${median(probe.sshFloorMs).toFixed(0)} ms`,
+  );
+
   say(`filling both databases to at least ${options.databaseGib} GiB`);
   const baseDbBytes = await fillDatabase(await postgresOf(BASE_PROJECT), options.databaseGib);
   const oursDbBytes = await fillDatabase(await postgresOf(OURS_PROJECT), options.databaseGib);
@@ -529,6 +547,7 @@ async function main(options: BenchOptions): Promise<void> {
     backupsLeft: { baseline: sizeAndCount(baselineDir), ours: sizeAndCount(oursBackups) },
     dnsTimeouts,
     measurements,
+    probe,
   } satisfies BenchRecord;
   const recordFile = path.join(REPO_ROOT, "bench", "results", recordFileName(started));
   mkdirSync(path.dirname(recordFile), { recursive: true });

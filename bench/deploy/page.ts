@@ -5,6 +5,7 @@
 import type { BenchRecord, Measurement, ScenarioId } from "./record";
 import {
   failureKinds,
+  median,
   resultsTable,
   runsTable,
   stepsTable,
@@ -77,7 +78,7 @@ on this busy ${machine.cores}-core host. nginx logged ${record.dnsTimeouts} look
 not answer within its 1 s \`resolver_timeout\`; such a request goes through the fallback group
 (the slot by address) instead of failing with a 502.
 
-## What the baseline's clients saw
+${probeSection(record)}## What the baseline's clients saw
 
 ${baselineFailures.length ? `Over its ${settings.runs} runs the spec's procedure failed these requests: ${baselineFailures.join(", ")}.` : "No request of the baseline failed in these runs."}
 Its \`docker compose up -d\` stops the old \`fastapi\` container and starts the new one in its
@@ -152,5 +153,32 @@ The first runs of this bench missed two targets, and the design changed, not the
   run of our deploy runs the migration.
 - Numbers vary from machine to machine and run to run; ratios hold better than absolute values.
   Run it on a quiet machine: the deploys, the load generator and the databases share its cores.
+`;
+}
+
+/** What the host probe adds to a preview, when the record measured it. */
+function probeSection(record: BenchRecord): string {
+  const p = record.probe;
+  if (!p) return "";
+  const off = median(p.previewWithoutProbeMs);
+  const on = median(p.previewWithProbeMs);
+  const floor = median(p.sshFloorMs);
+  return `## The host probe's cost to a preview
+
+Every \`pulumi preview\` and \`pulumi up\` reads each host once before planning
+([Host drift](drift.md#host-drift-the-probe)). The program run as a preview runs it (under
+Pulumi's mocks, so without the engine's own time), ${p.previewWithProbeMs.length} times each way, interleaved, against the
+bench's deployed host:
+
+| median of ${p.previewWithProbeMs.length} | milliseconds |
+| --- | ---: |
+| preview without the probe | ${off.toFixed(0)} |
+| preview with the probe (one host) | ${on.toFixed(0)} |
+| the probe's cost per host (difference) | ${(on - off).toFixed(0)} |
+| floor: an SSH connection that runs \`true\` | ${floor.toFixed(0)} |
+
+Hosts are read concurrently, one connection each, so a preview of several hosts costs about
+the slowest host's probe, not the sum.
+
 `;
 }

@@ -129,6 +129,17 @@ export const benchRecordSchema = z.strictObject({
   /** Lookups of a slot's name that Docker's DNS did not answer in time, from nginx's log. */
   dnsTimeouts: count,
   measurements: z.array(measurementSchema).min(1),
+  /**
+   * What the host probe adds to a preview (bench/deploy/probe.ts), milliseconds per run;
+   * absent from records made before the probe existed.
+   */
+  probe: z
+    .strictObject({
+      previewWithoutProbeMs: z.array(nonNegative).min(1),
+      previewWithProbeMs: z.array(nonNegative).min(1),
+      sshFloorMs: z.array(nonNegative).min(1),
+    })
+    .optional(),
 });
 export type BenchRecord = z.infer<typeof benchRecordSchema>;
 
