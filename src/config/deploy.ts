@@ -128,7 +128,10 @@ const healthSchema = z.strictObject({
   retries: z.number().int().min(1).max(100).default(5),
   /** Grace period after start during which failed probes do not count. */
   startPeriodSeconds: z.number().int().min(0).max(600).default(20),
-  /** The deploy gives up on a new version that is not healthy after this long. */
+  /**
+   * The deploy gives up on a new version that is not healthy after this long: the one timeout
+   * that decides (Docker's unhealthy verdict does not end the wait; an exit or a crash loop does).
+   */
   timeoutSeconds: z.number().int().min(5).max(1800).default(180),
 });
 

@@ -359,3 +359,68 @@ exit 1
     );
   });
 });
+
+describe("the deploy script, when the Docker engine goes away mid-deploy", () => {
+  // Docker answers preflight, then stops answering while the infra step starts PostgreSQL.
+  const dir = join(root, "gone");
+  const fakeDocker = `#!/bin/bash
+case "$*" in
+  info)
+    if [ -e ${JSON.stringify(join(dir, "gone"))} ]; then
+      echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2
+      exit 1
+    fi
+    exit 0 ;;
+  ps* | run* | "compose version" | *" config -q") exit 0 ;;
+  *" up -d --no-deps --no-recreate postgres redis")
+    touch ${JSON.stringify(join(dir, "gone"))}
+    echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2
+    exit 1 ;;
+esac
+exit 1
+`;
+  const appDir = join(dir, "app");
+  const deploy = parseDeploy({
+    appDir,
+    hosts: [{ name: "web-1", host: "web-1.example.org" }],
+    image: { repository: "ghcr.io/o/r/backend", tag: "v1.2.3" },
+  });
+  const host = deploy.hosts[0];
+  assert.ok(host);
+  const releaseDir = join(appDir, "releases", "0123456789ab");
+  const script = buildDeployScript({
+    stack: "staging",
+    host,
+    deploy,
+    release: { id: "0123456789ab", files: new Map([["docker-compose.yml", "services: {}\n"]]) },
+  });
+  const create = buildRunCommand(deployScriptPath(releaseDir, script), deployRunArgs(deploy));
+
+  test("names the engine as the cause and claims nothing about what serves", () => {
+    for (const d of ["state", "backups", "env", "proxy"]) {
+      mkdirSync(join(appDir, d), { recursive: true, mode: 0o700 });
+    }
+    mkdirSync(releaseDir, { recursive: true });
+    writeFileSync(deployScriptPath(releaseDir, script), script);
+    writeFileSync(join(releaseDir, "docker-compose.yml"), "services: {}\n");
+    writeFileSync(join(releaseDir, "site.conf"), "server {}\n");
+    writeFileSync(join(releaseDir, "routing.js"), "export default {};\n");
+    const bin = join(dir, "bin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "docker"), fakeDocker, { mode: 0o755 });
+    const r = spawnSync("sh", ["-c", create], {
+      input: `${Object.entries(VALUES)
+        .map(([k, v]) => `${k}=${v}`)
+        .join("\n")}\n`,
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` },
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /\ndeploy FAILED on web-1 \(stack staging\) at step infra: the Docker engine stopped answering \(Cannot connect to the Docker daemon at unix:\/\/\/var\/run\/docker.sock. Is the docker daemon running\?\); the step's own error: could not start postgres and redis\nwhat serves on this host is unknown while Docker does not answer: once it is back, docker ps and \S+\/state\/current show it, and the next deploy puts this release in place\n/,
+    );
+    assert.doesNotMatch(r.stderr, /keeps serving|no previous version was serving/);
+  });
+});

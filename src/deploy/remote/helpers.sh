@@ -123,11 +123,14 @@ probe_app() {
   docker exec "$cid" "${HEALTH_PROBE[@]}" >/dev/null 2>&1
 }
 
-# Waits until a service's container is healthy; fails on exit, crash loop, unhealthy or
-# timeout. With `probe`, a backend passes as soon as its own probe does (checked every
-# half second) instead of at Docker's next interval.
+# Waits until a service's container is healthy; fails at once on exit or crash loop, and
+# otherwise only at the timeout (health.timeoutSeconds): Docker's `unhealthy` verdict, which
+# comes after its start period and retries, does not end the wait, so the one timeout the user
+# set decides (a slow boot that Docker gives up on still gets its full time; Docker turns it
+# healthy again at its next passing probe). With `probe`, a backend passes as soon as its own
+# probe does (checked every half second) instead of at Docker's next interval.
 wait_healthy() {
-  local service=$1 timeout=$2 probe=${3:-} cid state deadline
+  local service=$1 timeout=$2 probe=${3:-} cid state deadline started=$SECONDS unhealthy_at=''
   deadline=$((SECONDS + timeout))
   cid="$(container_of "$service")"
   [[ -n $cid ]] || fail "$service has no container"
@@ -135,7 +138,7 @@ wait_healthy() {
     state="$(docker inspect -f '{{.State.Status}} {{.RestartCount}}' "$cid" 2>/dev/null || echo gone 0)"
     case "$state/$(health_of "$cid")" in
       running*/healthy | running*/none) return 0 ;;
-      running*/unhealthy) fail "$service is unhealthy: $(last_probe "$cid")" ;;
+      running*/unhealthy) unhealthy_at=${unhealthy_at:-$((SECONDS - started))} ;;
       exited*/* | dead*/* | gone*/*) fail "$service stopped (exit code $(docker inspect -f '{{.State.ExitCode}}' "$cid" 2>/dev/null)) before it was healthy; see: docker logs $cid" ;;
     esac
     if [[ ${state#* } -ge 3 ]]; then
@@ -145,7 +148,7 @@ wait_healthy() {
       return 0
     fi
     if ((SECONDS >= deadline)); then
-      fail "$service was not healthy after $timeout s (last probe: $(last_probe "$cid"))"
+      fail "$service was not healthy after $timeout s (health.timeoutSeconds${unhealthy_at:+; Docker marked it unhealthy after $unhealthy_at s}; last probe: $(last_probe "$cid"))"
     fi
     sleep 0.5
   done

@@ -113,9 +113,16 @@ on_exit() {
   set +e
   trap - ERR
   if ((rc != 0)); then
-    local where=$STEP
+    local where=$STEP docker_gone=''
+    # A Docker engine that stopped answering makes every later command fail: say so first, and
+    # claim nothing about what serves (the undos cannot have run either).
+    if ((!LOCK_BUSY)) && [[ ${#COMPOSE[@]} -gt 0 ]] && ! timeout 10 docker info >/dev/null 2>"$TMP_DIR/docker-info.err"; then
+      docker_gone="$(grep -m 1 . "$TMP_DIR/docker-info.err" | cut -c 1-200)"
+      docker_gone=${docker_gone:-no answer within 10 s}
+    fi
     run_undos
     if [[ -z $FAIL_REASON ]]; then FAIL_REASON="command failed (exit $rc) at line ${FAILED_LINE:-?}: ${FAILED_COMMAND:-?}"; fi
+    if [[ -n $docker_gone ]]; then FAIL_REASON="the Docker engine stopped answering ($docker_gone); the step's own error: $FAIL_REASON"; fi
     # The secrets read so far (stdin may have failed halfway), then the report: the log's
     # last lines first, so that the step, the reason, what serves and the backup end it.
     build_masks
@@ -123,6 +130,8 @@ on_exit() {
     report "deploy FAILED on $HOST_NAME (stack $STACK) at step $where: $FAIL_REASON"
     if ((LOCK_BUSY)); then
       rc=$LOCK_BUSY_EXIT
+    elif [[ -n $docker_gone ]]; then
+      report "what serves on this host is unknown while Docker does not answer: once it is back, docker ps and $STATE_DIR/current show it, and the next deploy puts this release in place"
     elif ((COMMITTED)); then
       report "the new version $IMAGE serves from backend-$NEW_SLOT; finish the step by hand"
     elif [[ -n $OLD_SLOT ]]; then

@@ -420,9 +420,15 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
     await sql("DROP DATABASE clicky_db_restore", "postgres");
   });
 
-  test("(c) a v3 that never gets healthy is removed; v2 keeps serving every request", async () => {
+  test("(c) a v3 that never gets healthy is removed after health.timeoutSeconds, not at Docker's verdict; v2 keeps serving every request", async () => {
     const traffic = load();
-    const d = await deploy("(c) v3, health never passes", "v3");
+    // Docker marks it unhealthy after about 5 s (start period 2 s, 3 retries 1 s apart); the
+    // wait lasts the 15 s the stack sets.
+    const health = {
+      ...(e2eDeployConfig(h, port, { tag: "v3" }).health as object),
+      timeoutSeconds: 15,
+    };
+    const d = await deploy("(c) v3, health never passes", "v3", { extra: { health } });
     const counted = await traffic.stop();
     assert.equal(d.result.code, 1, output(d));
     const error = reportsFailure(d, "health");
@@ -434,7 +440,7 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
     console.log(`# the provider's error (${Buffer.byteLength(error)} bytes):\n${error}`);
     assert.match(
       d.result.stderr,
-      /deploy FAILED on e2e \(stack staging\) at step health: backend-blue is unhealthy: .*503/,
+      /deploy FAILED on e2e \(stack staging\) at step health: backend-blue was not healthy after 15 s \(health.timeoutSeconds; Docker marked it unhealthy after \d+ s; last probe: .*503/,
     );
     assert.match(
       d.result.stderr,
