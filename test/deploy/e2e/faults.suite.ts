@@ -18,6 +18,7 @@
  * run, a failure under CI=true.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { LOCK_BUSY_EXIT } from "../../../src/deploy/script";
 import {
@@ -268,10 +269,27 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
 
   test("(1) a release whose nginx site is invalid is refused before anything changes, and never reaches the proxy", async () => {
     const host = await render("v2");
+    // The release itself carries the invalid site: the site and the hash the script expects of
+    // it are changed together, as if the program had rendered that site (a hand edit on the host
+    // is a different fault, refused by the hash check; see the drift suite).
+    const site = host.copies.find((c) => c.remotePath.endsWith("/site.conf"));
+    assert.ok(site, "the release copies a site");
+    const invalid = site.text.replace(
+      "server_name _;",
+      "server_name _;\n  this_directive_does_not_exist on;",
+    );
+    assert.notEqual(invalid, site.text);
+    const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+    assert.ok(
+      host.deployScript.text.includes(sha(site.text)),
+      "the script expects the site's hash",
+    );
     await prepareAndCopy(h, host, (path, text) =>
-      path.endsWith("/site.conf")
-        ? text.replace("server_name _;", "server_name _;\n  this_directive_does_not_exist on;")
-        : text,
+      path === site.remotePath
+        ? invalid
+        : path === host.deployScript.remotePath
+          ? text.replaceAll(sha(site.text), sha(invalid))
+          : text,
     );
     const before = {
       files: await onHost(
