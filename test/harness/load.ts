@@ -368,8 +368,19 @@ export function startWriter(opts: WriterOptions): { stop(): Promise<WriterResult
         headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
       },
       (res) => {
-        res.resume();
-        res.on("end", () => end(res.statusCode === 201 ? undefined : `status ${res.statusCode}`));
+        // The body of a refusal says why (the app's error), for whoever reads the failure.
+        let said = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          if (said.length < 300) said += chunk;
+        });
+        res.on("end", () =>
+          end(
+            res.statusCode === 201
+              ? undefined
+              : `status ${res.statusCode}: ${said.slice(0, 300).trim()}`,
+          ),
+        );
         res.on("error", (err) => end(err.message));
       },
     );
