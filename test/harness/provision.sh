@@ -25,7 +25,7 @@ BACKEND_BUILD_REPO=clicky-e2e/backend-build
 BACKEND_TAGS=(v1 v2 v3 v4 v5 v6)
 APT_PACKAGES=(docker.io docker-compose openssh-server docker-registry debootstrap
   postgresql-client apache2-utils shellcheck curl)
-BASE_PACKAGES="python3,postgresql,postgresql-client,redis-server,nginx,libnginx-mod-http-js,curl,ca-certificates,procps,tini,gettext-base,passwd"
+BASE_PACKAGES="python3,python3-psycopg2,postgresql,postgresql-client,redis-server,nginx,libnginx-mod-http-js,curl,ca-certificates,procps,tini,gettext-base,passwd"
 
 START_SECONDS=$SECONDS
 log() { printf '[provision %3ds] %s\n' "$((SECONDS - START_SECONDS))" "$*"; }
