@@ -81,7 +81,7 @@ export const githubValues: readonly GithubValueSpec[] = [
     scope: "gated-environment",
     reaches: "production",
     purpose:
-      "EAS builds on release tags and OTA updates on main: it can publish to production users, so only jobs of the approval-gated environment see it",
+      "EAS builds on release tags, OTA updates to the staging branch on main, and the production promote and rollback: it can publish to any branch, production users included, so only jobs of the approval-gated environment see it",
     source: { kind: "secretKey", key: "expoToken" },
   },
   {

@@ -160,12 +160,30 @@ export const workflowsConfigSchema = z
           .string()
           .regex(/^[A-Za-z0-9._-]+$/, "expected an EAS build profile name")
           .default("production"),
+        /** The EAS Update branch production builds read (their channel points at it). */
         updateBranch: z
           .string()
           .regex(/^[A-Za-z0-9._/-]+$/, "expected an EAS Update branch name")
           .default("production"),
+        /**
+         * The EAS Update branch every push to the default branch publishes to, after the mobile
+         * checks: testers' builds read it; production gets an update only when it is promoted.
+         */
+        stagingUpdateBranch: z
+          .string()
+          .regex(/^[A-Za-z0-9._/-]+$/, "expected an EAS Update branch name")
+          .default("staging"),
       })
-      .default({ buildProfile: "production", updateBranch: "production" }),
+      .refine((m) => m.stagingUpdateBranch !== m.updateBranch, {
+        message:
+          "stagingUpdateBranch and updateBranch must differ: an update reaches production only when promoted",
+        path: ["stagingUpdateBranch"],
+      })
+      .default({
+        buildProfile: "production",
+        updateBranch: "production",
+        stagingUpdateBranch: "staging",
+      }),
     /** The default branch's ruleset: pull requests plus the PR pipeline's checks. */
     ruleset: z
       .strictObject({

@@ -12,7 +12,7 @@ import type { Workflow } from "./model";
 import { deployProductionPipeline } from "./pipelines/deploy-production";
 import { deployStagingPipeline } from "./pipelines/deploy-staging";
 import { driftPipeline } from "./pipelines/drift";
-import { mobileBuildPipeline, mobileUpdatePipeline } from "./pipelines/mobile";
+import { mobileBuildPipeline, mobileOtaPipeline, mobileUpdatePipeline } from "./pipelines/mobile";
 import { prPipeline } from "./pipelines/pr";
 import { type PipelineSettings, pipelineSettings } from "./settings";
 import { type WorkflowFile, writeWorkflow } from "./writer";
@@ -44,6 +44,7 @@ export function buildWorkflows(settings: PipelineSettings): Workflow[] {
     deployProductionPipeline(settings),
     mobileBuildPipeline(settings),
     mobileUpdatePipeline(settings),
+    mobileOtaPipeline(settings),
     driftPipeline(settings),
   ];
 }

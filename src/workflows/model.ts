@@ -48,6 +48,13 @@ export type DispatchInput =
       readonly description: string;
       readonly required: boolean;
       readonly default?: boolean;
+    }
+  | {
+      readonly type: "choice";
+      readonly description: string;
+      readonly required: boolean;
+      readonly options: readonly string[];
+      readonly default?: string;
     };
 
 export type PermissionScope =

@@ -56,7 +56,11 @@ export interface PipelineSettings {
   readonly checkDeadlineSeconds: number;
   readonly program: ProgramSource;
   readonly driftCron: string;
-  readonly mobile: { readonly buildProfile: string; readonly updateBranch: string };
+  readonly mobile: {
+    readonly buildProfile: string;
+    readonly updateBranch: string;
+    readonly stagingUpdateBranch: string;
+  };
 }
 
 /** Where another repository's checkout goes inside the job's workspace. */

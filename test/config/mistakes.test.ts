@@ -590,3 +590,26 @@ function sshBlob(type: string, ...fields: Buffer[]): string {
   });
   return Buffer.concat(parts).toString("base64");
 }
+
+describe("the mobile update branches", () => {
+  test("one branch for testers and users is refused, naming the key", () => {
+    const problems = problemsOf(
+      patched("staging", "workflows.mobile", {
+        updateBranch: "production",
+        stagingUpdateBranch: "production",
+      }),
+      "staging",
+    );
+    assert.equal(problems.length, 1, problems.join("\n"));
+    assert.match(problems[0] ?? "", /workflows\.mobile\.stagingUpdateBranch/);
+    assert.match(problems[0] ?? "", /must differ: an update reaches production only when promoted/);
+  });
+  test("left out, testers get `staging` and users `production`", () => {
+    const config = configOf(patched("staging", "workflows.mobile", undefined), "staging");
+    assert.deepEqual(config.workflows.mobile, {
+      buildProfile: "production",
+      updateBranch: "production",
+      stagingUpdateBranch: "staging",
+    });
+  });
+});

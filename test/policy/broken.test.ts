@@ -315,13 +315,13 @@ describe("a workflow job reading a production secret outside its environment fai
     const file = find(committed, TYPES.repositoryFile, "workflows-mobile-update.yml");
     const resources = withProps(committed, file, (p) => ({
       ...p,
-      content: withJob(String(p.content), "ota-update", (job) => ({
+      content: withJob(String(p.content), "ota-staging", (job) => ({
         ...job,
         environment: "staging",
       })),
     }));
     assertViolations(await runPolicies(resources), workflowSecretEnvironment, file, [
-      /job "ota-update" .* reads EXPO_TOKEN .* in environment "staging", which is not approval-gated/,
+      /job "ota-staging" .* reads EXPO_TOKEN .* in environment "staging", which is not approval-gated/,
     ]);
   });
 

@@ -39,7 +39,10 @@ describe("the secrets cross-check", () => {
     assert.ok(refs.includes("deploy-prod.yml deploy@production secret:PULUMI_ACCESS_TOKEN"));
     assert.ok(refs.includes("drift.yml drift@drift secret:PULUMI_DRIFT_TOKEN"));
     assert.ok(refs.includes("mobile-build.yml build-ios@production secret:EXPO_TOKEN"));
-    assert.ok(refs.includes("mobile-update.yml ota-update@production secret:EXPO_TOKEN"));
+    assert.ok(refs.includes("mobile-update.yml ota-staging@production secret:EXPO_TOKEN"));
+    assert.ok(refs.includes("mobile-ota.yml promote@production secret:EXPO_TOKEN"));
+    assert.ok(refs.includes("mobile-ota.yml promote@production secret:PULUMI_ACCESS_TOKEN"));
+    assert.ok(refs.includes("mobile-ota.yml rollback@production secret:EXPO_TOKEN"));
   });
 
   test("a value read but provided by no resource fails, naming the job and what it can see", () => {

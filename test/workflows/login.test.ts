@@ -49,6 +49,11 @@ for (const mode of ["pulumi-deployments", "pulumi-up"]) {
         ],
         [".github/workflows/deploy-staging.yml: deploy", "staging", "team:clicky-delivery-staging"],
         [".github/workflows/drift.yml: drift", "drift", "team:clicky-delivery-drift"],
+        [
+          ".github/workflows/mobile-ota.yml: promote",
+          "production",
+          "team:clicky-delivery-production",
+        ],
       ]);
       for (const l of logins) {
         assert.equal(l.job.permissions?.["id-token"], "write", l.where);

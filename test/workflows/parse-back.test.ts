@@ -113,8 +113,8 @@ describe("pr.yml", () => {
 
 describe("deploy-staging.yml", () => {
   const main = doc("deploy-staging.yml");
-  test("runs on pushes to main, queued, never cancelled", () => {
-    assert.deepEqual(main.on, { push: { branches: ["main"] } });
+  test("runs on pushes to main and by hand, queued, never cancelled", () => {
+    assert.deepEqual(main.on, { push: { branches: ["main"] }, workflow_dispatch: {} });
     assert.deepEqual(main.concurrency, { group: "deploy-staging", "cancel-in-progress": false });
   });
   test("runs the same check jobs as the PR pipeline, without the path conditions", () => {
@@ -127,8 +127,12 @@ describe("deploy-staging.yml", () => {
       assert.deepEqual(main.jobs[id], prJob, id);
     }
   });
-  test("image after every check; deploy after image in staging; smoke after deploy", () => {
+  test("image after every check, only when the backend changed; deploy after image in staging; smoke after deploy", () => {
+    assert.equal(main.jobs.image?.if, "needs.changes.outputs.backend == 'true'");
+    assert.deepEqual(main.jobs.changes?.permissions, { contents: "read", deployments: "read" });
+    assert.equal(main.jobs.changes?.environment, undefined, "decides with no secret");
     assert.deepEqual(main.jobs.image?.needs, [
+      "changes",
       "backend-lint",
       "backend-test",
       "backend-audit",
@@ -304,12 +308,39 @@ describe("mobile and drift", () => {
     assert.deepEqual(d.on, { push: { tags: ["v*.*.*"] } });
     assert.deepEqual(Object.keys(d.jobs), ["build-ios", "build-android"]);
   });
-  test("mobile-update.yml publishes OTA updates on pushes to main, message through env", () => {
+  test("mobile-update.yml publishes to the staging branch after the mobile checks, message through env", () => {
     const d = doc("mobile-update.yml");
     assert.deepEqual(d.on, { push: { branches: ["main"], paths: ["mobile/**"] } });
-    const step = d.jobs["ota-update"]?.steps.at(-1);
+    assert.deepEqual(Object.keys(d.jobs), [
+      "mobile-lint",
+      "mobile-test",
+      "mobile-audit",
+      "ota-staging",
+    ]);
+    const job = d.jobs["ota-staging"];
+    assert.deepEqual(job?.needs, ["mobile-lint", "mobile-test", "mobile-audit"]);
+    assert.deepEqual(job?.environment, { name: "production" }, "EXPO_TOKEN reaches production");
+    const step = job?.steps.at(-1);
     assert.equal(step?.env?.COMMIT_MESSAGE, expression("github.event.head_commit.message"));
-    assert.match(step?.run ?? "", /--message "\$COMMIT_MESSAGE"/);
+    assert.equal(step?.env?.BRANCH, "staging");
+    assert.match(step?.run ?? "", /update --branch "\$BRANCH" --message "\$COMMIT_MESSAGE"/);
+    assert.doesNotMatch(step?.run ?? "", /--branch production/);
+  });
+  test("mobile-ota.yml promotes or rolls back production by hand, each job approved in production", () => {
+    const d = doc("mobile-ota.yml");
+    assert.deepEqual(Object.keys(d.on), ["workflow_dispatch"]);
+    assert.deepEqual(Object.keys(d.jobs), ["promote", "rollback"]);
+    assert.equal(d.jobs.promote?.if, "inputs.action == 'promote'");
+    assert.equal(d.jobs.rollback?.if, "inputs.action == 'rollback'");
+    for (const job of Object.values(d.jobs)) {
+      assert.deepEqual(job.environment, { name: "production" });
+    }
+    const names = d.jobs.promote?.steps.map((s) => s.name) ?? [];
+    const at = (n: string) => names.findIndex((x) => x?.startsWith(n));
+    assert.ok(at("Find the update group") > 0);
+    assert.ok(at("Check that production serves") > at("Find the update group"));
+    assert.ok(at("Republish") > at("Check that production serves"), names.join(", "));
+    assert.match(d.jobs.rollback?.steps.at(-1)?.run ?? "", /update:rollback "\$group" --non-interactive/);
   });
   test("drift.yml previews both stacks on a schedule and by hand, in the drift environment", () => {
     const d = doc("drift.yml");

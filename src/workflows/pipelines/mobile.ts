@@ -1,9 +1,19 @@
 import { tools } from "../actions";
 import { WorkflowBuilder } from "../builder";
-import { expr } from "../expr";
-import type { Job, Workflow } from "../model";
+import { expr, type Value } from "../expr";
+import type { Job, RunStep, Step, Workflow } from "../model";
 import type { PipelineSettings } from "../settings";
-import { checkout, setupNode } from "../steps";
+import {
+  checkout,
+  checkoutProgram,
+  inProgram,
+  installPulumi,
+  loginEnv,
+  loginPermissions,
+  loginSteps,
+  setupNode,
+} from "../steps";
+import { checkJobs } from "./checks";
 
 const EAS = `npx --yes eas-cli@${tools.easCli}`;
 
@@ -18,7 +28,7 @@ const EAS = `npx --yes eas-cli@${tools.easCli}`;
 function easJob(
   settings: PipelineSettings,
   name: string,
-  step: { name: string; run: string; env?: Record<string, ReturnType<typeof expr.github>> },
+  step: { name: string; run: string; env?: Record<string, Value> },
 ): Job {
   return {
     name,
@@ -70,28 +80,245 @@ export function mobileBuildPipeline(settings: PipelineSettings): Workflow {
     .build();
 }
 
+/** Id of the job that publishes each push's update to the staging branch. */
+export const OTA_STAGING_JOB = "ota-staging";
+
 /**
- * OTA updates (`mobile-update.yml`) on every push to the default branch that changes `mobile/`.
- * The spec's job ran only on tags yet was skipped on tags, so it could never run; it also put
- * the commit message into the script (script injection). Here the message reaches
- * `eas update` as an environment variable, quoted by the shell.
+ * OTA updates to testers (`mobile-update.yml`), on every push to the default branch that
+ * changes `mobile/`: the mobile checks (the PR pipeline's job definitions), then `eas update`
+ * to the staging branch (`workflows.mobile.stagingUpdateBranch`), never to production: an
+ * update reaches production users only through {@link mobileOtaPipeline}'s promote.
+ *
+ * The publish job runs in the approval-gated environment: `EXPO_TOKEN` can publish to any
+ * branch of the project (Expo tokens are not scoped to a branch or channel), and `eas update`
+ * runs the app's own code (its config and bundler) with the token in its environment, so a
+ * job without reviewers holding it would be a path to production users around them. The
+ * commit message reaches `eas update` as an environment variable, quoted by the shell (the
+ * spec put it into the script: script injection).
  */
 export function mobileUpdatePipeline(settings: PipelineSettings): Workflow {
-  return new WorkflowBuilder({
+  const branch = settings.mobile.stagingUpdateBranch;
+  const builder = new WorkflowBuilder({
     file: "mobile-update.yml",
     name: "Mobile Update (EAS)",
     source: "src/workflows/pipelines/mobile.ts",
     on: { push: { branches: [settings.defaultBranch], paths: ["mobile/**"] } },
     permissions: {},
     concurrency: { group: "mobile-update", cancelInProgress: false },
+  });
+  const checks = checkJobs(settings).filter((c) => c.area === "mobile");
+  for (const { id, job } of checks) builder.addJob(id, job);
+  builder.addJob(OTA_STAGING_JOB, {
+    ...easJob(settings, `OTA Update (${branch})`, {
+      name: `Publish the update to the ${branch} branch`,
+      env: {
+        COMMIT_MESSAGE: expr.github("event.head_commit.message"),
+        BRANCH: branch,
+        PRODUCTION_BRANCH: settings.mobile.updateBranch,
+      },
+      run: `set -euo pipefail
+out="$RUNNER_TEMP/update.json"
+${EAS} update --branch "$BRANCH" --message "$COMMIT_MESSAGE" --non-interactive --json > "$out"
+group=$(jq -r '.[0].group // empty' "$out")
+if [[ -z "$group" ]]; then
+  echo "::error::eas update printed no update group"
+  exit 1
+fi
+{
+  echo "Published update group $group to the EAS Update branch $BRANCH (testers)."
+  echo "Production ($PRODUCTION_BRANCH) gets it only when promoted: run the workflow Mobile OTA (production) with action promote and group $group."
+} | tee -a "$GITHUB_STEP_SUMMARY"`,
+    }),
+    needs: checks.map((c) => c.id),
+  });
+  return builder.build();
+}
+
+/** Ids of the jobs of the production OTA workflow. */
+export const OTA_PROMOTE_JOB = "promote";
+export const OTA_ROLLBACK_JOB = "rollback";
+
+/**
+ * Production OTA (`mobile-ota.yml`), started by hand; both jobs run in the approval-gated
+ * environment, so production's reviewers approve each change users get:
+ *
+ * - `promote` republishes an update group of the staging branch (the newest by default) to the
+ *   production branch: the exact bundle testers ran (`eas update:republish`). It first checks
+ *   that production serves the backend the update needs ({@link backendServedScript}).
+ * - `rollback` rolls the production branch back to the update group before its newest one, or
+ *   to the update embedded in the build when there is none (`eas update:rollback <group>`;
+ *   the spec's `eas update --branch production --rollback` is not an EAS CLI command).
+ */
+export function mobileOtaPipeline(settings: PipelineSettings): Workflow {
+  const target = settings.production;
+  const action = (name: string) => expr.eq(expr.input("action"), name);
+  const mobileEnv = {
+    STAGING_BRANCH: settings.mobile.stagingUpdateBranch,
+    PRODUCTION_BRANCH: settings.mobile.updateBranch,
+    GROUP: expr.input("group"),
+  };
+  const promote = easJob(settings, "Promote to production", {
+    name: "Republish the update group to the production branch",
+    env: { ...mobileEnv, UPDATE_COMMIT: expr.step("served", "commit") },
+    run: `set -euo pipefail
+${EAS} update:republish --group "$GROUP_ID" --destination-branch "$PRODUCTION_BRANCH" \\
+  --message "Promoted from $STAGING_BRANCH (GitHub run $GITHUB_RUN_ID)" --non-interactive
+echo "Update group $GROUP_ID (commit $UPDATE_COMMIT) is now the newest on $PRODUCTION_BRANCH." | tee -a "$GITHUB_STEP_SUMMARY"`,
+  });
+  const [checkoutStep, nodeStep, installStep, republishStep] = promote.steps;
+  return new WorkflowBuilder({
+    file: "mobile-ota.yml",
+    name: "Mobile OTA (production)",
+    source: "src/workflows/pipelines/mobile.ts",
+    on: {
+      workflowDispatch: {
+        inputs: {
+          action: {
+            type: "choice",
+            description: `promote: an update of the ${settings.mobile.stagingUpdateBranch} branch to ${settings.mobile.updateBranch}; rollback: ${settings.mobile.updateBranch} to its previous update`,
+            required: true,
+            options: ["promote", "rollback"],
+          },
+          group: {
+            type: "string",
+            description: `Update group ID (default: the newest of the ${settings.mobile.stagingUpdateBranch} branch to promote, of ${settings.mobile.updateBranch} to roll back)`,
+            required: false,
+            default: "",
+          },
+        },
+      },
+    },
+    permissions: {},
+    concurrency: { group: "mobile-ota-production", cancelInProgress: false },
   })
-    .addJob(
-      "ota-update",
-      easJob(settings, "OTA Update (Expo Updates)", {
-        name: "Publish the update",
-        env: { COMMIT_MESSAGE: expr.github("event.head_commit.message") },
-        run: `${EAS} update --branch ${settings.mobile.updateBranch} --message "$COMMIT_MESSAGE" --non-interactive`,
+    .addJob(OTA_PROMOTE_JOB, {
+      ...promote,
+      if: action("promote"),
+      timeoutMinutes: 30,
+      permissions: { contents: "read", ...loginPermissions(settings) },
+      steps: [
+        checkoutStep as Step,
+        ...(settings.program.repository === undefined ? [] : [checkoutProgram(settings)]),
+        nodeStep as Step,
+        installStep as Step,
+        {
+          name: "Find the update group",
+          id: "group",
+          workingDirectory: "mobile",
+          env: { EXPO_TOKEN: expr.secret("EXPO_TOKEN"), ...mobileEnv },
+          run: findGroupScript("STAGING_BRANCH"),
+        },
+        installPulumi(settings),
+        ...loginSteps(settings, target.name),
+        {
+          name: "Check that production serves the backend the update needs",
+          id: "served",
+          ...inProgram(settings),
+          env: {
+            ...loginEnv(settings, "PULUMI_ACCESS_TOKEN"),
+            STACK: target.stack,
+            GH_TOKEN: expr.github("token"),
+            REPOSITORY: expr.github("repository"),
+            GROUP_ID: expr.step("group", "id"),
+            UPDATE_COMMIT: expr.step("group", "commit"),
+          },
+          run: backendServedScript(),
+        },
+        {
+          ...(republishStep as RunStep),
+          env: {
+            ...(republishStep as RunStep).env,
+            GROUP_ID: expr.step("group", "id"),
+            UPDATE_COMMIT: expr.step("group", "commit"),
+          },
+        },
+      ],
+    })
+    .addJob(OTA_ROLLBACK_JOB, {
+      ...easJob(settings, "Roll back production", {
+        name: "Roll back the production branch",
+        env: mobileEnv,
+        run: `set -euo pipefail
+${findGroupScript("PRODUCTION_BRANCH", false)}
+${EAS} update:rollback "$group" --non-interactive \\
+  --message "Roll back $group (GitHub run $GITHUB_RUN_ID)"
+echo "Rolled $PRODUCTION_BRANCH back from update group $group to the group before it (or to the update embedded in the build when it was the only one)." | tee -a "$GITHUB_STEP_SUMMARY"`,
       }),
-    )
+      if: action("rollback"),
+      timeoutMinutes: 30,
+    })
     .build();
+}
+
+/**
+ * Resolves the update group to act on: `$GROUP` when given, else the newest group of the branch
+ * named by `$branchVar`. Checks that it belongs to that branch, and (to promote) reads the
+ * commit it was published from. With `outputs`, writes `id` and `commit` as step outputs.
+ */
+function findGroupScript(branchVar: string, outputs = true): string {
+  const head = outputs ? "set -euo pipefail\n" : "";
+  return `${head}branch="$${branchVar}"
+group="\${GROUP:-}"
+if [[ -z "$group" ]]; then
+  group=$(${EAS} update:list --branch "$branch" --limit 1 --json --non-interactive | jq -r '.currentPage[0].group // empty')
+  if [[ -z "$group" ]]; then
+    echo "::error::the EAS Update branch $branch has no update group"
+    exit 1
+  fi
+fi
+if [[ ! "$group" =~ ^[A-Za-z0-9-]{1,64}$ ]]; then
+  echo "::error::the group input must be an update group ID (letters, digits and '-')"
+  exit 1
+fi
+view="$RUNNER_TEMP/group.json"
+${EAS} update:view "$group" --json > "$view"
+on=$(jq -r '.[0].branch // empty' "$view")
+if [[ "$on" != "$branch" ]]; then
+  echo "::error::update group $group is on the branch '$on', not $branch"
+  exit 1
+fi${
+    outputs
+      ? `
+commit=$(jq -r '.[0].gitCommitHash // empty' "$view")
+echo "id=$group" >> "$GITHUB_OUTPUT"
+echo "commit=$commit" >> "$GITHUB_OUTPUT"
+echo "update group $group of $branch, published from commit \${commit:-unknown}"`
+      : ""
+  }`;
+}
+
+/**
+ * Refuses to promote an update whose commit changed the backend beyond what production serves.
+ * Production's backend is the stack's `deployedImage` output (what its last successful deploy
+ * put on every host), whose tag is the commit the main pipeline built it from. GitHub's
+ * compare `<served>...<update commit>` lists what the update's commit changed since the two
+ * histories met: when nothing under `backend/` is in it, the served backend has every backend
+ * change the update was built with (the update's commit is older, the same, or only changed
+ * other files). Refused when it cannot tell: an update published without a commit, a served
+ * tag that is not a commit, more than 300 changed files (GitHub's cap per compare).
+ */
+export function backendServedScript(): string {
+  return `set -euo pipefail
+if [[ ! "$UPDATE_COMMIT" =~ ^[0-9a-f]{40}$ ]]; then
+  echo "::error::update group $GROUP_ID records no git commit, so which backend it needs is unknown; publish it from the main pipeline (mobile-update.yml)"
+  exit 1
+fi
+served=$(pulumi stack output deployedImage --stack "$STACK" --json | jq -r '.tag // empty')
+if [[ ! "$served" =~ ^[0-9a-f]{40}$ ]]; then
+  echo "::error::$STACK serves the image tag '\${served:-none}', not a commit of the main pipeline, so whether it has the backend of $UPDATE_COMMIT is unknown"
+  exit 1
+fi
+compare="$RUNNER_TEMP/compare.json"
+gh api "repos/$REPOSITORY/compare/$served...$UPDATE_COMMIT" > "$compare"
+count=$(jq '.files | length' "$compare")
+if ((count >= 300)); then
+  echo "::error::$UPDATE_COMMIT changed $count or more files since $served; GitHub lists at most 300, so backend changes cannot be ruled out: deploy the backend of $UPDATE_COMMIT or newer to production first"
+  exit 1
+fi
+backend=$(jq -r '.files[].filename | select(startswith("backend/"))' "$compare")
+if [[ -n "$backend" ]]; then
+  echo "::error::production serves the backend of $served, but the update was published from $UPDATE_COMMIT, which changed the backend since: $(head -n 10 <<<"$backend" | paste -sd ' '). Deploy production (deploy-prod.yml) with a version that has these changes, then run this again."
+  exit 1
+fi
+echo "production serves the backend of $served, which has every backend change of $UPDATE_COMMIT"`;
 }
