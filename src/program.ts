@@ -3,9 +3,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { loginTeams, PulumiCloudLogin } from "./cloud/access";
 import { StackDeployments, stackDeploymentsArgs } from "./cloud/deployments";
 import {
-  DRIFT_ENVIRONMENT,
   activeGithubValues,
+  DRIFT_ENVIRONMENT,
   type GithubValueScope,
+  githubValueContext,
   isApprovalGated,
 } from "./config/catalog";
 import type { EnvironmentConfig } from "./config/environment";
@@ -280,7 +281,7 @@ export function resolveValues(
   secrets: Readonly<Record<string, pulumi.Output<string>>>,
   scopes: readonly GithubValueScope[],
 ): ResolvedGithubValue[] {
-  return activeGithubValues(config.deployments)
+  return activeGithubValues(githubValueContext(config))
     .filter((spec) => scopes.includes(spec.scope))
     .map((spec) => {
       if (spec.source.kind === "config")

@@ -1,9 +1,29 @@
 import type { DeploymentsConfig } from "./deployments";
 import type { EnvironmentConfig } from "./environment";
 
+/** What decides which catalog entries the stacks use. */
+export interface GithubValueContext {
+  readonly auth: DeploymentsConfig["auth"];
+  /** Release builds are uploaded to the stores (`workflows.mobile.submit`). */
+  readonly mobileSubmit: boolean;
+}
+
+/** The context of a stack's config. */
+export function githubValueContext(config: {
+  readonly deployments: Pick<DeploymentsConfig, "auth">;
+  readonly workflows: { readonly mobile: { readonly submit: boolean } };
+}): GithubValueContext {
+  return { auth: config.deployments.auth, mobileSubmit: config.workflows.mobile.submit };
+}
+
 /** Pulumi tokens stored in GitHub exist only when the jobs do not log in with OIDC. */
-function tokenAuth(deployments: Pick<DeploymentsConfig, "auth">): boolean {
-  return deployments.auth === "tokens";
+function tokenAuth(ctx: GithubValueContext): boolean {
+  return ctx.auth === "tokens";
+}
+
+/** Store credentials exist only when release builds are uploaded. */
+function storeUploads(ctx: GithubValueContext): boolean {
+  return ctx.mobileSubmit;
 }
 
 /**
@@ -50,7 +70,7 @@ export interface GithubValueSpec {
   readonly scope: GithubValueScope;
   readonly reaches: GithubValueReach;
   /** Whether the stacks use it (default: always), e.g. a token only without OIDC login. */
-  readonly when?: (deployments: Pick<DeploymentsConfig, "auth">) => boolean;
+  readonly when?: (ctx: GithubValueContext) => boolean;
   /** Why it exists and who reads it. */
   readonly purpose: string;
   /** Where the value comes from in the stack config. */
@@ -85,6 +105,44 @@ export const githubValues: readonly GithubValueSpec[] = [
     source: { kind: "secretKey", key: "expoToken" },
   },
   {
+    name: "ASC_API_KEY_P8",
+    kind: "secret",
+    scope: "gated-environment",
+    reaches: "production",
+    when: storeUploads,
+    purpose:
+      "Uploads iOS release builds to TestFlight (with ASC_API_KEY_ID and ASC_API_KEY_ISSUER_ID): an App Store Connect API key acts on the app's store listing, so only the approved build job sees it",
+    source: { kind: "secretKey", key: "ascApiKeyP8" },
+  },
+  {
+    name: "ASC_API_KEY_ID",
+    kind: "secret",
+    scope: "gated-environment",
+    reaches: "production",
+    when: storeUploads,
+    purpose: "Key ID of the App Store Connect API key (the iOS build job)",
+    source: { kind: "secretKey", key: "ascApiKeyId" },
+  },
+  {
+    name: "ASC_API_KEY_ISSUER_ID",
+    kind: "secret",
+    scope: "gated-environment",
+    reaches: "production",
+    when: storeUploads,
+    purpose: "Issuer ID of the App Store Connect API key (the iOS build job)",
+    source: { kind: "secretKey", key: "ascApiKeyIssuerId" },
+  },
+  {
+    name: "GOOGLE_SERVICE_ACCOUNT_KEY",
+    kind: "secret",
+    scope: "gated-environment",
+    reaches: "production",
+    when: storeUploads,
+    purpose:
+      "Uploads Android release builds to Google Play's internal track: the service account's JSON key, which can release to the app's tracks, so only the approved build job sees it",
+    source: { kind: "secretKey", key: "googleServiceAccountKey" },
+  },
+  {
     name: "PULUMI_ACCESS_TOKEN",
     kind: "secret",
     scope: "environment",
@@ -106,12 +164,12 @@ export const githubValues: readonly GithubValueSpec[] = [
   },
 ];
 
-/** The catalog entries the stacks use with this `deployments` config. */
+/** The catalog entries the stacks use with this config. */
 export function activeGithubValues(
-  deployments: Pick<DeploymentsConfig, "auth">,
+  ctx: GithubValueContext,
   catalog: readonly GithubValueSpec[] = githubValues,
 ): GithubValueSpec[] {
-  return catalog.filter((v) => v.when?.(deployments) ?? true);
+  return catalog.filter((v) => v.when?.(ctx) ?? true);
 }
 
 /** The config key that feeds a value, as docs/secrets.md shows it. */

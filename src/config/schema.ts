@@ -46,7 +46,14 @@ const secretKeyShape = Object.fromEntries(
             secretValueSchema.regex(/^[^\n\r\0]*$/, "must fit on one line"),
           )
           .optional()
-      : secretValueSchema.optional(),
+      : spec.jsonDocument
+        ? z
+            .union([
+              secretValueSchema,
+              z.record(z.string(), z.unknown(), { error: "expected a JSON object" }),
+            ])
+            .optional()
+        : secretValueSchema.optional(),
   ]),
 ) as Record<string, z.ZodOptional<z.ZodType>>;
 
@@ -224,6 +231,7 @@ export function requirementContext(config: StackConfig): SecretRequirementContex
     ownsRepository: config.ownsRepository,
     approvalGated: isApprovalGated(config.environment),
     tokenAuth: config.deployments.auth === "tokens",
+    mobileSubmit: config.workflows.mobile.submit,
     appSecretNames: config.deploy.app.secrets,
   };
 }

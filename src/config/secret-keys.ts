@@ -15,6 +15,12 @@ export interface SecretKeySpec {
    * stack needs. Each is set on its own: `pulumi config set --secret --path '<key>.<name>'`.
    */
   readonly names?: (ctx: SecretRequirementContext) => readonly string[];
+  /**
+   * A JSON document kept whole (a key file). Pulumi hands the program every config value as
+   * text and cannot tell a JSON string set with `pulumi config set` from an object set with
+   * `--path`, so it arrives parsed; it is passed on as JSON text again.
+   */
+  readonly jsonDocument?: boolean;
 }
 
 export interface SecretRequirementContext {
@@ -24,8 +30,15 @@ export interface SecretRequirementContext {
   readonly approvalGated: boolean;
   /** Jobs log in to Pulumi with stored tokens, not OIDC (`deployments.auth`). */
   readonly tokenAuth: boolean;
+  /** Release builds are uploaded to the stores (`workflows.mobile.submit`). */
+  readonly mobileSubmit?: boolean;
   /** The app's own secrets the stack declares (`deploy.app.secrets`). */
   readonly appSecretNames?: readonly string[];
+}
+
+/** Store credentials exist only on the approval-gated stack, and only when builds are uploaded. */
+function storeUploads({ approvalGated, mobileSubmit }: SecretRequirementContext): boolean {
+  return approvalGated && mobileSubmit === true;
 }
 
 /** Secrets that feed GitHub secrets (see `catalog.ts`). */
@@ -40,6 +53,31 @@ export const githubSecretKeys: readonly SecretKeySpec[] = [
     description:
       "Expo access token for EAS builds and updates (expo.dev > access tokens); a secret of the approval-gated environment",
     requiredWhen: ({ approvalGated }) => approvalGated,
+  },
+  {
+    key: "ascApiKeyP8",
+    description:
+      "App Store Connect API key for TestFlight uploads: the .p8 file's contents (App Store Connect > Users and Access > Integrations); a secret of the approval-gated environment; only with workflows.mobile.submit",
+    requiredWhen: storeUploads,
+  },
+  {
+    key: "ascApiKeyId",
+    description:
+      "The App Store Connect API key's Key ID (10 characters, beside the key in App Store Connect); only with workflows.mobile.submit",
+    requiredWhen: storeUploads,
+  },
+  {
+    key: "ascApiKeyIssuerId",
+    description:
+      "The App Store Connect API key's Issuer ID (a UUID, above the keys in App Store Connect); only with workflows.mobile.submit",
+    requiredWhen: storeUploads,
+  },
+  {
+    key: "googleServiceAccountKey",
+    jsonDocument: true,
+    description:
+      "Google Play service account key for internal-track uploads: the JSON key file's contents (Google Cloud > IAM > service accounts, given access in Play Console > Users and permissions); only with workflows.mobile.submit",
+    requiredWhen: storeUploads,
   },
   {
     key: "pulumiAccessToken",

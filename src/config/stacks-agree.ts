@@ -94,6 +94,11 @@ const SHARED: readonly {
     why: "both stacks deploy the same image",
   },
   {
+    key: "workflows.mobile.submit",
+    read: (c) => String(c.workflows.mobile.submit),
+    why: "the repository-owning stack writes the upload steps and the approval-gated stack holds the store credentials they read",
+  },
+  {
     key: "deployments.backend",
     read: (c) => c.deployments.backend,
     why: "the pipelines run every stack the same way",

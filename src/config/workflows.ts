@@ -173,6 +173,16 @@ export const workflowsConfigSchema = z
           .string()
           .regex(/^[A-Za-z0-9._/-]+$/, "expected an EAS Update branch name")
           .default("staging"),
+        /**
+         * Whether release builds are uploaded to TestFlight and Google Play (`eas build
+         * --auto-submit-with-profile`), with the store credentials of the approval-gated stack.
+         */
+        submit: z.boolean().default(true),
+        /** The `eas.json` submit profile; default: the build profile's name. */
+        submitProfile: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]+$/, "expected an EAS submit profile name")
+          .optional(),
       })
       .refine((m) => m.stagingUpdateBranch !== m.updateBranch, {
         message:
@@ -183,6 +193,7 @@ export const workflowsConfigSchema = z
         buildProfile: "production",
         updateBranch: "production",
         stagingUpdateBranch: "staging",
+        submit: true,
       }),
     /** The default branch's ruleset: pull requests plus the PR pipeline's checks. */
     ruleset: z

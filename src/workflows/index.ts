@@ -1,8 +1,9 @@
 import {
+  activeGithubValues,
   DRIFT_ENVIRONMENT,
   type GithubValueScope,
   type GithubValueSpec,
-  activeGithubValues,
+  githubValueContext,
 } from "../config/catalog";
 import { formatKeyPath } from "../config/problems";
 import { PROJECT, type StackConfig } from "../config/schema";
@@ -57,7 +58,7 @@ export function buildWorkflows(settings: PipelineSettings): Workflow[] {
  */
 export function planWorkflows(
   config: StackConfig,
-  catalog: readonly GithubValueSpec[] = activeGithubValues(config.deployments),
+  catalog: readonly GithubValueSpec[] = activeGithubValues(githubValueContext(config)),
   file = `Pulumi.${config.stack}.yaml`,
 ): WorkflowPlan {
   const settings = pipelineSettings(config);

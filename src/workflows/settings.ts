@@ -60,6 +60,8 @@ export interface PipelineSettings {
     readonly buildProfile: string;
     readonly updateBranch: string;
     readonly stagingUpdateBranch: string;
+    readonly submit: boolean;
+    readonly submitProfile?: string;
   };
 }
 

@@ -96,7 +96,13 @@ describe("OIDC login, production (the approval-gated stack)", async () => {
     const secrets = ofType(run, "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret");
     assert.deepEqual(
       secrets.map((s) => `${s.inputs.environment}:${s.inputs.secretName}`),
-      ["production:EXPO_TOKEN"],
+      [
+        "production:EXPO_TOKEN",
+        "production:ASC_API_KEY_P8",
+        "production:ASC_API_KEY_ID",
+        "production:ASC_API_KEY_ISSUER_ID",
+        "production:GOOGLE_SERVICE_ACCOUNT_KEY",
+      ],
     );
     assert.ok(
       ofType(run, "github:index/repositoryEnvironment:RepositoryEnvironment").some(

@@ -610,6 +610,7 @@ describe("the mobile update branches", () => {
       buildProfile: "production",
       updateBranch: "production",
       stagingUpdateBranch: "staging",
+      submit: true,
     });
   });
 });

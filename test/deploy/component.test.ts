@@ -12,7 +12,7 @@ import { parseDeploy } from "../support/deploy-config";
 import { ED25519 } from "../support/keys";
 import { runProgram } from "../support/program";
 import { TEST_SECRETS } from "../support/render";
-import { assertNoSecret } from "../support/secrets";
+import { assertNoSecret, STORE_SECRETS } from "../support/secrets";
 
 const deploy = {
   appDir: "/srv/clicky",
@@ -302,6 +302,7 @@ describe("host keys", () => {
     pulumiAccessToken: "t",
     pulumiDriftToken: "d",
     expoToken: "e",
+    ...STORE_SECRETS,
   };
 
   test("production refuses a host without a pinned key, naming the key path and how to get it", async () => {

@@ -6,6 +6,7 @@ import { type DeployedImage, type ImageSources, resolveImage } from "../../src/d
 import { ED25519 as HOST_KEY } from "../support/keys";
 import { settle } from "../support/lifecycle";
 import { committedDeploy, ofType, runProgram } from "../support/program";
+import { STORE_SECRETS } from "../support/secrets";
 
 const REPOSITORY = "ghcr.io/clicky-foundation/clicky-foundation/backend";
 const DIGEST_A = `sha256:${"a".repeat(64)}`;
@@ -101,6 +102,7 @@ describe("the program, as pulumi up runs it", () => {
     pulumiAccessToken: "t",
     pulumiDriftToken: "d",
     expoToken: "e",
+    ...STORE_SECRETS,
     sshPrivateKey: "k",
     postgresPassword: "p",
     jwtSecretKey: "j",

@@ -80,18 +80,27 @@ describe("production's environment", async () => {
     );
   });
 
-  test("holds its Pulumi token and the Expo token as environment secrets, kept secret", () => {
+  test("holds its Pulumi token, the Expo token and the store keys as environment secrets, kept secret", () => {
     const secrets = ofType(run, ENV_SECRET).filter((s) => s.inputs.environment === "production");
+    const expected: [string, keyof typeof SECRETS][] = [
+      ["EXPO_TOKEN", "expoToken"],
+      ["ASC_API_KEY_P8", "ascApiKeyP8"],
+      ["ASC_API_KEY_ID", "ascApiKeyId"],
+      ["ASC_API_KEY_ISSUER_ID", "ascApiKeyIssuerId"],
+      ["GOOGLE_SERVICE_ACCOUNT_KEY", "googleServiceAccountKey"],
+      ["PULUMI_ACCESS_TOKEN", "pulumiAccessToken"],
+    ];
     assert.deepEqual(
       secrets.map((s) => s.inputs.secretName),
-      ["EXPO_TOKEN", "PULUMI_ACCESS_TOKEN"],
+      expected.map(([name]) => name),
     );
-    for (const secret of secrets) {
+    for (const [i, secret] of secrets.entries()) {
       assert.ok(isSecret(secret.inputs.value), "the value must travel as a secret");
       assert.equal(secret.inputs.plaintextValue, undefined, "the deprecated input is not used");
+      const key = expected[i]?.[1] as keyof typeof SECRETS;
+      assert.ok(SECRETS[key], key);
+      assert.equal(reveal(secret.inputs.value), SECRETS[key]);
     }
-    assert.equal(reveal(secrets[0]?.inputs.value), SECRETS.expoToken);
-    assert.equal(reveal(secrets[1]?.inputs.value), SECRETS.pulumiAccessToken);
   });
 
   test("manages the drift environment: default branch only, no reviewers, the drift token its one secret", () => {
@@ -183,10 +192,14 @@ describe("a missing secret outside synth", async () => {
     const message = (run.error as Error).message;
     assert.match(
       message,
-      /^Pulumi\.production\.yaml: 6 required secrets are not set; nothing was changed/,
+      /^Pulumi\.production\.yaml: 10 required secrets are not set; nothing was changed/,
     );
     for (const key of [
       "expoToken",
+      "ascApiKeyP8",
+      "ascApiKeyId",
+      "ascApiKeyIssuerId",
+      "googleServiceAccountKey",
       "pulumiAccessToken",
       "pulumiDriftToken",
       "sshPrivateKey",
@@ -243,5 +256,31 @@ describe("what a refresh compares (drift)", async () => {
       ...ofType(run, ENV_VARIABLE),
     ];
     for (const r of children) assert.ok(r.options.dependsOn.includes("staging"), r.name);
+  });
+});
+
+describe("a JSON key file as a secret (the Google service account key)", async () => {
+  const key = {
+    type: "service_account",
+    project_id: "clicky",
+    private_key: "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n",
+    client_email: "uploader@clicky.iam.gserviceaccount.com",
+  };
+  // Set with `pulumi config set --secret googleServiceAccountKey < key.json`, it reaches the
+  // program as JSON text, which reads like an object set with --path.
+  const run = await runProgram({
+    stack: "production",
+    mode: "up",
+    secrets: { ...SECRETS, googleServiceAccountKey: JSON.stringify(key, null, 2) },
+    overrides: committedDeploy("production"),
+  });
+
+  test("is accepted, and GitHub gets the same document as JSON text, kept secret", () => {
+    assert.equal(run.error, undefined, String(run.error));
+    const secret = ofType(run, ENV_SECRET).find(
+      (s) => s.inputs.secretName === "GOOGLE_SERVICE_ACCOUNT_KEY",
+    );
+    assert.ok(secret && isSecret(secret.inputs.value));
+    assert.deepEqual(JSON.parse(String(reveal(secret.inputs.value))), key);
   });
 });

@@ -9,6 +9,7 @@ import {
   workflowSecretEnvironment,
 } from "../../policy/policies";
 import { describeResource, type ResourceView, TYPES } from "../../policy/resources";
+import { githubValues } from "../../src/config/catalog";
 import { PROJECT } from "../../src/config/schema";
 import { readStackFile } from "../../src/config/stack-file";
 import { expr } from "../../src/workflows/expr";
@@ -155,7 +156,16 @@ describe("a secret that can read or change production outside a gated environmen
     const violations = await runPolicies(resources);
     const expo = find(resources, TYPES.environmentSecret, "prod-expo-token");
     const token = find(resources, TYPES.environmentSecret, "prod-pulumi-access-token");
-    assert.equal(violations.length, 2, violations.map((v) => v.message).join("\n"));
+    // The Pulumi token, and each production-reaching secret of the catalog (Expo, store keys).
+    const reaching = githubValues.filter(
+      (v) => v.scope === "gated-environment" && v.reaches === "production",
+    );
+    assert.equal(reaching.length, 5);
+    assert.equal(
+      violations.length,
+      1 + reaching.length,
+      violations.map((v) => v.message).join("\n"),
+    );
     assert.ok(violations.every((v) => v.policy === productionSecretPlacement.name));
     const byUrn = new Map(violations.map((v) => [v.urn, v.message]));
     assert.match(
@@ -333,7 +343,7 @@ describe("a workflow job reading a production secret outside its environment fai
       content: `${String(p.content)}  shared:\n    uses: ./.github/workflows/shared.yml\n    secrets: inherit\n`,
     }));
     assertViolations(await runPolicies(resources), workflowSecretEnvironment, file, [
-      /job "shared" of \.github\/workflows\/pr\.yml reads every secret \(secrets: inherit\), among them EXPO_TOKEN, PULUMI_DRIFT_TOKEN .* but runs in no environment/,
+      /job "shared" of \.github\/workflows\/pr\.yml reads every secret \(secrets: inherit\), among them EXPO_TOKEN, ASC_API_KEY_P8, ASC_API_KEY_ID, ASC_API_KEY_ISSUER_ID, GOOGLE_SERVICE_ACCOUNT_KEY, PULUMI_DRIFT_TOKEN .* but runs in no environment/,
     ]);
   });
 });

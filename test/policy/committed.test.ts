@@ -52,7 +52,11 @@ describe("the policy pack on the committed stacks", async () => {
       .sort();
     assert.deepEqual(secrets, [
       "drift:PULUMI_DRIFT_TOKEN",
+      "production:ASC_API_KEY_ID",
+      "production:ASC_API_KEY_ISSUER_ID",
+      "production:ASC_API_KEY_P8",
       "production:EXPO_TOKEN",
+      "production:GOOGLE_SERVICE_ACCOUNT_KEY",
       "production:PULUMI_ACCESS_TOKEN",
       "repository:CODECOV_TOKEN",
       "staging:PULUMI_ACCESS_TOKEN",

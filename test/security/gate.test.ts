@@ -49,8 +49,12 @@ describe("every path to a production credential passes production's gate", async
         .map((p) => `${p.secret} @ ${p.scope}${p.reachesProduction ? " (reaches production)" : ""}`)
         .sort(),
       [
+        "ASC_API_KEY_ID @ production (reaches production)",
+        "ASC_API_KEY_ISSUER_ID @ production (reaches production)",
+        "ASC_API_KEY_P8 @ production (reaches production)",
         "CODECOV_TOKEN @ repository",
         "EXPO_TOKEN @ production (reaches production)",
+        "GOOGLE_SERVICE_ACCOUNT_KEY @ production (reaches production)",
         "PULUMI_ACCESS_TOKEN @ production (reaches production)",
         "PULUMI_ACCESS_TOKEN @ staging",
         "PULUMI_DRIFT_TOKEN @ drift (reaches production)",

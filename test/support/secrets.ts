@@ -77,3 +77,11 @@ export const HOSTILE_SECRETS = {
   postgresPassword: "p@ss:w/rd?#%&=+ ü",
   jwtSecretKey: `jwt-$HOME-"double"-'single'-\`id\`-$(touch /tmp/pwned)-\\-<a&b>-ä`,
 } as const;
+
+/** The store keys `pulumi up` of the approval-gated stack needs with store uploads on. */
+export const STORE_SECRETS = {
+  ascApiKeyP8: "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----",
+  ascApiKeyId: "AB12CD34EF",
+  ascApiKeyIssuerId: "69a6de7a-1234-47e3-e053-5b8c7c11a4d1",
+  googleServiceAccountKey: '{"type":"service_account"}',
+} as const;

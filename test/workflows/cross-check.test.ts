@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { type GithubValueSpec, githubValues } from "../../src/config/catalog";
+import {
+  activeGithubValues,
+  type GithubValueSpec,
+  githubValueContext,
+  githubValues,
+} from "../../src/config/catalog";
 import {
   buildWorkflows,
   environmentScopes,
@@ -9,7 +14,7 @@ import {
 } from "../../src/workflows";
 import { crossCheckValues, valueReferences } from "../../src/workflows/cross-check";
 import { pipelineSettings } from "../../src/workflows/settings";
-import { stackConfig } from "../support/workflows";
+import { committedValues, stackConfig } from "../support/workflows";
 
 const config = stackConfig("staging");
 const workflows = buildWorkflows(pipelineSettings(config));
@@ -30,8 +35,12 @@ describe("the secrets cross-check", () => {
       (r) => `${r.file} ${r.job}${r.environment ? `@${r.environment}` : ""} ${r.kind}:${r.name}`,
     );
     assert.deepEqual([...new Set(refs.map((r) => r.split(" ").slice(2).join(" ")))].sort(), [
+      "secret:ASC_API_KEY_ID",
+      "secret:ASC_API_KEY_ISSUER_ID",
+      "secret:ASC_API_KEY_P8",
       "secret:CODECOV_TOKEN",
       "secret:EXPO_TOKEN",
+      "secret:GOOGLE_SERVICE_ACCOUNT_KEY",
       "secret:PULUMI_ACCESS_TOKEN",
       "secret:PULUMI_DRIFT_TOKEN",
     ]);
@@ -43,6 +52,28 @@ describe("the secrets cross-check", () => {
     assert.ok(refs.includes("mobile-ota.yml promote@production secret:EXPO_TOKEN"));
     assert.ok(refs.includes("mobile-ota.yml promote@production secret:PULUMI_ACCESS_TOKEN"));
     assert.ok(refs.includes("mobile-ota.yml rollback@production secret:EXPO_TOKEN"));
+    assert.ok(refs.includes("mobile-build.yml build-ios@production secret:ASC_API_KEY_P8"));
+    assert.ok(
+      refs.includes("mobile-build.yml build-android@production secret:GOOGLE_SERVICE_ACCOUNT_KEY"),
+    );
+    assert.ok(
+      !refs.some((r) => r.startsWith("mobile-build.yml build-android") && r.includes("ASC_")),
+      "each build job reads its own store's key only",
+    );
+  });
+
+  test("without store uploads, no job reads a store key and no stack manages one", () => {
+    const off = stackConfig("staging", {
+      workflows: {
+        ...(committedValues("staging").workflows as object),
+        mobile: { submit: false },
+      },
+    });
+    const plan = planWorkflows(off);
+    const text = plan.files.map((f) => f.content).join("\n");
+    assert.doesNotMatch(text, /ASC_API_KEY|GOOGLE_SERVICE_ACCOUNT|auto-submit/);
+    const names = activeGithubValues(githubValueContext(off)).map((v) => v.name);
+    assert.ok(!names.some((n) => n.startsWith("ASC_") || n.startsWith("GOOGLE_")), names.join());
   });
 
   test("a value read but provided by no resource fails, naming the job and what it can see", () => {
@@ -56,7 +87,7 @@ describe("the secrets cross-check", () => {
     const problems = problemsOf(error);
     assert.ok(
       problems.includes(
-        'Pulumi.staging.yaml: clicky-delivery:workflows: mobile-build.yml: job "build-ios" reads secrets.EXPO_TOKEN, which no managed resource provides to it (src/config/catalog.ts; repository values: secret CODECOV_TOKEN; environment "production" values: secret PULUMI_ACCESS_TOKEN)',
+        'Pulumi.staging.yaml: clicky-delivery:workflows: mobile-build.yml: job "build-ios" reads secrets.EXPO_TOKEN, which no managed resource provides to it (src/config/catalog.ts; repository values: secret CODECOV_TOKEN; environment "production" values: secret ASC_API_KEY_P8, secret ASC_API_KEY_ID, secret ASC_API_KEY_ISSUER_ID, secret GOOGLE_SERVICE_ACCOUNT_KEY, secret PULUMI_ACCESS_TOKEN)',
       ),
       problems.join("\n"),
     );

@@ -51,13 +51,25 @@ function easJob(
 }
 
 /**
- * Store builds (`mobile-build.yml`): EAS builds for iOS and Android on release tags `v*.*.*`.
- * EAS CLI is run at an exact version with `npx` and reads `EXPO_TOKEN` from the environment,
- * so no third-party action sits between the token and Expo.
+ * Store builds (`mobile-build.yml`): EAS builds for iOS and Android on release tags `v*.*.*`,
+ * each uploaded to TestFlight and to Google Play's internal track when
+ * `workflows.mobile.submit` is on ({@link buildScript}). EAS CLI is run at an exact version with
+ * `npx` and reads `EXPO_TOKEN` from the environment, so no third-party action sits between
+ * the token and Expo.
+ *
+ * The job waits for the build and the upload (no `--no-wait`): only a job of the approval-gated
+ * environment may read `EXPO_TOKEN`, which reading a build's status needs, and each such job
+ * waits for its own approval; a later check would ask the reviewers a second time per release
+ * (or hold the token without them). Waiting is what makes the run's result the release's
+ * result. A build still queued when the job times out keeps running on EAS, and is uploaded.
  */
 export function mobileBuildPipeline(settings: PipelineSettings): Workflow {
-  const build = (platform: "ios" | "android") =>
-    `${EAS} build --platform ${platform} --profile ${settings.mobile.buildProfile} --non-interactive`;
+  const job = (platform: "ios" | "android", name: string, env: Record<string, Value>) =>
+    easJob(settings, name, {
+      name: settings.mobile.submit ? `Build and upload to ${STORE[platform]}` : "Build",
+      env: settings.mobile.submit ? env : {},
+      run: buildScript(settings, platform),
+    });
   return new WorkflowBuilder({
     file: "mobile-build.yml",
     name: "Mobile Build (EAS)",
@@ -68,16 +80,79 @@ export function mobileBuildPipeline(settings: PipelineSettings): Workflow {
   })
     .addJob(
       "build-ios",
-      easJob(settings, "Build iOS (TestFlight)", { name: "Build", run: build("ios") }),
+      job("ios", "Build iOS (TestFlight)", {
+        ASC_API_KEY_P8: expr.secret("ASC_API_KEY_P8"),
+        ASC_API_KEY_ID: expr.secret("ASC_API_KEY_ID"),
+        ASC_API_KEY_ISSUER_ID: expr.secret("ASC_API_KEY_ISSUER_ID"),
+      }),
     )
     .addJob(
       "build-android",
-      easJob(settings, "Build Android (Internal Testing)", {
-        name: "Build",
-        run: build("android"),
+      job("android", "Build Android (Internal Testing)", {
+        GOOGLE_SERVICE_ACCOUNT_KEY: expr.secret("GOOGLE_SERVICE_ACCOUNT_KEY"),
       }),
     )
     .build();
+}
+
+const STORE = { ios: "TestFlight", android: "Google Play (internal track)" } as const;
+
+/**
+ * The environment variables the app's `eas.json` submit profile names, which EAS CLI replaces
+ * with their values (`$NAME`, in the fields `@expo/eas-json` evaluates: `ascApiKeyPath`,
+ * `ascApiKeyId`, `ascApiKeyIssuerId`, `serviceAccountKeyPath`).
+ */
+export const SUBMIT_PROFILE_VARIABLES = {
+  ios: ["ASC_API_KEY_PATH", "ASC_API_KEY_ID", "ASC_API_KEY_ISSUER_ID"],
+  android: ["GOOGLE_SERVICE_ACCOUNT_KEY_PATH"],
+} as const;
+
+/**
+ * `eas build` for one platform, and with store uploads the credentials for its submission: the
+ * key is written to a file only the runner's user can read, in the job's temporary folder, for
+ * the submit profile to name (`ascApiKeyPath: "$ASC_API_KEY_PATH"`, `serviceAccountKeyPath:
+ * "$GOOGLE_SERVICE_ACCOUNT_KEY_PATH"`), and removed when the step ends. EAS CLI reads the file
+ * and hands its content to EAS Submit, which uploads once the build is done
+ * (`--auto-submit-with-profile`). A key that is not what the store expects is refused before
+ * the build starts, without printing it.
+ */
+export function buildScript(settings: PipelineSettings, platform: "ios" | "android"): string {
+  const { buildProfile, submit, submitProfile } = settings.mobile;
+  const build = `${EAS} build --platform ${platform} --profile ${buildProfile} --non-interactive`;
+  if (!submit) return build;
+  const upload = `${build} \\
+  --auto-submit-with-profile ${submitProfile ?? buildProfile}`;
+  if (platform === "ios") {
+    return `set -euo pipefail
+umask 077
+export ASC_API_KEY_PATH="$RUNNER_TEMP/asc-api-key.p8"
+trap 'rm -f "$ASC_API_KEY_PATH"' EXIT
+printf '%s\\n' "$ASC_API_KEY_P8" > "$ASC_API_KEY_PATH"
+if ! grep -q -- "-----BEGIN PRIVATE KEY-----" "$ASC_API_KEY_PATH"; then
+  echo "::error::the secret ASC_API_KEY_P8 is not an App Store Connect API key (.p8 file with a BEGIN PRIVATE KEY line)"
+  exit 1
+fi
+if [[ ! "$ASC_API_KEY_ID" =~ ^[A-Z0-9]{1,30}$ ]]; then
+  echo "::error::the secret ASC_API_KEY_ID is not an App Store Connect Key ID (upper-case letters and digits)"
+  exit 1
+fi
+if [[ ! "$ASC_API_KEY_ISSUER_ID" =~ ^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$ ]]; then
+  echo "::error::the secret ASC_API_KEY_ISSUER_ID is not an App Store Connect Issuer ID (a UUID)"
+  exit 1
+fi
+${upload}`;
+  }
+  return `set -euo pipefail
+umask 077
+export GOOGLE_SERVICE_ACCOUNT_KEY_PATH="$RUNNER_TEMP/google-service-account.json"
+trap 'rm -f "$GOOGLE_SERVICE_ACCOUNT_KEY_PATH"' EXIT
+printf '%s\\n' "$GOOGLE_SERVICE_ACCOUNT_KEY" > "$GOOGLE_SERVICE_ACCOUNT_KEY_PATH"
+if ! jq -e '.type == "service_account" and (.client_email | type == "string") and (.private_key | type == "string")' \\
+  "$GOOGLE_SERVICE_ACCOUNT_KEY_PATH" > /dev/null 2>&1; then
+  echo "::error::the secret GOOGLE_SERVICE_ACCOUNT_KEY is not a Google service account JSON key (type service_account, client_email, private_key)"
+  exit 1
+fi
+${upload}`;
 }
 
 /** Id of the job that publishes each push's update to the staging branch. */
