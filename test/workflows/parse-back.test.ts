@@ -340,7 +340,10 @@ describe("mobile and drift", () => {
     assert.ok(at("Find the update group") > 0);
     assert.ok(at("Check that production serves") > at("Find the update group"));
     assert.ok(at("Republish") > at("Check that production serves"), names.join(", "));
-    assert.match(d.jobs.rollback?.steps.at(-1)?.run ?? "", /update:rollback "\$group" --non-interactive/);
+    assert.match(
+      d.jobs.rollback?.steps.at(-1)?.run ?? "",
+      /update:rollback "\$group" --non-interactive/,
+    );
   });
   test("drift.yml previews both stacks on a schedule and by hand, in the drift environment", () => {
     const d = doc("drift.yml");
