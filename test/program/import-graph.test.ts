@@ -8,7 +8,7 @@ const SRC = join(__dirname, "..", "..", "src");
 /**
  * The layers of `src/`, bottom first: a module imports only from its own folder or a lower
  * layer. Config is the bottom (everything reads it, it reads nothing of ours); the program
- * wires the components; synth and the docs generator sit on top.
+ * wires the components; synth, the docs generator and the ops commands sit on top.
  */
 const LAYERS: readonly (readonly string[])[] = [
   ["config"],
@@ -16,7 +16,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ["cloud", "deploy", "github"],
   ["workflows"],
   ["program.ts"],
-  ["synth", "docs"],
+  ["synth", "docs", "ops"],
 ];
 
 function layerOf(top: string): number {
