@@ -170,6 +170,17 @@ describe("the main pipeline deploys the backend only when it changed", { skip: N
     assert.equal(same.backend, "false");
   });
 
+  test("the newest deployment is the highest id, in whatever order GitHub lists them", () => {
+    const r = run({
+      deployments: [
+        { id: 3, sha: OLDER, state: "success" },
+        { id: 8, sha: SERVED, state: "success" },
+      ],
+    });
+    assert.ok(r.calls.includes(`repos/o/r/git/trees/${SERVED}?recursive=1`), r.calls.join("\n"));
+    assert.ok(!r.calls.some((c) => c.includes(OLDER)), r.calls.join("\n"));
+  });
+
   test("a run of an older commit than staging serves is a difference too (trees, not history)", () => {
     const r = run({
       deployments: [{ id: 7, sha: OLDER, state: "success" }],

@@ -138,8 +138,8 @@ export function backendPatterns(settings: PipelineSettings): readonly string[] {
 /**
  * Decides whether this run builds and deploys the backend, and says why in the run's summary.
  *
- * The comparison is with what staging serves, not with the previous push: the newest GitHub
- * deployment of the staging environment whose latest status is `success` is the commit of the
+ * The comparison is with what staging serves, not with the previous push: the newest (highest
+ * id) GitHub deployment of the staging environment whose latest status is `success` is the commit of the
  * last deploy job that passed (a failed, cancelled or superseded run leaves none), so a push
  * after a failed deploy still deploys. Both commits' trees are read through the API
  * (`git/trees?recursive=1`, no checkout) and the files of {@link backendPatterns} compared by
@@ -159,7 +159,7 @@ deploy() {
 [[ "$EVENT" != workflow_dispatch ]] || deploy "the run was started by hand"
 list="$RUNNER_TEMP/deployments"
 gh api -X GET "repos/$REPOSITORY/deployments" -f environment="$ENVIRONMENT" -f per_page=30 \\
-  --jq '.[] | "\\(.id) \\(.sha)"' > "$list" || deploy "GitHub did not list the deployments of $ENVIRONMENT"
+  --jq 'sort_by(.id) | reverse | .[] | "\\(.id) \\(.sha)"' > "$list" || deploy "GitHub did not list the deployments of $ENVIRONMENT"
 base=""
 while read -r id sha; do
   state=$(gh api "repos/$REPOSITORY/deployments/$id/statuses?per_page=1" --jq '.[0].state // ""') ||
