@@ -1,11 +1,9 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Client, type ConnectConfig } from "ssh2";
-import type { DeployHost } from "../config/deploy";
-import { pinnedHostKey } from "../config/host-keys";
 import { ROUTING_FILE, SITE_FILE, ROUTING_SCRIPT, SLOTS, slotService } from "./compose";
 import { assign } from "./shell";
+import { execOnHost, type SshHost, where } from "./ssh-exec";
 
 /**
  * The host's actual state as an input of the plan. Remote commands have no read: once a deploy
@@ -250,7 +248,7 @@ export function hostToken(previous: string | undefined, differences: readonly st
 
 /** Where and how to reach a host for the probe: the deploy's own connection settings. */
 export interface ProbeTarget {
-  readonly host: Pick<DeployHost, "name" | "host" | "port" | "user" | "hostKey">;
+  readonly host: SshHost;
   readonly privateKey: string;
   readonly script: string;
 }
@@ -262,57 +260,21 @@ export type HostProber = (target: ProbeTarget) => Promise<string>;
 export const PROBE_TIMEOUT_MS = 20_000;
 
 /**
- * The probe over SSH (`ssh2`): the host key must equal the pinned one when the host pins one
- * (as the command provider checks it), one exec session, no stdin, no pty.
+ * The probe over SSH ({@link execOnHost}: the pinned host key checked as the command provider
+ * checks it, one exec session, no stdin, no pty), within {@link PROBE_TIMEOUT_MS}.
  */
-export const sshProber: HostProber = (target) => {
-  const { host } = target;
-  const pinned = pinnedHostKey(host);
-  const blob = pinned ? Buffer.from(pinned.trim().split(/\s+/)[1] ?? "", "base64") : undefined;
-  const where = `${host.user}@${host.host}:${host.port}`;
-  const config: ConnectConfig = {
-    host: host.host,
-    port: host.port,
-    username: host.user,
-    privateKey: target.privateKey,
-    readyTimeout: PROBE_TIMEOUT_MS,
-    ...(blob ? { hostVerifier: (key: Buffer) => key.equals(blob) } : {}),
-  };
-  return new Promise<string>((resolve, reject) => {
-    const client = new Client();
-    let settled = false;
-    const done = (err: Error | undefined, out?: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      client.end();
-      if (err) reject(new Error(`ssh ${where}: ${err.message}`));
-      else resolve(out ?? "");
-    };
-    const timer = setTimeout(
-      () => done(new Error(`no answer within ${PROBE_TIMEOUT_MS / 1000} s`)),
-      PROBE_TIMEOUT_MS,
-    );
-    client.once("error", (err: Error) => done(err));
-    client.once("ready", () => {
-      client.exec(target.script, (err, stream) => {
-        if (err) return done(err);
-        const out: Buffer[] = [];
-        const errOut: Buffer[] = [];
-        stream.on("data", (b: Buffer) => out.push(b));
-        stream.stderr.on("data", (b: Buffer) => errOut.push(b));
-        stream.on("close", (code: number | null) => {
-          if (code === 0) done(undefined, Buffer.concat(out).toString("utf8"));
-          else {
-            const last = Buffer.concat(errOut).toString("utf8").trim().split("\n").pop();
-            done(new Error(`the probe exited with ${code}${last ? `: ${last}` : ""}`));
-          }
-        });
-        stream.end();
-      });
-    });
-    client.connect(config);
-  });
+export const sshProber: HostProber = async (target) => {
+  const r = await execOnHost(
+    target.host,
+    { kind: "key", privateKey: target.privateKey },
+    target.script,
+    { timeoutMs: PROBE_TIMEOUT_MS },
+  );
+  if (r.code === 0) return r.stdout;
+  const last = r.stderr.trim().split("\n").pop();
+  throw new Error(
+    `ssh ${where(target.host)}: the probe exited with ${r.code}${last ? `: ${last}` : ""}`,
+  );
 };
 
 /** What the program makes of one host's probe. */

@@ -10,7 +10,7 @@ import {
   parseHostReport,
   remoteScript,
 } from "./report";
-import { type Credentials, execOnHost, type OpsHost, where } from "./ssh";
+import { type Credentials, execOnHost, type SshHost, where } from "../deploy/ssh-exec";
 import { OpsError } from "./stack";
 
 /** What a command prints, and how it exits. */
@@ -31,7 +31,7 @@ export interface OpsContext {
 const READ_TIMEOUT_MS = 30_000;
 
 /** The stack's hosts, or the one `--host` names. */
-export function selectHosts(ctx: Pick<OpsContext, "config" | "host">): readonly OpsHost[] {
+export function selectHosts(ctx: Pick<OpsContext, "config" | "host">): readonly SshHost[] {
   const hosts = ctx.config.deploy.hosts;
   if (ctx.host === undefined) return hosts;
   const found = hosts.filter((h) => h.name === ctx.host);
@@ -48,7 +48,7 @@ export function selectHosts(ctx: Pick<OpsContext, "config" | "host">): readonly 
 async function readReports(
   ctx: OpsContext,
   runs = 20,
-): Promise<{ host: OpsHost; report?: HostReport; error?: string }[]> {
+): Promise<{ host: SshHost; report?: HostReport; error?: string }[]> {
   const { appDir, composeProject } = ctx.config.deploy;
   const script = buildStatusScript(appDir, composeProject, runs);
   return Promise.all(
@@ -234,7 +234,7 @@ export async function logs(ctx: OpsContext, opts: LogsOptions): Promise<number> 
   ].join("\n");
   const hosts = selectHosts(ctx);
   const width = Math.max(...hosts.map((h) => h.name.length));
-  const one = async (host: OpsHost): Promise<number> => {
+  const one = async (host: SshHost): Promise<number> => {
     const prefix = `${host.name.padEnd(width)} | `;
     let partial = "";
     const onData = (chunk: string) => {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { decodeConfigMap } from "../config/raw";
 import { parseStackConfig, type StackConfig } from "../config/schema";
 import { readStackFile } from "../config/stack-file";
-import type { Credentials } from "./ssh";
+import type { Credentials } from "../deploy/ssh-exec";
 
 /** A problem the user fixes: printed as is, exit status 2 (usage) or 1. */
 export class OpsError extends Error {

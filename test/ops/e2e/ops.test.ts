@@ -366,7 +366,7 @@ echo "$pid"`,
       assert.equal(r.code, 1);
       assert.match(
         r.out,
-        /unreadable: e2e \(deploy@127\.0\.0\.1:\d+\): the host key is not the one pinned in deploy\.hosts\[\]\.hostKey/,
+        /unreadable: ssh deploy@127\.0\.0\.1:\d+: the host key is not the one pinned in deploy\.hosts\[\]\.hostKey/,
       );
     } finally {
       deploy.hosts[0].hostKey = original;

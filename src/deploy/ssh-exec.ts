@@ -2,12 +2,16 @@ import { Client, type ConnectConfig } from "ssh2";
 import type { DeployHost } from "../config/deploy";
 import { pinnedHostKey } from "../config/host-keys";
 
-/** How `ops` authenticates: the deploy's private key, or the user's SSH agent. */
+/**
+ * How a connection authenticates: the deploy's private key (`from` says where it was read), or
+ * the user's SSH agent.
+ */
 export type Credentials =
-  | { readonly kind: "key"; readonly privateKey: string; readonly from: string }
+  | { readonly kind: "key"; readonly privateKey: string; readonly from?: string }
   | { readonly kind: "agent"; readonly socket: string };
 
-export type OpsHost = Pick<DeployHost, "name" | "host" | "port" | "user" | "hostKey">;
+/** A host's connection settings, as the stack's `deploy.hosts[]` gives them. */
+export type SshHost = Pick<DeployHost, "name" | "host" | "port" | "user" | "hostKey">;
 
 export interface ExecResult {
   readonly code: number | null;
@@ -25,17 +29,19 @@ export interface ExecOptions {
 }
 
 /** `user@host:port`, as messages name a host. */
-export function where(host: OpsHost): string {
+export function where(host: SshHost): string {
   return `${host.user}@${host.host}:${host.port}`;
 }
 
 /**
- * Runs `script` on a host over SSH with the deploy's own connection settings: the host key must
- * be the pinned one when the stack pins one (as the deploy checks it), one exec session, no
- * pty, no stdin. Rejects with a one-line reason naming the host when it cannot connect.
+ * Runs `script` on a host over SSH (`ssh2`) with the deploy's own connection settings: the host
+ * key must be the pinned one when the stack pins one (as the deploy checks it), one exec
+ * session, no pty, no stdin. Resolves with the exit status and output; rejects with a one-line
+ * reason, `ssh user@host:port: ...`, when it cannot connect or gives up. The host probe and the
+ * ops commands both run through it.
  */
 export function execOnHost(
-  host: OpsHost,
+  host: SshHost,
   credentials: Credentials,
   script: string,
   opts: ExecOptions = {},
@@ -64,7 +70,7 @@ export function execOnHost(
       if (timer) clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
       client.end();
-      if (error) reject(new Error(`${host.name} (${where(host)}): ${error.message}`));
+      if (error) reject(new Error(`ssh ${where(host)}: ${error.message}`));
       else
         resolve({
           code,
