@@ -38,6 +38,18 @@ export function setupNode(version: string, lockfile?: string): UsesStep {
   };
 }
 
+/** The app repository and the mobile app's Node.js, npm's cache keyed on its lockfile. */
+export function mobileSetupSteps(nodeVersion: string): Step[] {
+  return [checkout(), setupNode(nodeVersion, "mobile/package-lock.json")];
+}
+
+/** The mobile app's dependencies, from its lockfile. */
+export const MOBILE_INSTALL: RunStep = {
+  name: "Install dependencies",
+  workingDirectory: "mobile",
+  run: "npm ci",
+};
+
 /** A coverage upload that fails the job when it fails: a silent coverage gap is a defect. */
 export function uploadCoverage(files: string, flags: string): UsesStep {
   return {

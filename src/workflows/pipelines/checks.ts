@@ -2,7 +2,7 @@ import { tools } from "../actions";
 import type { Expression } from "../expr";
 import type { Job } from "../model";
 import type { PipelineSettings } from "../settings";
-import { checkout, setupNode, setupPython, uploadCoverage } from "../steps";
+import { checkout, MOBILE_INSTALL, mobileSetupSteps, setupPython, uploadCoverage } from "../steps";
 
 /**
  * The test jobs of the spec's PR pipeline, defined once and used by both the PR pipeline and the
@@ -42,8 +42,8 @@ export function checkJobs(settings: PipelineSettings, opts: CheckJobOptions = {}
       ...(opts.when ? { if: opts.when(area) } : {}),
     },
   });
-  const mobileSetup = [checkout(), setupNode(node, "mobile/package-lock.json")];
-  const npmCi = { name: "Install dependencies", workingDirectory: "mobile", run: "npm ci" };
+  const mobileSetup = mobileSetupSteps(node);
+  const npmCi = MOBILE_INSTALL;
 
   return [
     job("backend-lint", "backend", {

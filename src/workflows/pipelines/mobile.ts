@@ -1,7 +1,7 @@
 import { tools } from "../actions";
 import { WorkflowBuilder } from "../builder";
 import { expr, type Value } from "../expr";
-import type { Job, RunStep, Step, Workflow } from "../model";
+import type { Job, RunStep, Workflow } from "../model";
 import type { PipelineSettings } from "../settings";
 import {
   checkout,
@@ -11,6 +11,8 @@ import {
   loginEnv,
   loginPermissions,
   loginSteps,
+  MOBILE_INSTALL,
+  mobileSetupSteps,
   setupNode,
 } from "../steps";
 import { checkJobs } from "./checks";
@@ -31,22 +33,35 @@ function easJob(
   step: { name: string; run: string; env?: Record<string, Value> },
 ): Job {
   return {
+    ...gatedJob(settings, name),
+    steps: [...mobileSetupSteps(settings.nodeVersion), MOBILE_INSTALL, easStep(step)],
+  };
+}
+
+/** A job of the approval-gated environment, read-only on the repository; its steps to add. */
+function gatedJob(settings: PipelineSettings, name: string): Omit<Job, "steps"> {
+  return {
     name,
     runsOn: "ubuntu-latest",
     timeoutMinutes: 120,
     permissions: { contents: "read" },
     environment: { name: settings.production.environment },
-    steps: [
-      checkout(),
-      setupNode(settings.nodeVersion, "mobile/package-lock.json"),
-      { name: "Install dependencies", workingDirectory: "mobile", run: "npm ci" },
-      {
-        name: step.name,
-        workingDirectory: "mobile",
-        env: { EXPO_TOKEN: expr.secret("EXPO_TOKEN"), ...step.env },
-        run: step.run,
-      },
-    ],
+  };
+}
+
+/** A step in `mobile/` that runs EAS CLI, logged in by `EXPO_TOKEN`. */
+function easStep(step: {
+  name: string;
+  run: string;
+  id?: string;
+  env?: Record<string, Value>;
+}): RunStep {
+  return {
+    name: step.name,
+    ...(step.id === undefined ? {} : { id: step.id }),
+    workingDirectory: "mobile",
+    env: { EXPO_TOKEN: expr.secret("EXPO_TOKEN"), ...step.env },
+    run: step.run,
   };
 }
 
@@ -232,15 +247,7 @@ export function mobileOtaPipeline(settings: PipelineSettings): Workflow {
     PRODUCTION_BRANCH: settings.mobile.updateBranch,
     GROUP: expr.input("group"),
   };
-  const promote = easJob(settings, "Promote to production", {
-    name: "Republish the update group to the production branch",
-    env: { ...mobileEnv, UPDATE_COMMIT: expr.step("served", "commit") },
-    run: `set -euo pipefail
-${EAS} update:republish --group "$GROUP_ID" --destination-branch "$PRODUCTION_BRANCH" \\
-  --message "Promoted from $STAGING_BRANCH (GitHub run $GITHUB_RUN_ID)" --non-interactive
-echo "Update group $GROUP_ID (commit $UPDATE_COMMIT) is now the newest on $PRODUCTION_BRANCH." | tee -a "$GITHUB_STEP_SUMMARY"`,
-  });
-  const [checkoutStep, nodeStep, installStep, republishStep] = promote.steps;
+  const group = { GROUP_ID: expr.step("group", "id"), UPDATE_COMMIT: expr.step("group", "commit") };
   return new WorkflowBuilder({
     file: "mobile-ota.yml",
     name: "Mobile OTA (production)",
@@ -267,22 +274,21 @@ echo "Update group $GROUP_ID (commit $UPDATE_COMMIT) is now the newest on $PRODU
     concurrency: { group: "mobile-ota-production", cancelInProgress: false },
   })
     .addJob(OTA_PROMOTE_JOB, {
-      ...promote,
+      ...gatedJob(settings, "Promote to production"),
       if: action("promote"),
       timeoutMinutes: 30,
       permissions: { contents: "read", ...loginPermissions(settings) },
       steps: [
-        checkoutStep as Step,
+        checkout(),
         ...(settings.program.repository === undefined ? [] : [checkoutProgram(settings)]),
-        nodeStep as Step,
-        installStep as Step,
-        {
+        setupNode(settings.nodeVersion, "mobile/package-lock.json"),
+        MOBILE_INSTALL,
+        easStep({
           name: "Find the update group",
           id: "group",
-          workingDirectory: "mobile",
-          env: { EXPO_TOKEN: expr.secret("EXPO_TOKEN"), ...mobileEnv },
+          env: mobileEnv,
           run: findGroupScript("STAGING_BRANCH"),
-        },
+        }),
         installPulumi(settings),
         ...loginSteps(settings, target.name),
         {
@@ -294,19 +300,18 @@ echo "Update group $GROUP_ID (commit $UPDATE_COMMIT) is now the newest on $PRODU
             STACK: target.stack,
             GH_TOKEN: expr.github("token"),
             REPOSITORY: expr.github("repository"),
-            GROUP_ID: expr.step("group", "id"),
-            UPDATE_COMMIT: expr.step("group", "commit"),
+            ...group,
           },
           run: backendServedScript(),
         },
-        {
-          ...(republishStep as RunStep),
-          env: {
-            ...(republishStep as RunStep).env,
-            GROUP_ID: expr.step("group", "id"),
-            UPDATE_COMMIT: expr.step("group", "commit"),
-          },
-        },
+        easStep({
+          name: "Republish the update group to the production branch",
+          env: { ...mobileEnv, UPDATE_COMMIT: group.UPDATE_COMMIT, GROUP_ID: group.GROUP_ID },
+          run: `set -euo pipefail
+${EAS} update:republish --group "$GROUP_ID" --destination-branch "$PRODUCTION_BRANCH" \\
+  --message "Promoted from $STAGING_BRANCH (GitHub run $GITHUB_RUN_ID)" --non-interactive
+echo "Update group $GROUP_ID (commit $UPDATE_COMMIT) is now the newest on $PRODUCTION_BRANCH." | tee -a "$GITHUB_STEP_SUMMARY"`,
+        }),
       ],
     })
     .addJob(OTA_ROLLBACK_JOB, {
