@@ -218,6 +218,29 @@ export function checkSince(since: string): string {
   );
 }
 
+type Stream = "stdout" | "stderr";
+
+/**
+ * Whole lines out of a remote command's output chunks, each stream on its own (a chunk may end
+ * mid-line); `flush` gives what is left once the command has ended.
+ */
+export function lineSplitter(onLine: (line: string, stream: Stream) => void) {
+  const partial: Record<Stream, string> = { stdout: "", stderr: "" };
+  return {
+    push: (chunk: string, stream: Stream) => {
+      const lines = (partial[stream] + chunk).split("\n");
+      partial[stream] = lines.pop() ?? "";
+      for (const line of lines) onLine(line, stream);
+    },
+    flush: () => {
+      for (const stream of ["stdout", "stderr"] as const) {
+        if (partial[stream] !== "") onLine(partial[stream], stream);
+        partial[stream] = "";
+      }
+    },
+  };
+}
+
 /**
  * `ops logs`: the serving container's logs from every host, each line prefixed with the host's
  * name; with `--follow`, from all hosts at once until interrupted.
@@ -236,20 +259,14 @@ export async function logs(ctx: OpsContext, opts: LogsOptions): Promise<number> 
   const width = Math.max(...hosts.map((h) => h.name.length));
   const one = async (host: SshHost): Promise<number> => {
     const prefix = `${host.name.padEnd(width)} | `;
-    let partial = "";
-    const onData = (chunk: string) => {
-      const text = partial + chunk;
-      const lines = text.split("\n");
-      partial = lines.pop() ?? "";
-      for (const line of lines) ctx.io.out(prefix + line);
-    };
+    const lines = lineSplitter((line) => ctx.io.out(prefix + line));
     try {
       const r = await execOnHost(host, ctx.credentials, script, {
-        onData,
+        onData: lines.push,
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.follow ? {} : { timeoutMs: 120_000 }),
       });
-      if (partial) ctx.io.out(prefix + partial);
+      lines.flush();
       return r.code === 0 || r.code === null ? 0 : 1;
     } catch (err) {
       ctx.io.err(`${host.name}: ${(err as Error).message}`);
@@ -293,19 +310,12 @@ export async function exec(ctx: OpsContext, command: readonly string[]): Promise
     assignArray("CMD", command),
     remoteScript("exec"),
   ].join("\n");
-  const partial = { stdout: "", stderr: "" };
-  const write = (stream: "stdout" | "stderr", line: string) =>
-    stream === "stdout" ? ctx.io.out(line) : ctx.io.err(line);
-  const onData = (chunk: string, stream: "stdout" | "stderr") => {
-    const lines = (partial[stream] + chunk).split("\n");
-    partial[stream] = lines.pop() ?? "";
-    for (const line of lines) write(stream, line);
-  };
+  const lines = lineSplitter((line, stream) =>
+    stream === "stdout" ? ctx.io.out(line) : ctx.io.err(line),
+  );
   try {
-    const r = await execOnHost(host, ctx.credentials, script, { onData });
-    for (const stream of ["stdout", "stderr"] as const) {
-      if (partial[stream] !== "") write(stream, partial[stream]);
-    }
+    const r = await execOnHost(host, ctx.credentials, script, { onData: lines.push });
+    lines.flush();
     return r.code ?? 1;
   } catch (e) {
     ctx.io.err(`${host.name}: ${(e as Error).message}`);

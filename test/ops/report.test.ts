@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { HELP, runOps } from "../../src/ops/cli";
-import { checkSince } from "../../src/ops/commands";
+import { checkSince, lineSplitter } from "../../src/ops/commands";
 import {
   buildStatusScript,
   formatStatus,
@@ -240,5 +240,18 @@ describe("the command line", () => {
     for (const bad of ["yesterday", "10m; id", "$(id)", ""]) {
       assert.throws(() => checkSince(bad), /expected a duration/);
     }
+  });
+});
+
+describe("remote output as lines", () => {
+  test("a line cut across chunks comes out whole, each stream on its own, the rest on flush", () => {
+    const got: string[] = [];
+    const lines = lineSplitter((line, stream) => got.push(`${stream}:${line}`));
+    lines.push("one\ntw", "stdout");
+    lines.push("err-a", "stderr");
+    lines.push("o\nthr", "stdout");
+    lines.push("\n", "stderr");
+    lines.flush();
+    assert.deepEqual(got, ["stdout:one", "stdout:two", "stderr:err-a", "stdout:thr"]);
   });
 });

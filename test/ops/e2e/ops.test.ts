@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import { runOps } from "../../../src/ops/cli";
+import type { LocalRunner } from "../../../src/ops/commands";
 import {
   cleanupProject,
   e2eSkip,
@@ -66,6 +67,11 @@ describe("ops commands, end to end", { skip }, () => {
 
   /** `npm run ops -- <args> --stack staging --dir <dir> --identity <key>`, in this process. */
   async function ops(...args: string[]): Promise<Ran> {
+    return opsWith(undefined, ...args);
+  }
+
+  /** {@link ops}, with `run` in place of the local `gh` / `pulumi` that rollback starts. */
+  async function opsWith(run: LocalRunner | undefined, ...args: string[]): Promise<Ran> {
     const out: string[] = [];
     const err: string[] = [];
     // The options go before `--`: what follows it is exec's command.
@@ -75,6 +81,8 @@ describe("ops commands, end to end", { skip }, () => {
       [...mine, "--stack", "staging", "--dir", dir, "--identity", keyFile, ...command],
       { out: (l) => out.push(l), err: (l) => err.push(l) },
       {},
+      undefined,
+      run,
     );
     return { code, out: out.join("\n"), err: err.join("\n") };
   }
@@ -310,15 +318,8 @@ echo "$pid"`,
       ran.push([command, ...args].join(" "));
       return 0;
     };
-    const out: string[] = [];
-    const yes = await runOps(
-      ["rollback", "--yes", "--stack", "staging", "--dir", dir, "--identity", keyFile],
-      { out: (l) => out.push(l), err: () => {} },
-      {},
-      undefined,
-      run,
-    );
-    assert.equal(yes, 0);
+    const yes = await opsWith(run, "rollback", "--yes");
+    assert.equal(yes.code, 0, yes.err);
     assert.deepEqual(ran, [
       "pulumi up --stack staging --config-path --config deploy.image.tag=v1 --config deploy.migrate=false --diff",
     ]);
@@ -334,18 +335,12 @@ echo "$pid"`,
     writeFileSync(path, stringify(file));
     try {
       ran.length = 0;
-      const gated = await runOps(
-        ["rollback", "--yes", "--stack", "staging", "--dir", dir, "--identity", keyFile],
-        { out: (l) => out.push(l), err: () => {} },
-        {},
-        undefined,
-        run,
-      );
-      assert.equal(gated, 0);
+      const gated = await opsWith(run, "rollback", "--yes");
+      assert.equal(gated.code, 0, gated.err);
       assert.deepEqual(ran, [
         "gh workflow run deploy-prod.yml --repo clicky-foundation/clicky-foundation --ref main -f version=v1 -f run_migrations=false",
       ]);
-      assert.match(out.join("\n"), /dispatched: approve the run in GitHub Actions/);
+      assert.match(gated.out, /dispatched: approve the run in GitHub Actions/);
     } finally {
       writeFileSync(path, original);
     }
