@@ -385,7 +385,7 @@ export const deploySecretKeys: readonly SecretKeySpec[] = [
   {
     key: "postgresPassword",
     description:
-      "Password of the app's PostgreSQL role; set once, before the first deploy (changing it later: see docs/deploy.md, Limits)",
+      "Password of the app's PostgreSQL role; a changed one is put in place by the next deploy, with no failed request (npm run ops -- rotate-db-password; docs/operations.md)",
     requiredWhen: () => true,
   },
   {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import {
   audit,
@@ -8,6 +9,7 @@ import {
   logs,
   type Output,
   rollback,
+  rotateDbPassword,
   status,
 } from "./commands";
 import { OpsError, pulumiConfigSecret, readOpsStack, resolveCredentials } from "./stack";
@@ -32,6 +34,9 @@ Day-two operations on a stack's hosts, over the deploy's own SSH connection:
                        app's environment (never inside the serving container)
   rollback [--yes]     deploy the version the hosts record as previous, the way this stack
                        deploys (approval-gated: the production workflow, reviewers approve)
+  rotate-db-password [--yes]
+                       a new database password, put in place by a deploy with no failed
+                       request (approval-gated: committed, then the production workflow)
   lock status          who holds each host's deploy lock, since when
   lock release --force clear a lock left by a deploy that is gone (refused while it runs)
 
@@ -85,6 +90,22 @@ Without --yes it only prints what it would run. Refused when the hosts record di
 previous versions. To undo the schema too: docs/operations.md, Runbook: alembic downgrade.
 
 ${COMMON}`,
+  "rotate-db-password": `usage: npm run ops -- rotate-db-password --stack <name> [--password-stdin] [--yes]
+
+Changes the password of the app's PostgreSQL role (deploy.database.user) with no failed
+request. It sets a new random one (32 bytes; --password-stdin reads yours from stdin) as the
+stack's postgresPassword (pulumi config set --secret, the value on its stdin, never printed),
+then deploys: on each host the deploy changes the role's password as the database's owner
+before its backup, keeps the serving version's new connections working (trusted from its own
+address) until it stops, and starts the new version with the new password; a deploy that fails
+puts the old password back.
+- a stack that is not approval-gated: pulumi up --stack <name> --diff. Commit the stack file
+  afterwards: a deploy from a file with the old password changes it back.
+- an approval-gated stack (production): the config only; commit the stack file, merge it, then
+  dispatch the production workflow (the command is printed); reviewers approve it.
+Without --yes it only prints what it would run. Needs the Pulumi CLI, logged in.
+
+${COMMON}`,
   lock: `usage: npm run ops -- lock status --stack <name>
        npm run ops -- lock release --force --stack <name>
 
@@ -123,6 +144,7 @@ function parse(argv: readonly string[]): Parsed {
       follow: { type: "boolean", short: "f" },
       yes: { type: "boolean" },
       force: { type: "boolean" },
+      "password-stdin": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -145,6 +167,7 @@ export async function runOps(
   env: NodeJS.ProcessEnv = process.env,
   signal?: AbortSignal,
   runLocal?: LocalRunner,
+  readStdin: () => string = () => readFileSync(0, "utf8"),
 ): Promise<number> {
   let parsed: Parsed;
   try {
@@ -216,6 +239,16 @@ export async function runOps(
         });
       case "exec":
         return await exec(ctx, rest);
+      case "rotate-db-password":
+        return await rotateDbPassword(ctx, {
+          yes: values.yes === true,
+          dir,
+          ...(runLocal ? { run: runLocal } : {}),
+          // One line; a trailing line break is not part of it (as pulumi config set reads it).
+          ...(values["password-stdin"] === true
+            ? { password: readStdin().replace(/\r?\n$/, "") }
+            : {}),
+        });
       case "lock":
         return sub === "status"
           ? await lockStatus(ctx)

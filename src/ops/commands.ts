@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { isApprovalGated } from "../config/catalog";
 import type { StackConfig } from "../config/schema";
 import { assign, assignArray } from "../deploy/shell";
@@ -323,11 +324,24 @@ export async function exec(ctx: OpsContext, command: readonly string[]): Promise
   }
 }
 
-/** Runs a local program (gh, pulumi) with the terminal attached; resolves with its exit status. */
-export type LocalRunner = (command: string, args: readonly string[], cwd: string) => number;
+/**
+ * Runs a local program (gh, pulumi) with the terminal attached; resolves with its exit status.
+ * With `input`, that goes to its stdin instead of the terminal (a secret, never an argument).
+ */
+export type LocalRunner = (
+  command: string,
+  args: readonly string[],
+  cwd: string,
+  input?: string,
+) => number | Promise<number>;
 
-export const runLocally: LocalRunner = (command, args, cwd) => {
-  const r = spawnSync(command, [...args], { cwd, stdio: "inherit" });
+export const runLocally: LocalRunner = (command, args, cwd, input) => {
+  const r = spawnSync(command, [...args], {
+    cwd,
+    ...(input === undefined
+      ? { stdio: "inherit" }
+      : { stdio: ["pipe", "inherit", "inherit"], input }),
+  });
   if (r.error) throw new OpsError(`${command}: ${r.error.message}`);
   return r.status ?? 1;
 };
@@ -365,22 +379,7 @@ export async function rollback(
   const stack = config.stack;
   const gated = isApprovalGated(config.environment);
   const [command, args]: [string, string[]] = gated
-    ? [
-        "gh",
-        [
-          "workflow",
-          "run",
-          "deploy-prod.yml",
-          "--repo",
-          `${config.github.owner}/${config.github.repository}`,
-          "--ref",
-          config.github.defaultBranch,
-          "-f",
-          `version=${tag}`,
-          "-f",
-          "run_migrations=false",
-        ],
-      ]
+    ? ["gh", dispatchArgs(config, tag)]
     : [
         "pulumi",
         [
@@ -408,7 +407,7 @@ export async function rollback(
     ctx.io.out("nothing was run: add --yes to run it");
     return 0;
   }
-  const code = (opts.run ?? runLocally)(command, args, opts.dir);
+  const code = await (opts.run ?? runLocally)(command, args, opts.dir);
   if (code === 0 && !gated) {
     ctx.io.out(
       `the stack now records ${tag} as deployed; pulumi up wrote the tag into Pulumi.${stack}.yaml: git checkout -- Pulumi.${stack}.yaml drops it (later runs keep the recorded image)`,
@@ -418,4 +417,115 @@ export async function rollback(
     ctx.io.out("dispatched: approve the run in GitHub Actions (Deploy to Production)");
   }
   return code;
+}
+
+/** The production workflow's dispatch of `tag` without migrations (rollback, rotation). */
+function dispatchArgs(config: StackConfig, tag: string): string[] {
+  return [
+    "workflow",
+    "run",
+    "deploy-prod.yml",
+    "--repo",
+    `${config.github.owner}/${config.github.repository}`,
+    "--ref",
+    config.github.defaultBranch,
+    "-f",
+    `version=${tag}`,
+    "-f",
+    "run_migrations=false",
+  ];
+}
+
+/** A new database password: 32 random bytes, base64url (43 characters, nothing to escape). */
+export function newDatabasePassword(): string {
+  return randomBytes(32).toString("base64url");
+}
+
+/**
+ * `ops rotate-db-password`: a new `postgresPassword` in the stack's config (`pulumi config set
+ * --secret`, the value on its stdin), then the deploy that puts it in place: on each host the
+ * deploy changes the role's password before the backup, keeps the serving version's new
+ * connections trusted from its own address until it stops, and starts the new version with the
+ * new password (src/deploy/remote/steps.sh, ensure_db_password). A stack that is not
+ * approval-gated deploys with `pulumi up`; an approval-gated one through its workflow once the
+ * changed stack file is on the default branch. Without `--yes` it only says what it would run.
+ */
+export async function rotateDbPassword(
+  ctx: OpsContext,
+  opts: {
+    readonly yes: boolean;
+    readonly dir: string;
+    readonly run?: LocalRunner;
+    /** The new password (`--password-stdin`); a random one otherwise. */
+    readonly password?: string;
+  },
+): Promise<number> {
+  const { config } = ctx;
+  const stack = config.stack;
+  const { user, name } = config.deploy.database;
+  const gated = isApprovalGated(config.environment);
+  const password = opts.password ?? newDatabasePassword();
+  if (password === "" || /[\r\n\0]/.test(password)) {
+    throw new OpsError(
+      "the new password is empty or holds a line break or NUL: the deploy passes it as one line; nothing was run",
+      2,
+    );
+  }
+  const set = ["config", "set", "--secret", "postgresPassword", "--stack", stack];
+  const up = ["up", "--stack", stack, "--diff"];
+  let tag = "<the tag production serves>";
+  if (gated) {
+    const reports = await readReports(ctx, 1);
+    const tags = new Set(reports.map((r) => r.report?.current?.tag));
+    const [only] = [...tags];
+    if (tags.size === 1 && only !== undefined) tag = only;
+  }
+  ctx.io.out(
+    `rotation of the database password of ${stack} (role ${user}, database ${name}), ${opts.password === undefined ? "to a new random password (32 bytes)" : "to the password read from stdin"}:`,
+  );
+  ctx.io.out(`  pulumi ${set.join(" ")}   (the password on its stdin, never printed)`);
+  if (gated) {
+    ctx.io.out(
+      `  then: commit Pulumi.${stack}.yaml to ${config.github.defaultBranch} (a pull request, like any change), and deploy it:`,
+    );
+    ctx.io.out(`  gh ${dispatchArgs(config, tag).join(" ")}`);
+    ctx.io.out(
+      `${stack} is approval-gated: the production workflow's pulumi up changes the password once a reviewer approves`,
+    );
+  } else {
+    ctx.io.out(`  pulumi ${up.join(" ")}`);
+  }
+  ctx.io.out(
+    "the deploy changes the role's password on each host before its backup, keeps the serving version's new connections working until it stops, and starts the new version with the new password: no request fails",
+  );
+  if (!opts.yes) {
+    ctx.io.out("nothing was run: add --yes to run it");
+    return 0;
+  }
+  const run = opts.run ?? runLocally;
+  const setCode = await run("pulumi", set, opts.dir, password);
+  if (setCode !== 0) {
+    throw new OpsError(
+      `pulumi config set failed (exit ${setCode}): the stack's config and the hosts are unchanged`,
+      setCode,
+    );
+  }
+  ctx.io.out(`Pulumi.${stack}.yaml holds the new password (encrypted)`);
+  if (gated) {
+    ctx.io.out(
+      `next: commit Pulumi.${stack}.yaml, merge it, then run the gh command above; until then the hosts keep the old password`,
+    );
+    return 0;
+  }
+  const upCode = await run("pulumi", up, opts.dir);
+  if (upCode !== 0) {
+    ctx.io.out(
+      `pulumi up did not finish (exit ${upCode}): each host either took the new password or kept the old one (a failed deploy puts the old one back); pulumi up again finishes the rotation`,
+    );
+    return upCode;
+  }
+  ctx.io.out(
+    `rotated. Commit Pulumi.${stack}.yaml now: a deploy from a stack file with the old password would change it back`,
+  );
+  return 0;
 }

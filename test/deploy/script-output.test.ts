@@ -114,6 +114,14 @@ describe("the first line of defence: nothing the script runs prints a secret", (
       "stdin of docker login",
     ],
     [
+      /^ {2}if out="\$\(PGPASSWORD="\$\{SECRETS\[POSTGRES_PASSWORD\]\}" docker exec -e PGPASSWORD -e PGCONNECT_TIMEOUT=10 "\$PG_CID" psql .* -c 'SELECT 1' 2>&1\)"; then$/,
+      "env of psql; what it prints is PostgreSQL's answer, which holds no password",
+    ],
+    [
+      /^ {2}printf '%s\\n%s\\n' "\$\{SECRETS\[POSTGRES_PASSWORD\]\}" "\$\{SECRETS\[POSTGRES_PASSWORD\]\}" \|$/,
+      "stdin of psql's \\password, whose output goes to /dev/null and a file of prompts",
+    ],
+    [
       /^ {2}for key in "\$\{APP_SECRETS\[@\]\}"; do printf '%s=%s\\n' "\$key" "\$\{SECRETS\[\$key\]\}"; done \| write_file "\$ENV_DIR\/\$NEW_SLOT\.env"$/,
       "the env file, 0600",
     ],

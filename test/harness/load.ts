@@ -435,6 +435,44 @@ export function httpGet(url: string, timeoutMs = 5000): Promise<HttpAnswer> {
 }
 
 /**
+ * One POST of a JSON body to a loopback URL, without keep-alive; rejects like `httpGet`. For a
+ * write through a deployed service (`POST /items`).
+ */
+export function httpPost(url: string, json: unknown, timeoutMs = 5000): Promise<HttpAnswer> {
+  const u = new URL(url);
+  if (!isLoopback(u.hostname))
+    throw new Error(`httpPost: only loopback targets, not ${u.hostname}`);
+  const body = Buffer.from(JSON.stringify(json));
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      u,
+      {
+        method: "POST",
+        agent: false,
+        headers: { "Content-Type": "application/json", "Content-Length": body.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (d: Buffer) => chunks.push(d));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(new Error(`POST ${url}: no answer in ${timeoutMs} ms`)),
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/**
  * Polls a loopback URL until it answers `status` (default 200), for services that take a
  * moment to start; rejects after `timeoutMs` (default 60 s) with the last answer or error.
  */

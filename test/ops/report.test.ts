@@ -164,15 +164,68 @@ describe("the command line", () => {
       "rollback \\[--yes\\]",
       "lock status",
       "lock release --force",
+      "rotate-db-password \\[--yes\\]",
     ]) {
-      assert.match(top.out, new RegExp(`^ {2}${command} `, "m"), command);
+      assert.match(top.out, new RegExp(`^ {2}${command}( |$)`, "m"), command);
     }
-    for (const command of ["status", "audit", "logs", "exec", "rollback", "lock"]) {
+    for (const command of [
+      "status",
+      "audit",
+      "logs",
+      "exec",
+      "rollback",
+      "lock",
+      "rotate-db-password",
+    ]) {
       const r = await run(command, "--help");
       assert.equal(r.code, 0);
       assert.equal(r.out, HELP[command]);
       assert.match(r.out, new RegExp(`^usage: npm run ops -- ${command} `));
     }
+  });
+
+  test("rotate-db-password: a password it cannot pass as one line is refused, and a failed config set stops it before any deploy", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ops-rotate-"));
+    writeFileSync(join(dir, "k"), "KEY FILE");
+    const ran: string[] = [];
+    const rotate = async (stdin: string, setExit: number) => {
+      const out: string[] = [];
+      const code = await runOps(
+        ["rotate-db-password", "--password-stdin", "--yes", "--stack", "staging"].concat([
+          "--dir",
+          REPO_ROOT,
+          "--identity",
+          join(dir, "k"),
+        ]),
+        { out: (l) => out.push(l), err: (l) => out.push(l) },
+        {},
+        undefined,
+        (command, args) => {
+          ran.push([command, ...args].join(" "));
+          return args[0] === "config" ? setExit : 0;
+        },
+        () => stdin,
+      );
+      return { code, out: out.join("\n") };
+    };
+    const broken = await rotate("two\nlines\n", 0);
+    assert.equal(broken.code, 2);
+    assert.match(
+      broken.out,
+      /holds a line break or NUL: the deploy passes it as one line; nothing was run/,
+    );
+    assert.deepEqual(ran, []);
+    const empty = await rotate("\n", 0);
+    assert.equal(empty.code, 2);
+    assert.deepEqual(ran, []);
+    const failed = await rotate("a new one\n", 5);
+    assert.equal(failed.code, 5);
+    assert.match(
+      failed.out,
+      /pulumi config set failed \(exit 5\): the stack's config and the hosts are unchanged/,
+    );
+    assert.deepEqual(ran, ["pulumi config set --secret postgresPassword --stack staging"]);
+    assert.doesNotMatch(failed.out, /a new one/);
   });
 
   test("an unknown command, a missing --stack and a wrong lock verb exit 2 with the usage", async () => {

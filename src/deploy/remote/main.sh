@@ -121,6 +121,8 @@ on_exit() {
       docker_gone=${docker_gone:-no answer within 10 s}
     fi
     run_undos
+    # Past the switch, the old version no longer takes traffic: a rotation's trust line goes.
+    if ((COMMITTED)) && [[ -z $docker_gone ]]; then end_rotation_bridge; fi
     if [[ -z $FAIL_REASON ]]; then FAIL_REASON="command failed (exit $rc) at line ${FAILED_LINE:-?}: ${FAILED_COMMAND:-?}"; fi
     if [[ -n $docker_gone ]]; then FAIL_REASON="the Docker engine stopped answering ($docker_gone); the step's own error: $FAIL_REASON"; fi
     # The secrets read so far (stdin may have failed halfway), then the report: the log's
@@ -168,6 +170,7 @@ main() {
   BACKUP_PATH='' OLD_SLOT='' OLD_IMAGE='' OLD_CID='' NEW_SLOT='' NEW_CID='' NEW_ADDR='' OLD_ADDR='' SERVING_SLOT='' FINGERPRINT=''
   TMP_DIR='' HEADERS_FILE='' PROXY_CID='' PROXY_CHECK_DIR='' PULL_PID='' BACKUP_CONTAINER='' BACKUP_PARTIAL=''
   MIGRATION_CONTAINER='' MIGRATION_VERDICT='' MIGRATION_RC=0 LOCK_HOLDERS='' PG_CID=''
+  ROTATION=0 ROTATION_BRIDGE='' ROTATION_VERIFIER=''
   COMPOSE=()
   PROXY_WORKERS=() WAITED='' DRAINED=0 PROXY_LOADED=0 SITE_DRIFT=()
   TIMINGS=()

@@ -197,6 +197,155 @@ step_infra() {
   check_infra_image postgres "$POSTGRES_IMAGE"
   check_infra_image redis "$REDIS_IMAGE"
   check_infra_image proxy "$PROXY_IMAGE"
+  ensure_db_password
+}
+
+# --- infra, continued: the database password. PostgreSQL reads POSTGRES_PASSWORD only when its
+# volume is empty, so a changed postgresPassword is put in place here, before the backup and the
+# migration use it: the role's password changes to the configured one, as the database's owner
+# over the postgres container's local socket (as every query of the deploy runs; the old
+# password is not needed). PostgreSQL holds one password per role, and the serving version
+# keeps the old one in its environment until it stops: so that its new connections (a pool
+# growing or replacing one) are not refused meanwhile, a line of pg_hba.conf trusts the role
+# from the serving container's own address (ROTATION_MARK), from before the change until that
+# container has stopped (step_drain), or until the undo has put the old password back.
+
+# Marks the pg_hba.conf line a rotation adds; a deploy removes any it finds once its old
+# version has stopped (one an interrupted deploy left included).
+readonly ROTATION_MARK='clicky-delivery: password rotation'
+
+# Whether PostgreSQL accepts POSTGRES_PASSWORD for DB_USER the way the app connects: over the
+# network, from the postgres container itself to its own address on the project's network (the
+# socket and 127.0.0.1 are trusted, as in the official image, and would accept any password).
+# Prints `ok`, `refused`, or `error: <PostgreSQL's message>`.
+check_db_password() {
+  local address out
+  address="$(container_address "$PG_CID")"
+  if [[ -z $address ]]; then
+    printf 'error: the postgres container has no address on the project network\n'
+    return 0
+  fi
+  if out="$(PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" docker exec -e PGPASSWORD -e PGCONNECT_TIMEOUT=10 "$PG_CID" psql -X -At -h "$address" -U "$DB_USER" -d "$DB_NAME" -c 'SELECT 1' 2>&1)"; then
+    printf 'ok\n'
+  elif [[ $out == *'password authentication failed'* ]]; then
+    printf 'refused\n'
+  else
+    printf 'error: %s\n' "$(printf '%s\n' "$out" | grep . | tail -n 1 | cut -c 1-300)"
+  fi
+}
+
+# SQL on stdin, as the database's owner over the socket; stops at the first error. Statements
+# that carry a password verifier go this way, never on a command line (`ps`).
+pg_exec_stdin() {
+  docker exec -i "$PG_CID" psql -X -q -v ON_ERROR_STOP=1 -U "$DB_USER" -d "$DB_NAME" >/dev/null 2>"$TMP_DIR/pg-exec.err"
+}
+
+# Rewrites pg_hba.conf without this program's rotation lines, with `$1` (a line) first when
+# given, and has PostgreSQL load it; fails when PostgreSQL reports an error in the file (which
+# then goes back as it was) or has not loaded it within 10 s.
+write_hba() {
+  local hba loaded errors deadline
+  hba="$(pg_query 'SHOW hba_file')"
+  [[ -n $hba ]] || fail "could not read the location of pg_hba.conf from PostgreSQL"
+  # shellcheck disable=SC2016 # runs in the postgres container
+  docker exec "$PG_CID" sh -c 'set -e; f=$1; t=$(mktemp); cp -p "$f" "$t.orig"; { if [ -n "$2" ]; then printf "%s\n" "$2"; fi; grep -vF "$3" "$f" || true; } >"$t"; cat "$t" >"$f"; rm -f "$t"; printf "%s\n" "$t.orig"' sh "$hba" "${1:-}" "$ROTATION_MARK" >"$TMP_DIR/hba.backup" 2>"$TMP_DIR/hba.err" ||
+    fail "could not rewrite $hba in the postgres container: $(tail -n 1 "$TMP_DIR/hba.err")"
+  errors="$(pg_query 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')"
+  if [[ $errors != 0 ]]; then
+    # shellcheck disable=SC2016 # runs in the postgres container
+    docker exec "$PG_CID" sh -c 'cat "$2" >"$1"' sh "$hba" "$(cat "$TMP_DIR/hba.backup")" >/dev/null 2>&1 || true
+    fail "PostgreSQL reports ${errors:-unknown} error(s) in $hba after the rotation's edit; it was put back as it was"
+  fi
+  # shellcheck disable=SC2016 # runs in the postgres container
+  docker exec "$PG_CID" sh -c 'rm -f "$1"' sh "$(cat "$TMP_DIR/hba.backup")" >/dev/null 2>&1 || true
+  # A session started after the postmaster has reloaded reports the new load time.
+  loaded="$(pg_query 'SELECT pg_conf_load_time()')"
+  pg_query 'SELECT pg_reload_conf()' >/dev/null
+  deadline=$(($(now_ms) + 10000))
+  while [[ "$(pg_query 'SELECT pg_conf_load_time()')" == "$loaded" ]]; do
+    (($(now_ms) < deadline)) || fail "PostgreSQL did not reload $hba within 10 s"
+    sleep 0.05
+  done
+}
+
+# Whether pg_hba.conf holds a rotation line (one an interrupted deploy left, or this one's).
+hba_has_rotation() {
+  local hba
+  hba="$(pg_query 'SHOW hba_file')"
+  [[ -n $hba ]] && docker exec "$PG_CID" grep -qF "$ROTATION_MARK" "$hba" 2>/dev/null
+}
+
+ensure_db_password() {
+  PG_CID="$(container_of postgres)"
+  # A line an interrupted rotation left: the version it trusts may still serve, so it stays
+  # until this deploy has stopped the old version (step_drain).
+  if hba_has_rotation; then
+    ROTATION_BRIDGE=left
+    log "pg_hba.conf holds a password rotation's line that an interrupted deploy left; it goes once the old version has stopped"
+  fi
+  local verdict
+  verdict="$(check_db_password)"
+  case $verdict in
+    ok) return 0 ;;
+    refused) ;;
+    *) fail "could not check the database password of role $DB_USER: ${verdict#error: }; nothing was changed" ;;
+  esac
+  # The role's current password verifier (a salted hash), for the undo; never printed.
+  if ! docker exec "$PG_CID" psql -X -At -U "$DB_USER" -d "$DB_NAME" -c "SELECT 'verifier ' || coalesce(rolpassword, '') FROM pg_authid WHERE rolname = current_user" >"$TMP_DIR/verifier" 2>"$TMP_DIR/verifier.err" ||
+    ! grep -q '^verifier ' "$TMP_DIR/verifier"; then
+    fail "PostgreSQL refuses the configured password for role $DB_USER, and the role's password could not be read to change it (it needs the database's superuser, as POSTGRES_USER is): $(tail -n 1 "$TMP_DIR/verifier.err"); nothing was changed"
+  fi
+  ROTATION_VERIFIER="$(sed -n 's/^verifier //p' "$TMP_DIR/verifier")"
+  rm -f "$TMP_DIR/verifier"
+  ROTATION=1
+  on_failure undo_db_password
+  if [[ -n $OLD_SLOT ]]; then
+    local address prefix=32
+    address="$(address_of "$OLD_CID")"
+    [[ $address == *:* ]] && prefix=128
+    ROTATION_BRIDGE=$address
+    write_hba "host all $DB_USER $address/$prefix trust # $ROTATION_MARK: backend-$OLD_SLOT keeps its old password until it stops (deploy pid $$)"
+    log "PostgreSQL refuses the configured password for role $DB_USER: changing it; meanwhile backend-$OLD_SLOT, which still has the old one, is trusted from its address $address until it stops"
+  else
+    log "PostgreSQL refuses the configured password for role $DB_USER: changing it (no version serves on this host)"
+  fi
+  # psql's \password reads the new password twice (from stdin when no terminal is attached) and
+  # sends only its salted verifier: the password itself never reaches the server, its logs or
+  # a command line.
+  printf '%s\n%s\n' "${SECRETS[POSTGRES_PASSWORD]}" "${SECRETS[POSTGRES_PASSWORD]}" |
+    docker exec -i "$PG_CID" psql -X -q -v ON_ERROR_STOP=1 -U "$DB_USER" -d "$DB_NAME" -c "\\password \"$DB_USER\"" >/dev/null 2>"$TMP_DIR/password.err" ||
+    fail "could not change the password of role $DB_USER: $(grep -v '^Enter' "$TMP_DIR/password.err" | tail -n 1)"
+  verdict="$(check_db_password)"
+  [[ $verdict == ok ]] || fail "PostgreSQL still refuses the configured password for role $DB_USER after the change (${verdict#error: })"
+  log "role $DB_USER has the configured password; the backup, the migration and the new version use it"
+}
+
+# The rotation did not go through: the role gets its old password back (the verifier read before
+# the change) and the trust line goes, so the version that keeps serving connects as before.
+undo_db_password() {
+  STEP=undo
+  if ((ROTATION)); then
+    if printf "SET log_statement = 'none';\nALTER ROLE \"%s\" PASSWORD %s;\n" "$DB_USER" "$(if [[ -n $ROTATION_VERIFIER ]]; then printf "'%s'" "$ROTATION_VERIFIER"; else printf 'NULL'; fi)" | pg_exec_stdin; then
+      log "role $DB_USER has its old password again, as the version that keeps serving uses it"
+    else
+      log "WARNING: could not give role $DB_USER its old password back ($(tail -n 1 "$TMP_DIR/pg-exec.err")): the serving version's new connections are refused; deploy again to finish the rotation"
+    fi
+    ROTATION=0
+  fi
+  end_rotation_bridge
+}
+
+# The trust line goes: the version it was for has stopped, or has its password back.
+end_rotation_bridge() {
+  [[ -n $ROTATION_BRIDGE ]] || return 0
+  local what="the address $ROTATION_BRIDGE"
+  [[ $ROTATION_BRIDGE != left ]] || what="the address an interrupted rotation left"
+  if (write_hba) >/dev/null 2>&1; then
+    log "the password rotation is over: pg_hba.conf no longer trusts $what"
+    ROTATION_BRIDGE=''
+  else
+    log "WARNING: could not remove the password rotation's line from pg_hba.conf ($(tail -n 1 "$TMP_DIR/hba.err" 2>/dev/null)); the next deploy removes it"
+  fi
 }
 
 # --- backup: pg_dump in a throwaway container of PostgreSQL's image, verified with
@@ -647,6 +796,7 @@ step_drain() {
   STEP=drain
   if [[ -z $OLD_SLOT ]]; then
     log "no previous version to stop"
+    end_rotation_bridge
     return 0
   fi
   set_routing "$NEW_SLOT" "$NEW_ADDR"
@@ -659,6 +809,7 @@ step_drain() {
   docker stop -t "$STOP_TIMEOUT" "$OLD_CID" >/dev/null 2>&1 || fail "could not stop backend-$OLD_SLOT"
   remove_slot "$OLD_SLOT"
   log "stopped backend-$OLD_SLOT ($OLD_IMAGE)"
+  end_rotation_bridge
 }
 
 # --- record: what serves now, for the next deploy, for people and for the stack's outputs.

@@ -31,6 +31,7 @@ import {
   type Harness,
   harnessAvailability,
   httpGet,
+  httpPost,
   type LoadHandle,
   type LoadResult,
   prepareAndCopy,
@@ -50,6 +51,9 @@ const skip = e2eSkip("fault e2e");
 /** Unique per run: the Docker engine and the deploy user's home are shared with other tests. */
 const PROJECT = `clickyfaults${E2E_COMPOSE}${process.pid}`;
 const APP_DIR = `/home/deploy/clicky-faults-${process.pid}`;
+
+/** The database password the rotation scenarios change to: quotes, `$`, a backslash, a space. */
+const ROTATED_PASSWORD = `r0tated 'pass' "$HOME" \\ ü`;
 
 interface Run {
   readonly result: CommandResult;
@@ -86,6 +90,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     tag: string,
     extra: Record<string, unknown> = {},
     image?: Record<string, unknown>,
+    secrets: Record<string, string> = {},
   ): Promise<RenderedHost> {
     const deploy = e2eDeployConfig(
       h,
@@ -99,7 +104,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
       },
     );
     if (image) deploy.image = { ...(deploy.image as Record<string, unknown>), ...image };
-    const rendered = await renderStack({ deploy, secrets: e2eSecrets(h) });
+    const rendered = await renderStack({ deploy, secrets: { ...e2eSecrets(h), ...secrets } });
     assert.equal(rendered.run.error, undefined, String(rendered.run.error));
     const host = rendered.hosts[0];
     assert.ok(host, "the program registered a deploy for the e2e host");
@@ -118,6 +123,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
       result.output ?? "",
       [
         { name: "the database password", value: TEST_SECRETS.postgresPassword },
+        { name: "the rotated database password", value: ROTATED_PASSWORD },
         { name: "the JWT key", value: TEST_SECRETS.jwtSecretKey },
         { name: "the registry token", value: h.registry.password },
         { name: "user:token", value: `${h.registry.user}:${h.registry.password}` },
@@ -753,5 +759,241 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     assert.equal(await currentTag(), before);
     assert.equal((await composeContainers(PROJECT)).length, 4, "v6's slot was removed");
     await rowsIntact();
+  });
+
+  /**
+   * Whether PostgreSQL accepts `password` for the app's role as the app connects: over the
+   * project's network (the socket and 127.0.0.1 are trusted and accept any password).
+   */
+  async function passwordAccepted(password: string): Promise<boolean> {
+    const pg = await container("postgres");
+    const address = (
+      await runLocal("docker", [
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        pg,
+      ])
+    ).stdout.trim();
+    assert.ok(address, "postgres has an address");
+    const r = await runLocal(
+      "docker",
+      [
+        "exec",
+        "-e",
+        "PGPASSWORD",
+        pg,
+        "psql",
+        "-X",
+        "-At",
+        "-h",
+        address,
+        "-U",
+        "clicky",
+        "-d",
+        "clicky_db",
+        "-c",
+        "SELECT 1",
+      ],
+      { env: { ...process.env, PGPASSWORD: password } },
+    );
+    if (r.code === 0) return true;
+    assert.match(r.stderr, /password authentication failed/, r.stderr);
+    return false;
+  }
+
+  async function rotationLines(): Promise<string> {
+    const pg = await container("postgres");
+    const r = await runLocal("docker", [
+      "exec",
+      pg,
+      "sh",
+      "-c",
+      'grep -F "password rotation" "$(psql -X -At -U clicky -d clicky_db -c "SHOW hba_file")" || true',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  }
+
+  /**
+   * Opens a new PostgreSQL connection from inside a backend container, with its own
+   * DATABASE_URL and driver: what its pool does when it grows or replaces a connection.
+   * Resolves with "ok" or the driver's error.
+   */
+  async function connectFrom(name: string): Promise<string> {
+    const r = await runLocal("docker", [
+      "exec",
+      name,
+      "python3",
+      "-c",
+      [
+        "import os, urllib.parse as u, psycopg2",
+        'p = u.urlsplit(os.environ["DATABASE_URL"])',
+        "psycopg2.connect(host=p.hostname, port=p.port or 5432, user=u.unquote(p.username), password=u.unquote(p.password), dbname=p.path[1:], connect_timeout=3).close()",
+        'print("ok")',
+      ].join("\n"),
+    ]);
+    return r.code === 0 ? r.stdout.trim() : (r.stderr.trim().split("\n").slice(-1)[0] ?? "");
+  }
+
+  /**
+   * Once the deploy has said that it changes the password, the serving version opens a new
+   * connection every 300 ms for 3 s, with the password it has, the old one.
+   */
+  function reconnectsDuringRotation(name: string) {
+    const answers: string[] = [];
+    let done: Promise<void> | undefined;
+    return {
+      onStdout(chunk: string) {
+        if (done || !/changing it; meanwhile backend-\w+, which still has the old one/.test(chunk))
+          return;
+        done = (async () => {
+          for (let i = 0; i < 10; i++) {
+            answers.push(await connectFrom(name));
+            await new Promise((r) => setTimeout(r, 300));
+          }
+        })();
+      },
+      async finish(): Promise<string[]> {
+        assert.ok(done, "the deploy said it changes the password while the old version serves");
+        await done;
+        return answers;
+      },
+    };
+  }
+
+  async function servingBackend(): Promise<{ name: string; address: string }> {
+    const names = [
+      ...(await composeContainers(PROJECT, "backend-blue")),
+      ...(await composeContainers(PROJECT, "backend-green")),
+    ];
+    assert.equal(names.length, 1, names.join(" "));
+    const name = names[0] ?? "";
+    const address = (
+      await runLocal("docker", [
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        name,
+      ])
+    ).stdout.trim();
+    return { name, address };
+  }
+
+  test("(9) a password rotation whose new version fails its health gate: the role gets its old password back, the old version serves on and reconnects throughout", async () => {
+    const before = await currentTag();
+    assert.equal(await passwordAccepted(TEST_SECRETS.postgresPassword), true);
+    const old = await servingBackend();
+    const traffic = await trafficWithWrites("9");
+    const reconnects = reconnectsDuringRotation(old.name);
+    const host = await render(
+      "v3",
+      {
+        health: {
+          intervalSeconds: 1,
+          probeTimeoutSeconds: 2,
+          retries: 3,
+          startPeriodSeconds: 2,
+          timeoutSeconds: 8,
+        },
+      },
+      undefined,
+      {
+        postgresPassword: ROTATED_PASSWORD,
+      },
+    );
+    await prepareAndCopy(h, host);
+    const r = await run(host, undefined, (chunk) => reconnects.onStdout(chunk));
+    const connects = await reconnects.finish();
+    const counted = await traffic.stop();
+    timings.push(
+      `(9) rotation with v3, undone: ${r.seconds.toFixed(1)} s, exit ${r.result.code}, new connections of the old version during it: ${JSON.stringify(connects)}`,
+    );
+    failedAt(r, "health", /backend-\w+ was not healthy after 8 s/);
+    assert.match(
+      r.result.stdout,
+      /infra: PostgreSQL refuses the configured password for role clicky: changing it; meanwhile backend-\w+, which still has the old one, is trusted from its address [\d.]+ until it stops/,
+    );
+    assert.match(r.result.stdout, /infra: role clicky has the configured password/);
+    assert.match(r.result.stdout, /undo: role clicky has its old password again/);
+    assert.match(
+      r.result.stdout,
+      /undo: the password rotation is over: pg_hba.conf no longer trusts the address [\d.]+/,
+    );
+    assert.deepEqual(
+      connects,
+      Array(10).fill("ok"),
+      "the old version's new connections were accepted throughout",
+    );
+    await diagnose("(9)", counted);
+    noRequestFailed("(9) during the undone rotation", counted, [before]);
+    assert.equal(await serving(), before);
+    assert.equal(
+      await passwordAccepted(TEST_SECRETS.postgresPassword),
+      true,
+      "the old password works again",
+    );
+    assert.equal(await passwordAccepted(ROTATED_PASSWORD), false, "the new one does not");
+    assert.equal(await rotationLines(), "", "pg_hba.conf holds no rotation line");
+    // The serving version opens new connections with its (old) password: they are accepted,
+    // and its pool, its sessions ended, reconnects for the next write.
+    assert.equal(await connectFrom(old.name), "ok");
+    await sql(
+      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE client_addr = '${old.address}'`,
+    );
+    await writeRow("after (9)");
+    const write = await httpPost(url("/items"), { name: "fault after (9) through the app" });
+    assert.equal(write.status, 201, write.body);
+    rows++;
+    await rowsIntact();
+  });
+
+  test("(10) a password rotation under reads and writes: zero failed requests while the old version reconnects with the old password, every write kept; the new version uses the new one", async () => {
+    const before = await currentTag();
+    const old = await servingBackend();
+    const traffic = await trafficWithWrites("10");
+    const reconnects = reconnectsDuringRotation(old.name);
+    const host = await render(before, {}, undefined, { postgresPassword: ROTATED_PASSWORD });
+    await prepareAndCopy(h, host);
+    const r = await run(host, undefined, (chunk) => reconnects.onStdout(chunk));
+    const connects = await reconnects.finish();
+    const counted = await traffic.stop();
+    timings.push(
+      `(10) rotation: ${r.seconds.toFixed(1)} s, exit ${r.result.code}, new connections of the old version during it: ${JSON.stringify(connects)}`,
+    );
+    assert.equal(r.result.code, 0, output(r));
+    assert.match(
+      r.result.stdout,
+      /drain: the password rotation is over: pg_hba.conf no longer trusts the address [\d.]+/,
+    );
+    assert.deepEqual(
+      connects,
+      Array(10).fill("ok"),
+      "the old version's new connections were accepted throughout",
+    );
+    await diagnose("(10)", counted);
+    noRequestFailed("(10) during the rotation", counted, [before]);
+    assert.equal(await passwordAccepted(ROTATED_PASSWORD), true, "the new password works");
+    assert.equal(
+      await passwordAccepted(TEST_SECRETS.postgresPassword),
+      false,
+      "the old one no longer does",
+    );
+    assert.equal(await rotationLines(), "", "pg_hba.conf holds no rotation line");
+    // The new version reconnects with the new password.
+    const now = await servingBackend();
+    assert.notEqual(now.name, old.name);
+    assert.equal(await connectFrom(now.name), "ok");
+    await sql(
+      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE client_addr = '${now.address}'`,
+    );
+    const write = await httpPost(url("/items"), { name: "fault after (10) through the app" });
+    assert.equal(write.status, 201, write.body);
+    rows++;
+    await rowsIntact();
+    // Nothing left to do: the same config again changes nothing.
+    const again = await run(host);
+    assert.equal(again.result.code, 0, output(again));
+    assert.match(again.result.stdout, /nothing to do/);
   });
 });

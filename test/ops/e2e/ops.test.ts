@@ -16,19 +16,23 @@ import { runOps } from "../../../src/ops/cli";
 import type { LocalRunner } from "../../../src/ops/commands";
 import {
   cleanupProject,
+  composeContainers,
   e2eSkip,
   ensureHarness,
   freePort,
   type Harness,
   harnessAvailability,
   harnessInstance,
+  type LoadResult,
   prepareAndCopy,
   runAsProvider,
+  runLocal,
   runOverSsh,
+  startLoad,
 } from "../../harness";
 import { e2eDeployConfig, e2eSecrets } from "../../support/e2e-config";
 import { REPO_ROOT } from "../../support/program";
-import { renderStack } from "../../support/render";
+import { renderStack, TEST_SECRETS } from "../../support/render";
 
 const availability = harnessAvailability();
 const skip = e2eSkip("ops e2e");
@@ -52,8 +56,11 @@ describe("ops commands, end to end", { skip }, () => {
     return { ...e2eDeployConfig(h, port, { tag }), appDir: APP_DIR, composeProject: PROJECT };
   }
 
-  async function deploy(tag: string): Promise<number | null> {
-    const rendered = await renderStack({ deploy: deployConfig(tag), secrets: e2eSecrets(h) });
+  async function deploy(tag: string, secrets: Record<string, string> = {}): Promise<number | null> {
+    const rendered = await renderStack({
+      deploy: deployConfig(tag),
+      secrets: { ...e2eSecrets(h), ...secrets },
+    });
     assert.equal(rendered.run.error, undefined, String(rendered.run.error));
     const host = rendered.hosts[0];
     assert.ok(host);
@@ -375,5 +382,149 @@ echo "$pid"`,
     assert.match(host.err, /--host nope: the stack has no such host \(deploy\.hosts: e2e\)/);
     const missing = await runOps(["status", "--dir", dir], { out: () => {}, err: () => {} }, {});
     assert.equal(missing, 2);
+  });
+
+  /** Whether PostgreSQL takes `password` for the app's role over the project's network. */
+  async function passwordAccepted(password: string): Promise<boolean> {
+    const [pg] = await composeContainers(PROJECT, "postgres");
+    assert.ok(pg);
+    const address = (
+      await runLocal("docker", [
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        pg,
+      ])
+    ).stdout.trim();
+    const r = await runLocal(
+      "docker",
+      [
+        "exec",
+        "-e",
+        "PGPASSWORD",
+        pg,
+        "psql",
+        "-X",
+        "-At",
+        "-h",
+        address,
+        "-U",
+        "clicky",
+        "-d",
+        "clicky_db",
+        "-c",
+        "SELECT 1",
+      ],
+      { env: { ...process.env, PGPASSWORD: password } },
+    );
+    if (r.code !== 0) assert.match(r.stderr, /password authentication failed/);
+    return r.code === 0;
+  }
+
+  // Last: its deploy changes what the host records.
+  test("rotate-db-password: a new password in the stack's config, put in place by a real deploy, no request failed", async () => {
+    const plan = await ops("rotate-db-password");
+    assert.equal(plan.code, 0, plan.err);
+    assert.equal(
+      plan.out,
+      [
+        "rotation of the database password of staging (role clicky, database clicky_db), to a new random password (32 bytes):",
+        "  pulumi config set --secret postgresPassword --stack staging   (the password on its stdin, never printed)",
+        "  pulumi up --stack staging --diff",
+        "the deploy changes the role's password on each host before its backup, keeps the serving version's new connections working until it stops, and starts the new version with the new password: no request fails",
+        "nothing was run: add --yes to run it",
+      ].join("\n"),
+    );
+    assert.equal(await passwordAccepted(TEST_SECRETS.postgresPassword), true);
+    // The stand-in for the Pulumi CLI: `config set` keeps what it reads on stdin, `up` runs the
+    // deploy the program registers with that password, over SSH, under requests.
+    const ran: string[] = [];
+    let given: string | undefined;
+    let deployed: number | null = null;
+    let traffic: LoadResult | undefined;
+    const run: LocalRunner = async (command, args, _cwd, input) => {
+      ran.push([command, ...args].join(" "));
+      if (args[0] === "config") {
+        given = input;
+        return 0;
+      }
+      assert.ok(given, "config set ran first");
+      const load = startLoad({
+        url: `http://127.0.0.1:${port}/health`,
+        ratePerSecond: 40,
+        durationMs: 5 * 60_000,
+        keepAlive: "mixed",
+      });
+      deployed = await deploy("v2", { postgresPassword: given });
+      traffic = await load.stop();
+      return deployed ?? 1;
+    };
+    const yes = await opsWith(run, "rotate-db-password", "--yes");
+    assert.equal(yes.code, 0, `${yes.out}\n${yes.err}`);
+    assert.deepEqual(ran, [
+      "pulumi config set --secret postgresPassword --stack staging",
+      "pulumi up --stack staging --diff",
+    ]);
+    assert.ok(given);
+    assert.match(given, /^[A-Za-z0-9_-]{43}$/, "32 random bytes, base64url");
+    assert.ok(!`${yes.out}${yes.err}`.includes(given), "the password is never printed");
+    assert.match(yes.out, /rotated\. Commit Pulumi\.staging\.yaml now/);
+    assert.equal(deployed, 0);
+    assert.ok(traffic);
+    assert.ok(traffic.sent > 30, `${traffic.sent} requests`);
+    assert.deepEqual(
+      { errors: traffic.errors, non2xx: traffic.non2xx },
+      { errors: {}, non2xx: {} },
+    );
+    assert.equal(await passwordAccepted(given), true, "the role has the new password");
+    assert.equal(await passwordAccepted(TEST_SECRETS.postgresPassword), false);
+    const status = await ops("status");
+    assert.match(status.out, /^ {2}serving {5}v2 /m);
+    assert.match(status.out, /container +backend-\w+ \(serving\): running, .*\(healthy\)/);
+
+    // --password-stdin takes the user's; an approval-gated stack changes the config only and
+    // says how the production workflow deploys it, with the tag the hosts serve.
+    const path = join(dir, "Pulumi.staging.yaml");
+    const original = readFileSync(path, "utf8");
+    const file = parse(original) as {
+      config: Record<string, { approval: { reviewers: { users: string[] } } }>;
+    };
+    const env = file.config["clicky-delivery:environment"];
+    assert.ok(env);
+    env.approval.reviewers.users = ["clicky-release-lead"];
+    writeFileSync(path, stringify(file));
+    try {
+      ran.length = 0;
+      given = undefined;
+      const out: string[] = [];
+      const code = await runOps(
+        [
+          "rotate-db-password",
+          "--password-stdin",
+          "--yes",
+          "--stack",
+          "staging",
+          "--dir",
+          dir,
+          "--identity",
+          keyFile,
+        ],
+        { out: (l) => out.push(l), err: (l) => out.push(l) },
+        {},
+        undefined,
+        run,
+        () => "mine, from a vault\n",
+      );
+      assert.equal(code, 0, out.join("\n"));
+      assert.deepEqual(ran, ["pulumi config set --secret postgresPassword --stack staging"]);
+      assert.equal(given, "mine, from a vault");
+      assert.match(
+        out.join("\n"),
+        /gh workflow run deploy-prod\.yml --repo clicky-foundation\/clicky-foundation --ref main -f version=v2 -f run_migrations=false/,
+      );
+      assert.match(out.join("\n"), /next: commit Pulumi\.staging\.yaml, merge it/);
+    } finally {
+      writeFileSync(path, original);
+    }
   });
 });
