@@ -247,17 +247,20 @@ write_hba() {
   local hba loaded errors deadline
   hba="$(pg_query 'SHOW hba_file')"
   [[ -n $hba ]] || fail "could not read the location of pg_hba.conf from PostgreSQL"
+  # The new file is written beside the old one (same owner and mode) and renamed over it: a
+  # deploy killed meanwhile leaves either file whole. The old one stays as .clicky-old until
+  # PostgreSQL has read the new one without error.
   # shellcheck disable=SC2016 # runs in the postgres container
-  docker exec "$PG_CID" sh -c 'set -e; f=$1; t=$(mktemp); cp -p "$f" "$t.orig"; { if [ -n "$2" ]; then printf "%s\n" "$2"; fi; grep -vF "$3" "$f" || true; } >"$t"; cat "$t" >"$f"; rm -f "$t"; printf "%s\n" "$t.orig"' sh "$hba" "${1:-}" "$ROTATION_MARK" >"$TMP_DIR/hba.backup" 2>"$TMP_DIR/hba.err" ||
+  docker exec "$PG_CID" sh -c 'set -e; f=$1; cp -p "$f" "$f.clicky-new"; { if [ -n "$2" ]; then printf "%s\n" "$2"; fi; grep -vF "$3" "$f" || true; } >"$f.clicky-new"; cp -p "$f" "$f.clicky-old"; mv -f "$f.clicky-new" "$f"' sh "$hba" "${1:-}" "$ROTATION_MARK" 2>"$TMP_DIR/hba.err" ||
     fail "could not rewrite $hba in the postgres container: $(tail -n 1 "$TMP_DIR/hba.err")"
   errors="$(pg_query 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')"
   if [[ $errors != 0 ]]; then
     # shellcheck disable=SC2016 # runs in the postgres container
-    docker exec "$PG_CID" sh -c 'cat "$2" >"$1"' sh "$hba" "$(cat "$TMP_DIR/hba.backup")" >/dev/null 2>&1 || true
+    docker exec "$PG_CID" sh -c 'mv -f "$1.clicky-old" "$1"' sh "$hba" >/dev/null 2>&1 || true
     fail "PostgreSQL reports ${errors:-unknown} error(s) in $hba after the rotation's edit; it was put back as it was"
   fi
   # shellcheck disable=SC2016 # runs in the postgres container
-  docker exec "$PG_CID" sh -c 'rm -f "$1"' sh "$(cat "$TMP_DIR/hba.backup")" >/dev/null 2>&1 || true
+  docker exec "$PG_CID" sh -c 'rm -f "$1.clicky-old"' sh "$hba" >/dev/null 2>&1 || true
   # A session started after the postmaster has reloaded reports the new load time.
   loaded="$(pg_query 'SELECT pg_conf_load_time()')"
   pg_query 'SELECT pg_reload_conf()' >/dev/null

@@ -85,14 +85,17 @@ describe("a deploy killed at each step, then the next one (crash consistency)", 
 
   const url = (path: string) => `http://127.0.0.1:${port}${path}`;
 
-  async function deployOf(env: string): Promise<RenderedHost> {
+  async function deployOf(
+    env: string,
+    secrets: Record<string, string> = {},
+  ): Promise<RenderedHost> {
     const deploy = e2eDeployConfig(
       h,
       port,
       { tag: "v1" },
       { appDir: APP_DIR, composeProject: PROJECT, watchSeconds: 2, app: { env: { APP_ENV: env } } },
     );
-    const rendered = await renderStack({ deploy, secrets: e2eSecrets(h) });
+    const rendered = await renderStack({ deploy, secrets: { ...e2eSecrets(h), ...secrets } });
     assert.equal(rendered.run.error, undefined, String(rendered.run.error));
     const host = rendered.hosts[0];
     assert.ok(host);
@@ -225,5 +228,77 @@ describe("a deploy killed at each step, then the next one (crash consistency)", 
       );
       assert.equal(watchers, "0", "no lock watcher of the killed run is left");
     });
+  });
+
+  test("killed while it rotates the database password: the old version keeps connecting, the next run finishes the rotation and removes the trust line", {
+    timeout: 10 * 60_000,
+  }, async () => {
+    const password = "crash rotated 'pw' $x";
+    const host = await deployOf("crash-rotation", { postgresPassword: password });
+    await prepareAndCopy(h, host);
+    const [serving] = [
+      ...(await composeContainers(PROJECT, "backend-blue")),
+      ...(await composeContainers(PROJECT, "backend-green")),
+    ];
+    assert.ok(serving);
+    const reads = startLoad({
+      url: url("/version"),
+      ratePerSecond: 40,
+      durationMs: 5 * 60_000,
+      keepAlive: "mixed",
+    });
+    const writes = startWriter({
+      url: url("/items"),
+      ratePerSecond: 10,
+      prefix: "crash rotation",
+      requestTimeoutMs: 10_000,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await killedAt(host, "rotation", /\] infra: PostgreSQL refuses the configured password/);
+    // Whatever the kill left (the trust line, the old or the new password), the serving
+    // version's new connections are accepted.
+    const connect = await runLocal("docker", [
+      "exec",
+      serving,
+      "python3",
+      "-c",
+      [
+        "import os, urllib.parse as u, psycopg2",
+        'p = u.urlsplit(os.environ["DATABASE_URL"])',
+        "psycopg2.connect(host=p.hostname, port=p.port or 5432, user=u.unquote(p.username), password=u.unquote(p.password), dbname=p.path[1:], connect_timeout=3).close()",
+      ].join("\n"),
+    ]);
+    assert.equal(connect.code, 0, `the serving version could not connect: ${connect.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const next = await runOverSsh(h, host.script, { stdin: host.stdin, timeoutMs: 5 * 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const [r, w] = await Promise.all([reads.stop(), writes.stop()]);
+    timings.push(
+      `rotation: next run exit ${next.code}; ${r.sent} reads, ${r.non2xxTotal} non-2xx, ${r.errorsTotal} errors; ${w.sent} writes, ${w.failures.length} failed`,
+    );
+    assert.equal(next.code, 0, `the next run:\n${next.stdout}\n${next.stderr}`);
+    assert.match(
+      next.stdout,
+      /infra: pg_hba\.conf holds a password rotation's line that an interrupted deploy left/,
+    );
+    assert.match(next.stdout, /the password rotation is over: pg_hba\.conf no longer trusts/);
+    assert.equal(await appEnv(), "crash-rotation");
+    assert.deepEqual(
+      { non2xx: r.non2xx, errors: r.errors },
+      { non2xx: {}, errors: {} },
+      `reads failed: ${JSON.stringify(r.failures.slice(0, 5))}`,
+    );
+    assert.deepEqual(w.failures, [], "every write was acknowledged");
+    const [pg] = await composeContainers(PROJECT, "postgres");
+    assert.ok(pg);
+    const left = await runLocal("docker", [
+      "exec",
+      pg,
+      "sh",
+      "-c",
+      'grep -cF "password rotation" "$PGDATA/pg_hba.conf"; ls "$PGDATA" | grep -c clicky || true',
+    ]);
+    assert.equal(left.stdout.trim().split("\n")[0], "0", "no rotation line is left");
+    assert.equal(left.stdout.trim().split("\n")[1], "0", "no temporary file is left");
   });
 });

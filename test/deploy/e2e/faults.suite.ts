@@ -14,7 +14,9 @@
  * migrationLockWaitSeconds and tried again; the serving version's acknowledged writes through
  * the proxy all succeed and are all in the database; the deploy fails naming the holder, or
  * succeeds once it is gone), (8) a release whose health path answers while its API answers 500
- * (stopped by the check inside its container before the switch). Same skip rules as deploy.test.ts: skipped with a reason where the harness cannot
+ * (stopped by the check inside its container before the switch), (9) and (10) a database
+ * password rotation, undone by a failing health gate, then completed, while the serving version
+ * opens new connections with its old password. Same skip rules as deploy.test.ts: skipped with a reason where the harness cannot
  * run, a failure under CI=true.
  */
 import assert from "node:assert/strict";
