@@ -407,49 +407,25 @@ export function startWriter(opts: WriterOptions): { stop(): Promise<WriterResult
   };
 }
 
-/**
- * One GET to a loopback URL, without keep-alive; rejects on connection errors and after
- * `timeoutMs` (default 5 s). For assertions on what a deployed service answers.
- */
-export function httpGet(url: string, timeoutMs = 5000): Promise<HttpAnswer> {
-  const u = new URL(url);
-  if (!isLoopback(u.hostname)) throw new Error(`httpGet: only loopback targets, not ${u.hostname}`);
-  return new Promise((resolve, reject) => {
-    const req = http.get(u, { agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (d: Buffer) => chunks.push(d));
-      res.on("end", () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString("utf8"),
-        }),
-      );
-      res.on("error", reject);
-    });
-    req.setTimeout(timeoutMs, () =>
-      req.destroy(new Error(`GET ${url}: no answer in ${timeoutMs} ms`)),
-    );
-    req.on("error", reject);
-  });
-}
-
-/**
- * One POST of a JSON body to a loopback URL, without keep-alive; rejects like `httpGet`. For a
- * write through a deployed service (`POST /items`).
- */
-export function httpPost(url: string, json: unknown, timeoutMs = 5000): Promise<HttpAnswer> {
+/** One request to a loopback URL, without keep-alive; rejects on connection errors and timeout. */
+function oneRequest(
+  method: "GET" | "POST",
+  url: string,
+  timeoutMs: number,
+  body?: Buffer,
+): Promise<HttpAnswer> {
   const u = new URL(url);
   if (!isLoopback(u.hostname))
-    throw new Error(`httpPost: only loopback targets, not ${u.hostname}`);
-  const body = Buffer.from(JSON.stringify(json));
+    throw new Error(`${method}: only loopback targets, not ${u.hostname}`);
   return new Promise((resolve, reject) => {
     const req = http.request(
       u,
       {
-        method: "POST",
+        method,
         agent: false,
-        headers: { "Content-Type": "application/json", "Content-Length": body.length },
+        ...(body
+          ? { headers: { "Content-Type": "application/json", "Content-Length": body.length } }
+          : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -465,11 +441,27 @@ export function httpPost(url: string, json: unknown, timeoutMs = 5000): Promise<
       },
     );
     req.setTimeout(timeoutMs, () =>
-      req.destroy(new Error(`POST ${url}: no answer in ${timeoutMs} ms`)),
+      req.destroy(new Error(`${method} ${url}: no answer in ${timeoutMs} ms`)),
     );
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/**
+ * One GET to a loopback URL, without keep-alive; rejects on connection errors and after
+ * `timeoutMs` (default 5 s). For assertions on what a deployed service answers.
+ */
+export function httpGet(url: string, timeoutMs = 5000): Promise<HttpAnswer> {
+  return oneRequest("GET", url, timeoutMs);
+}
+
+/**
+ * One POST of a JSON body to a loopback URL, without keep-alive; rejects like `httpGet`. For a
+ * write through a deployed service (`POST /items`).
+ */
+export function httpPost(url: string, json: unknown, timeoutMs = 5000): Promise<HttpAnswer> {
+  return oneRequest("POST", url, timeoutMs, Buffer.from(JSON.stringify(json)));
 }
 
 /**

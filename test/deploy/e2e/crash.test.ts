@@ -15,6 +15,7 @@ import { after, before, describe, test } from "node:test";
 import {
   cleanupProject,
   composeContainers,
+  connectAsApp,
   e2eSkip,
   ensureHarness,
   freePort,
@@ -257,18 +258,7 @@ describe("a deploy killed at each step, then the next one (crash consistency)", 
     await killedAt(host, "rotation", /\] infra: PostgreSQL refuses the configured password/);
     // Whatever the kill left (the trust line, the old or the new password), the serving
     // version's new connections are accepted.
-    const connect = await runLocal("docker", [
-      "exec",
-      serving,
-      "python3",
-      "-c",
-      [
-        "import os, urllib.parse as u, psycopg2",
-        'p = u.urlsplit(os.environ["DATABASE_URL"])',
-        "psycopg2.connect(host=p.hostname, port=p.port or 5432, user=u.unquote(p.username), password=u.unquote(p.password), dbname=p.path[1:], connect_timeout=3).close()",
-      ].join("\n"),
-    ]);
-    assert.equal(connect.code, 0, `the serving version could not connect: ${connect.stderr}`);
+    assert.equal(await connectAsApp(serving), "ok", "the serving version can connect");
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const next = await runOverSsh(h, host.script, { stdin: host.stdin, timeoutMs: 5 * 60_000 });
     await new Promise((resolve) => setTimeout(resolve, 500));

@@ -723,7 +723,12 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
       `(i) during the one-time proxy recreate: ${counted.sent} requests, ${counted.ok2xx} 2xx, ${counted.non2xxTotal} non-2xx, ${counted.errorsTotal} errors within ${span} ms: ${JSON.stringify({ ...counted.non2xx, ...counted.errors })}`,
     );
     assert.ok(span <= 3000, `failures spread over ${span} ms: ${JSON.stringify(counted.failures)}`);
-    assert.ok(counted.ok2xx >= counted.sent - 40, JSON.stringify(counted.failures.slice(0, 10)));
+    // The count follows from the window: at 40 requests/s, at most 3 s of them (a fixed count of
+    // 40 once failed a run whose window, 1.6 s, was well inside the bound).
+    assert.ok(
+      counted.ok2xx >= counted.sent - 40 * 3,
+      JSON.stringify(counted.failures.slice(0, 10)),
+    );
 
     // From now on a deploy switches without a reload: zero failed requests, keep-alive included.
     const traffic2 = load();

@@ -27,6 +27,8 @@ import {
   type CommandResult,
   cleanupProject,
   composeContainers,
+  connectAsApp,
+  containerAddress,
   e2eSkip,
   ensureHarness,
   freePort,
@@ -36,6 +38,7 @@ import {
   httpPost,
   type LoadHandle,
   type LoadResult,
+  passwordAccepted as passwordAcceptedIn,
   prepareAndCopy,
   psqlInContainer,
   runLocal,
@@ -763,45 +766,9 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     await rowsIntact();
   });
 
-  /**
-   * Whether PostgreSQL accepts `password` for the app's role as the app connects: over the
-   * project's network (the socket and 127.0.0.1 are trusted and accept any password).
-   */
+  /** Whether PostgreSQL takes `password` for the app's role, as the app connects. */
   async function passwordAccepted(password: string): Promise<boolean> {
-    const pg = await container("postgres");
-    const address = (
-      await runLocal("docker", [
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-        pg,
-      ])
-    ).stdout.trim();
-    assert.ok(address, "postgres has an address");
-    const r = await runLocal(
-      "docker",
-      [
-        "exec",
-        "-e",
-        "PGPASSWORD",
-        pg,
-        "psql",
-        "-X",
-        "-At",
-        "-h",
-        address,
-        "-U",
-        "clicky",
-        "-d",
-        "clicky_db",
-        "-c",
-        "SELECT 1",
-      ],
-      { env: { ...process.env, PGPASSWORD: password } },
-    );
-    if (r.code === 0) return true;
-    assert.match(r.stderr, /password authentication failed/, r.stderr);
-    return false;
+    return passwordAcceptedIn(await container("postgres"), password);
   }
 
   async function rotationLines(): Promise<string> {
@@ -818,27 +785,6 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
   }
 
   /**
-   * Opens a new PostgreSQL connection from inside a backend container, with its own
-   * DATABASE_URL and driver: what its pool does when it grows or replaces a connection.
-   * Resolves with "ok" or the driver's error.
-   */
-  async function connectFrom(name: string): Promise<string> {
-    const r = await runLocal("docker", [
-      "exec",
-      name,
-      "python3",
-      "-c",
-      [
-        "import os, urllib.parse as u, psycopg2",
-        'p = u.urlsplit(os.environ["DATABASE_URL"])',
-        "psycopg2.connect(host=p.hostname, port=p.port or 5432, user=u.unquote(p.username), password=u.unquote(p.password), dbname=p.path[1:], connect_timeout=3).close()",
-        'print("ok")',
-      ].join("\n"),
-    ]);
-    return r.code === 0 ? r.stdout.trim() : (r.stderr.trim().split("\n").slice(-1)[0] ?? "");
-  }
-
-  /**
    * Once the deploy has said that it changes the password, the serving version opens a new
    * connection every 300 ms for 3 s, with the password it has, the old one.
    */
@@ -851,7 +797,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
           return;
         done = (async () => {
           for (let i = 0; i < 10; i++) {
-            answers.push(await connectFrom(name));
+            answers.push(await connectAsApp(name));
             await new Promise((r) => setTimeout(r, 300));
           }
         })();
@@ -871,14 +817,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     ];
     assert.equal(names.length, 1, names.join(" "));
     const name = names[0] ?? "";
-    const address = (
-      await runLocal("docker", [
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-        name,
-      ])
-    ).stdout.trim();
+    const address = await containerAddress(name);
     return { name, address };
   }
 
@@ -939,7 +878,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     assert.equal(await rotationLines(), "", "pg_hba.conf holds no rotation line");
     // The serving version opens new connections with its (old) password: they are accepted,
     // and its pool, its sessions ended, reconnects for the next write.
-    assert.equal(await connectFrom(old.name), "ok");
+    assert.equal(await connectAsApp(old.name), "ok");
     await sql(
       `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE client_addr = '${old.address}'`,
     );
@@ -985,7 +924,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     // The new version reconnects with the new password.
     const now = await servingBackend();
     assert.notEqual(now.name, old.name);
-    assert.equal(await connectFrom(now.name), "ok");
+    assert.equal(await connectAsApp(now.name), "ok");
     await sql(
       `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE client_addr = '${now.address}'`,
     );
