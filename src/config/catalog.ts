@@ -6,14 +6,20 @@ export interface GithubValueContext {
   readonly auth: DeploymentsConfig["auth"];
   /** Release builds are uploaded to the stores (`workflows.mobile.submit`). */
   readonly mobileSubmit: boolean;
+  /** Deploy jobs post their result to a chat webhook (`workflows.notify`). */
+  readonly notify?: boolean;
 }
 
 /** The context of a stack's config. */
 export function githubValueContext(config: {
   readonly deployments: Pick<DeploymentsConfig, "auth">;
-  readonly workflows: { readonly mobile: { readonly submit: boolean } };
+  readonly workflows: { readonly mobile: { readonly submit: boolean }; readonly notify: boolean };
 }): GithubValueContext {
-  return { auth: config.deployments.auth, mobileSubmit: config.workflows.mobile.submit };
+  return {
+    auth: config.deployments.auth,
+    mobileSubmit: config.workflows.mobile.submit,
+    notify: config.workflows.notify,
+  };
 }
 
 /** Pulumi tokens stored in GitHub exist only when the jobs do not log in with OIDC. */
@@ -141,6 +147,16 @@ export const githubValues: readonly GithubValueSpec[] = [
     purpose:
       "Uploads Android release builds to Google Play's internal track: the service account's JSON key, which can release to the app's tracks, so only the approved build job sees it",
     source: { kind: "secretKey", key: "googleServiceAccountKey" },
+  },
+  {
+    name: "DEPLOY_WEBHOOK_URL",
+    kind: "secret",
+    scope: "environment",
+    reaches: "nothing",
+    when: (ctx) => ctx.notify === true,
+    purpose:
+      "The chat webhook each deploy job posts its result to (workflows.notify); it can post to that channel and reaches no deploy. Each stack sets its own environment's, so only that environment's deploy job reads it",
+    source: { kind: "secretKey", key: "deployWebhookUrl" },
   },
   {
     name: "PULUMI_ACCESS_TOKEN",

@@ -232,6 +232,7 @@ export function requirementContext(config: StackConfig): SecretRequirementContex
     approvalGated: isApprovalGated(config.environment),
     tokenAuth: config.deployments.auth === "tokens",
     mobileSubmit: config.workflows.mobile.submit,
+    notify: config.workflows.notify,
     appSecretNames: config.deploy.app.secrets,
   };
 }

@@ -32,6 +32,8 @@ export interface SecretRequirementContext {
   readonly tokenAuth: boolean;
   /** Release builds are uploaded to the stores (`workflows.mobile.submit`). */
   readonly mobileSubmit?: boolean;
+  /** Deploy jobs post their result to a chat webhook (`workflows.notify`). */
+  readonly notify?: boolean;
   /** The app's own secrets the stack declares (`deploy.app.secrets`). */
   readonly appSecretNames?: readonly string[];
 }
@@ -78,6 +80,12 @@ export const githubSecretKeys: readonly SecretKeySpec[] = [
     description:
       "Google Play service account key for internal-track uploads: the JSON key file's contents (Google Cloud > IAM > service accounts, given access in Play Console > Users and permissions); only with workflows.mobile.submit",
     requiredWhen: storeUploads,
+  },
+  {
+    key: "deployWebhookUrl",
+    description:
+      "Chat webhook URL the deploy jobs post each deploy's result to (a Slack incoming webhook, or any that takes Slack's {\"text\": ...} payload); each stack its own; only with workflows.notify",
+    requiredWhen: ({ notify }) => notify === true,
   },
   {
     key: "pulumiAccessToken",

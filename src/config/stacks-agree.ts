@@ -94,6 +94,11 @@ const SHARED: readonly {
     why: "both stacks deploy the same image",
   },
   {
+    key: "workflows.notify",
+    read: (c) => String(c.workflows.notify),
+    why: "the repository-owning stack writes the deploy workflows' notify step and each stack holds its environment's webhook",
+  },
+  {
     key: "workflows.mobile.submit",
     read: (c) => String(c.workflows.mobile.submit),
     why: "the repository-owning stack writes the upload steps and the approval-gated stack holds the store credentials they read",

@@ -153,6 +153,12 @@ export const workflowsConfigSchema = z
       }),
     /** How long the smoke test and the post-deploy verification retry before failing. */
     checkDeadlineSeconds: z.number().int().min(10).max(1800).default(180),
+    /**
+     * Each deploy job posts its result (version, environment, duration, a link to the run) to a
+     * chat webhook (a Slack-compatible `{"text": ...}` payload): each stack's `deployWebhookUrl`,
+     * a secret of its own environment.
+     */
+    notify: z.boolean().default(false),
     /** EAS build profile of release builds and EAS Update branch of the OTA updates. */
     mobile: z
       .strictObject({

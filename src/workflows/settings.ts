@@ -54,6 +54,8 @@ export interface PipelineSettings {
   readonly staging: DeployTarget;
   readonly production: DeployTarget;
   readonly checkDeadlineSeconds: number;
+  /** Deploy jobs post their result to the environment's `DEPLOY_WEBHOOK_URL` (`workflows.notify`). */
+  readonly notify: boolean;
   readonly program: ProgramSource;
   readonly driftCron: string;
   readonly mobile: {
@@ -124,6 +126,7 @@ export function pipelineSettings(config: StackConfig): PipelineSettings {
           },
     driftCron: deployments.driftCron,
     mobile: workflows.mobile,
+    notify: workflows.notify,
   };
 }
 

@@ -243,8 +243,10 @@ url=$(pulumi config get --stack "$STACK" --path environment.url)
 echo "app-url=$url" >> "$GITHUB_OUTPUT"`,
   };
 
+  const [first, last] = notifySteps(settings, target, values.imageTag);
   if (settings.deployMode === "pulumi-deployments") {
     return [
+      ...first,
       ...checkoutProgramSteps(settings),
       installPulumi(settings),
       ...login,
@@ -255,9 +257,11 @@ echo "app-url=$url" >> "$GITHUB_OUTPUT"`,
         env,
         run: deploymentRunScript(settings, target, checks, configCommands),
       },
+      ...last,
     ];
   }
   return [
+    ...first,
     ...programSteps(settings),
     ...login,
     appUrl,
@@ -271,8 +275,80 @@ echo "app-url=$url" >> "$GITHUB_OUTPUT"`,
         `pulumi up --stack "$STACK" --yes --non-interactive --diff ${POLICY_PACK} --message "Deploy $IMAGE_TAG (GitHub run $GITHUB_RUN_ID)"`,
       ].join("\n"),
     },
+    ...last,
   ];
 }
+
+/** Name of the secret the notify step posts to (catalog: `DEPLOY_WEBHOOK_URL`). */
+export const DEPLOY_WEBHOOK_SECRET = "DEPLOY_WEBHOOK_URL";
+
+/**
+ * With `workflows.notify`, the deploy job's first step (when it started) and last step: the
+ * result posted to the environment's chat webhook, whatever happened before it (`always()`):
+ * succeeded, failed or cancelled, the version, the environment, the time since the first step
+ * (the approval wait excluded) and a link to the run, as Slack's `{"text": ...}` payload
+ * (Slack incoming webhooks; Mattermost, Rocket.Chat and Discord's `/slack` endpoint take it
+ * too), built with jq so no value can break the JSON. A webhook that fails or does not answer
+ * within 10 s is a warning, never a failed deploy. Values arrive as environment variables, never
+ * in the script's text.
+ */
+export function notifySteps(
+  settings: PipelineSettings,
+  target: DeployTarget,
+  version: Value,
+): [Step[], Step[]] {
+  if (!settings.notify) return [[], []];
+  return [
+    [
+      {
+        name: "Note when the deploy started",
+        run: 'echo "DEPLOY_STARTED_AT=$(date +%s)" >> "$GITHUB_ENV"',
+      },
+    ],
+    [
+      {
+        name: "Post the result to the chat webhook",
+        if: expr.always(),
+        env: {
+          WEBHOOK_URL: expr.secret(DEPLOY_WEBHOOK_SECRET),
+          RESULT: expr.jobStatus(),
+          VERSION: version,
+          ENVIRONMENT: target.environment,
+        },
+        run: NOTIFY_SCRIPT,
+      },
+    ],
+  ];
+}
+
+const NOTIFY_SCRIPT = `set -uo pipefail
+if [[ -z "\${WEBHOOK_URL:-}" ]]; then
+  echo "::warning::no ${DEPLOY_WEBHOOK_SECRET} in the $ENVIRONMENT environment: no notification sent"
+  exit 0
+fi
+run_url="$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID/attempts/\${GITHUB_RUN_ATTEMPT:-1}"
+started="\${DEPLOY_STARTED_AT:-}"
+if [[ "$started" =~ ^[0-9]+$ ]]; then
+  seconds=$(($(date +%s) - started))
+  duration="$((seconds / 60)) min $((seconds % 60)) s"
+else
+  duration="unknown"
+fi
+case "$RESULT" in
+  success) outcome="succeeded" ;;
+  cancelled) outcome="was cancelled" ;;
+  *) outcome="FAILED" ;;
+esac
+payload=$(jq -n --arg outcome "$outcome" --arg version "$VERSION" --arg environment "$ENVIRONMENT" \
+  --arg duration "$duration" --arg url "$run_url" --arg repository "$GITHUB_REPOSITORY" \
+  '{text: "Deploy of \\($version) to \\($environment) \\($outcome) after \\($duration) (\\($repository)): <\\($url)|the run>"}')
+if curl --fail --silent --show-error --max-time 10 --header 'Content-Type: application/json' \
+  --data "$payload" --output /dev/null "$WEBHOOK_URL" 2>"$RUNNER_TEMP/notify.err"; then
+  echo "posted: deploy of $VERSION to $ENVIRONMENT $outcome"
+else
+  # curl's message names the host at most; the URL's path is the secret part.
+  echo "::warning::could not post the deploy notification: $(sed -e 's#https\\?://[^ ]*#<the webhook>#g' "$RUNNER_TEMP/notify.err" | tail -n 1)"
+fi`;
 
 /** How long the deploy step waits for a deployment to reach a final status after the CLI returns. */
 const DEPLOYMENT_SETTLE_SECONDS = 300;

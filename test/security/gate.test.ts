@@ -10,6 +10,7 @@ import {
   gateViolation,
   previewsOfPullRequests,
 } from "../support/security-paths";
+import { committedValues } from "../support/workflows";
 
 const SECRETS = Object.fromEntries(
   secretKeySpecs.filter((s) => !s.names).map((s) => [s.key, `${s.key}-value`]),
@@ -87,6 +88,40 @@ describe("every path to a production credential passes production's gate", async
     // can administer the repository, and so change production's reviewers.
     assert.equal(previewsOfPullRequests(production), false);
     assert.equal(previewsOfPullRequests(staging), false);
+  });
+});
+
+describe("with workflows.notify, each stack's webhook is read by its own deploy job only", async () => {
+  const notifying = async (stack: string) => {
+    const committed = committedValues(stack).workflows as Record<string, unknown> | undefined;
+    const run = await runProgram({
+      stack,
+      mode: "up",
+      secrets: SECRETS,
+      overrides: { ...committedDeploy(stack), workflows: { ...committed, notify: true } },
+    });
+    assert.equal(run.error, undefined, String(run.error));
+    return [...run.resources];
+  };
+  const paths = credentialPaths(
+    [
+      { stack: "staging", resources: await notifying("staging") },
+      { stack: "production", resources: await notifying("production") },
+    ],
+    "production",
+  );
+
+  test("DEPLOY_WEBHOOK_URL: one per environment, reaching nothing, read by that environment's deploy job", () => {
+    const webhook = paths.filter((p) => p.secret === "DEPLOY_WEBHOOK_URL");
+    assert.deepEqual(
+      webhook.map((p) => `${p.scope} managed by ${p.managedBy}: ${p.readers.join("; ")}`).sort(),
+      [
+        "production managed by production: deploy-prod.yml: deploy",
+        "staging managed by staging: deploy-staging.yml: deploy",
+      ],
+    );
+    assert.ok(webhook.every((p) => !p.reachesProduction));
+    for (const p of paths) assert.equal(gateViolation(p, CTX), undefined, describePath(p));
   });
 });
 

@@ -19,6 +19,8 @@ import { committedValues, stackConfig } from "../support/workflows";
 const config = stackConfig("staging");
 const workflows = buildWorkflows(pipelineSettings(config));
 const ENVS = environmentScopes(pipelineSettings(config));
+/** The catalog entries the committed config uses (DEPLOY_WEBHOOK_URL only with workflows.notify). */
+const CATALOG = activeGithubValues(githubValueContext(config));
 
 function problemsOf(error: unknown): readonly string[] {
   assert.ok(error instanceof WorkflowPlanError, String(error));
@@ -27,7 +29,27 @@ function problemsOf(error: unknown): readonly string[] {
 
 describe("the secrets cross-check", () => {
   test("holds for the committed stacks' workflows and the catalog", () => {
-    assert.deepEqual(crossCheckValues(workflows, githubValues, ENVS), []);
+    assert.deepEqual(crossCheckValues(workflows, CATALOG, ENVS), []);
+  });
+
+  test("with workflows.notify, only the deploy jobs read their environment's DEPLOY_WEBHOOK_URL, and the check holds", () => {
+    const notifying = stackConfig("staging", { workflows: { notify: true } });
+    const settings = pipelineSettings(notifying);
+    const built = buildWorkflows(settings);
+    const catalog = activeGithubValues(githubValueContext(notifying));
+    assert.ok(catalog.some((v) => v.name === "DEPLOY_WEBHOOK_URL"));
+    assert.deepEqual(crossCheckValues(built, catalog, environmentScopes(settings)), []);
+    const refs = valueReferences(built)
+      .filter((r) => r.name === "DEPLOY_WEBHOOK_URL")
+      .map((r) => `${r.file} ${r.job}@${r.environment ?? "-"}`);
+    assert.deepEqual(refs.sort(), [
+      "deploy-prod.yml deploy@production",
+      "deploy-staging.yml deploy@staging",
+    ]);
+    // The committed config does not notify: the entry is not active, and the full catalog's
+    // entry would be a managed secret no workflow reads.
+    assert.ok(!CATALOG.some((v) => v.name === "DEPLOY_WEBHOOK_URL"));
+    assert.notDeepEqual(crossCheckValues(workflows, githubValues, ENVS), []);
   });
 
   test("the generated workflows read exactly these values", () => {
@@ -77,7 +99,7 @@ describe("the secrets cross-check", () => {
   });
 
   test("a value read but provided by no resource fails, naming the job and what it can see", () => {
-    const catalog = githubValues.filter((v) => v.name !== "EXPO_TOKEN");
+    const catalog = CATALOG.filter((v) => v.name !== "EXPO_TOKEN");
     let error: unknown;
     try {
       planWorkflows(config, catalog);
@@ -94,7 +116,7 @@ describe("the secrets cross-check", () => {
   });
 
   test("an environment secret is not visible to a job outside that environment", () => {
-    const moved: GithubValueSpec[] = githubValues.map((v) =>
+    const moved: GithubValueSpec[] = CATALOG.map((v) =>
       v.name === "PULUMI_DRIFT_TOKEN" ? { ...v, scope: "gated-environment" } : v,
     );
     const problems = crossCheckValues(workflows, moved, ENVS);
@@ -116,7 +138,7 @@ describe("the secrets cross-check", () => {
       purpose: "the spec's SSH key",
       source: { kind: "secretKey", key: "sshKey" },
     };
-    assert.deepEqual(crossCheckValues(workflows, [...githubValues, extra], ENVS), [
+    assert.deepEqual(crossCheckValues(workflows, [...CATALOG, extra], ENVS), [
       {
         path: ["sshKey"],
         message:
@@ -128,7 +150,7 @@ describe("the secrets cross-check", () => {
   test("an environment secret must be read in every environment", () => {
     const problems = crossCheckValues(
       workflows,
-      githubValues,
+      CATALOG,
       new Map([...ENVS, ["qa", ["environment"]]]),
     );
     assert.deepEqual(problems, [
@@ -164,7 +186,7 @@ describe("the secrets cross-check", () => {
       },
     });
     const catalog = [
-      ...githubValues.filter((v) => v.name !== "EXPO_TOKEN"),
+      ...CATALOG.filter((v) => v.name !== "EXPO_TOKEN"),
       {
         name: "UNUSED_TOKEN",
         kind: "secret",
@@ -194,11 +216,7 @@ describe("the secrets cross-check", () => {
   });
 
   test("a job in an environment no stack manages points at the deploy targets", () => {
-    const problems = crossCheckValues(
-      workflows,
-      githubValues,
-      new Map([["staging", ["environment"]]]),
-    );
+    const problems = crossCheckValues(workflows, CATALOG, new Map([["staging", ["environment"]]]));
     assert.ok(
       problems.some(
         (p) =>

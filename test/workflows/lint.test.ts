@@ -18,6 +18,12 @@ const PLANS = {
   "pulumi-up, OIDC login": planWorkflows(
     stackConfig("staging", { ...OIDC, workflows: { deployMode: "pulumi-up" } }),
   ),
+  "pulumi-deployments, notify": planWorkflows(
+    stackConfig("staging", { workflows: { notify: true } }),
+  ),
+  "pulumi-up, notify": planWorkflows(
+    stackConfig("staging", { workflows: { deployMode: "pulumi-up", notify: true } }),
+  ),
 };
 
 for (const [mode, plan] of Object.entries(PLANS)) {
