@@ -1,4 +1,5 @@
-import { Client, type ConnectConfig } from "ssh2";
+import type { Readable } from "node:stream";
+import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
 import type { DeployHost } from "../config/deploy";
 import { pinnedHostKey } from "../config/host-keys";
 
@@ -26,6 +27,14 @@ export interface ExecOptions {
   readonly onData?: (chunk: string, stream: "stdout" | "stderr") => void;
   /** Closes the connection when it fires (Ctrl-C of `logs --follow`). */
   readonly signal?: AbortSignal;
+  /**
+   * The remote command's stdin (`ops exec --interactive`); none: stdin is closed at once. With
+   * `pty`, the session gets a terminal of that size (a shell's line editing, Ctrl-C to the
+   * remote command), and `onChannel` hands over the channel for window size changes.
+   */
+  readonly stdin?: Readable;
+  readonly pty?: { readonly rows: number; readonly cols: number; readonly term: string };
+  readonly onChannel?: (channel: ClientChannel) => void;
 }
 
 /** `user@host:port`, as messages name a host. */
@@ -36,7 +45,7 @@ export function where(host: SshHost): string {
 /**
  * Runs `script` on a host over SSH (`ssh2`) with the deploy's own connection settings: the host
  * key must be the pinned one when the stack pins one (as the deploy checks it), one exec
- * session, no pty, no stdin. Resolves with the exit status and output; rejects with a one-line
+ * session, with no pty and no stdin unless `opts` gives them. Resolves with the exit status and output; rejects with a one-line
  * reason, `ssh user@host:port: ...`, when it cannot connect or gives up. The host probe and the
  * ops commands both run through it.
  */
@@ -96,19 +105,28 @@ export function execOnHost(
       ),
     );
     client.once("ready", () => {
-      client.exec(script, (e, stream) => {
-        if (e) return finish(e);
-        stream.on("data", (b: Buffer) => {
-          out.push(b);
-          opts.onData?.(b.toString("utf8"), "stdout");
-        });
-        stream.stderr.on("data", (b: Buffer) => {
-          err.push(b);
-          opts.onData?.(b.toString("utf8"), "stderr");
-        });
-        stream.on("close", (code: number | null) => finish(undefined, code));
-        stream.end();
-      });
+      client.exec(
+        script,
+        opts.pty ? { pty: { ...opts.pty, height: 0, width: 0 } } : {},
+        (e, stream) => {
+          if (e) return finish(e);
+          opts.onChannel?.(stream);
+          stream.on("data", (b: Buffer) => {
+            out.push(b);
+            opts.onData?.(b.toString("utf8"), "stdout");
+          });
+          stream.stderr.on("data", (b: Buffer) => {
+            err.push(b);
+            opts.onData?.(b.toString("utf8"), "stderr");
+          });
+          stream.on("close", (code: number | null) => {
+            opts.stdin?.unpipe(stream);
+            finish(undefined, code);
+          });
+          if (opts.stdin) opts.stdin.pipe(stream);
+          else stream.end();
+        },
+      );
     });
     client.connect(config);
   });

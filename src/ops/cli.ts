@@ -11,6 +11,7 @@ import {
   rollback,
   rotateDbPassword,
   status,
+  type Terminal,
 } from "./commands";
 import { OpsError, pulumiConfigSecret, readOpsStack, resolveCredentials } from "./stack";
 
@@ -30,8 +31,9 @@ Day-two operations on a stack's hosts, over the deploy's own SSH connection:
                        result and step timings, the deploy lock, container health
   audit                deploy runs across hosts, newest first, failures included
   logs                 the serving app's logs from every host, prefixed with the host
-  exec -- <command>    a one-off command in a new container of the serving image, with the
-                       app's environment (never inside the serving container)
+  exec [-i] -- <command>
+                       a one-off command in a new container of the serving image, with the
+                       app's environment (never inside the serving container); -i: a shell
   rollback [--yes]     deploy the version the hosts record as previous, the way this stack
                        deploys (approval-gated: the production workflow, reviewers approve)
   rotate-db-password [--yes]
@@ -68,14 +70,17 @@ with the host's name. --since takes a duration (10m, 2h) or a time (2026-12-04T0
 until Ctrl-C. Reads only.
 
 ${COMMON}`,
-  exec: `usage: npm run ops -- exec --stack <name> [--host <name>] -- <command> [args...]
+  exec: `usage: npm run ops -- exec --stack <name> [--host <name>] [-i] -- <command> [args...]
 
 Runs the command in a new container of the image the host serves, with the serving
 container's environment (the app's settings and secrets) and on the project's network, so it
 reaches PostgreSQL and Redis as the app does: a management command (alembic current, a data
 fix). Never inside the serving container, which keeps serving; the container is removed when
 the command ends. Its output streams back; the exit status is the command's. With several
-hosts, name one with --host. No terminal is attached (no interactive shell).
+hosts, name one with --host.
+-i, --interactive: the command reads this terminal's input; when it is a terminal, the remote
+command gets one too (its size follows this window's), so a shell or a Python console works:
+npm run ops -- exec --stack staging -i -- bash
 
 ${COMMON}`,
   rollback: `usage: npm run ops -- rollback --stack <name> [--yes]
@@ -145,6 +150,7 @@ function parse(argv: readonly string[]): Parsed {
       yes: { type: "boolean" },
       force: { type: "boolean" },
       "password-stdin": { type: "boolean" },
+      interactive: { type: "boolean", short: "i" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -168,6 +174,7 @@ export async function runOps(
   signal?: AbortSignal,
   runLocal?: LocalRunner,
   readStdin: () => string = () => readFileSync(0, "utf8"),
+  terminal: () => Terminal = processTerminal,
 ): Promise<number> {
   let parsed: Parsed;
   try {
@@ -238,7 +245,7 @@ export async function runOps(
           ...(runLocal ? { run: runLocal } : {}),
         });
       case "exec":
-        return await exec(ctx, rest);
+        return await exec(ctx, rest, values.interactive === true ? terminal() : undefined);
       case "rotate-db-password":
         return await rotateDbPassword(ctx, {
           yes: values.yes === true,
@@ -263,6 +270,29 @@ export async function runOps(
     }
     throw err;
   }
+}
+
+/** This process's stdin and stdout as `exec --interactive`'s terminal. */
+function processTerminal(): Terminal {
+  const { stdin, stdout } = process;
+  const tty = stdin.isTTY === true && stdout.isTTY === true;
+  return {
+    input: stdin,
+    write: (chunk, stream) => (stream === "stdout" ? stdout : process.stderr).write(chunk),
+    ...(tty
+      ? {
+          size: () => ({ rows: stdout.rows, cols: stdout.columns }),
+          onResize: (listener: () => void) => {
+            stdout.on("resize", listener);
+            return () => stdout.off("resize", listener);
+          },
+          setRaw: (raw: boolean) => {
+            stdin.setRawMode(raw);
+            if (!raw) stdin.pause();
+          },
+        }
+      : {}),
+  };
 }
 
 if (require.main === module) {

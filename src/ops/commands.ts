@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import type { Readable } from "node:stream";
 import { isApprovalGated } from "../config/catalog";
 import type { StackConfig } from "../config/schema";
 import { assign, assignArray } from "../deploy/shell";
@@ -283,13 +284,32 @@ export async function logs(ctx: OpsContext, opts: LogsOptions): Promise<number> 
   return Math.max(0, ...codes);
 }
 
+/** The local end of `ops exec --interactive`: its stdin, its output, and a terminal if any. */
+export interface Terminal {
+  readonly input: Readable;
+  /** Output as it comes, unsplit (a prompt has no line end; a terminal merges both streams). */
+  readonly write: (chunk: string, stream: Stream) => void;
+  /** The local terminal's size, when stdin and stdout are one: the session then gets a pty. */
+  readonly size?: () => { readonly rows: number; readonly cols: number };
+  /** Subscribes to size changes; returns the unsubscribe. */
+  readonly onResize?: (listener: () => void) => () => void;
+  /** Raw mode of the local terminal (keys go to the remote one as typed, Ctrl-C included). */
+  readonly setRaw?: (raw: boolean) => void;
+}
+
 /**
  * `ops exec -- <command...>`: the command in a new container of the serving image on one host,
  * with the serving container's environment and network (how a user runs a management
  * command), never inside the serving container; the container is removed afterwards. Its
- * output streams back as it comes; the exit status is the command's.
+ * output streams back as it comes; the exit status is the command's. With a `terminal`
+ * (`--interactive`), the command reads its stdin, and gets a terminal when the local side is
+ * one (a shell, a Python console).
  */
-export async function exec(ctx: OpsContext, command: readonly string[]): Promise<number> {
+export async function exec(
+  ctx: OpsContext,
+  command: readonly string[],
+  terminal?: Terminal,
+): Promise<number> {
   if (command.length === 0) {
     throw new OpsError(
       "exec needs a command after --, e.g. npm run ops -- exec --stack staging -- alembic current",
@@ -308,19 +328,38 @@ export async function exec(ctx: OpsContext, command: readonly string[]): Promise
     "# clicky-delivery ops: exec.",
     assign("APP_DIR", ctx.config.deploy.appDir),
     assign("PROJECT", ctx.config.deploy.composeProject),
+    assign("INTERACTIVE", terminal ? "1" : "0"),
     assignArray("CMD", command),
     remoteScript("exec"),
   ].join("\n");
   const lines = lineSplitter((line, stream) =>
     stream === "stdout" ? ctx.io.out(line) : ctx.io.err(line),
   );
+  const size = terminal?.size?.();
+  let unsubscribe: (() => void) | undefined;
   try {
-    const r = await execOnHost(host, ctx.credentials, script, { onData: lines.push });
+    if (size) terminal?.setRaw?.(true);
+    const r = await execOnHost(host, ctx.credentials, script, {
+      onData: terminal ? terminal.write : lines.push,
+      ...(terminal ? { stdin: terminal.input } : {}),
+      ...(size ? { pty: { ...size, term: process.env.TERM || "xterm-256color" } } : {}),
+      onChannel: (channel) => {
+        if (!size || !terminal?.onResize || !terminal.size) return;
+        const current = terminal.size;
+        unsubscribe = terminal.onResize(() => {
+          const now = current();
+          channel.setWindow(now.rows, now.cols, 0, 0);
+        });
+      },
+    });
     lines.flush();
     return r.code ?? 1;
   } catch (e) {
     ctx.io.err(`${host.name}: ${(e as Error).message}`);
     return 1;
+  } finally {
+    unsubscribe?.();
+    if (size) terminal?.setRaw?.(false);
   }
 }
 

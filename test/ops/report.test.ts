@@ -126,7 +126,10 @@ describe("the remote scripts", () => {
     ["status", buildStatusScript("/opt/it's here", "clicky", 20)],
     ["lock-release", `APP_DIR=/opt/app\n${remoteScript("lock-release")}`],
     ["logs", `APP_DIR=/opt/app\nPROJECT=p\nSINCE=\nTAIL=5\nFOLLOW=0\n${remoteScript("logs")}`],
-    ["exec", `APP_DIR=/opt/app\nPROJECT=p\nCMD=(alembic current)\n${remoteScript("exec")}`],
+    [
+      "exec",
+      `APP_DIR=/opt/app\nPROJECT=p\nINTERACTIVE=0\nCMD=(alembic current)\n${remoteScript("exec")}`,
+    ],
   ] as const) {
     test(`${name}: shellcheck finds nothing in the script as it is sent`, { skip: missing }, () => {
       const dir = mkdtempSync(join(tmpdir(), "ops-sh-"));
@@ -160,7 +163,7 @@ describe("the command line", () => {
       "status",
       "audit",
       "logs",
-      "exec -- <command>",
+      "exec \\[-i\\] -- <command>",
       "rollback \\[--yes\\]",
       "lock status",
       "lock release --force",

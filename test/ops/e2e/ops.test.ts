@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import { runOps } from "../../../src/ops/cli";
@@ -24,9 +25,9 @@ import {
   harnessAvailability,
   harnessInstance,
   type LoadResult,
+  passwordAccepted as passwordAcceptedIn,
   prepareAndCopy,
   runAsProvider,
-  runLocal,
   runOverSsh,
   startLoad,
 } from "../../harness";
@@ -92,6 +93,36 @@ describe("ops commands, end to end", { skip }, () => {
       run,
     );
     return { code, out: out.join("\n"), err: err.join("\n") };
+  }
+
+  /** Runs `body` with the stack approval-gated (a reviewer in its environment), then puts the file back. */
+  async function withReviewers(body: () => Promise<void>): Promise<void> {
+    const path = join(dir, "Pulumi.staging.yaml");
+    const original = readFileSync(path, "utf8");
+    const file = parse(original) as {
+      config: Record<string, { approval: { reviewers: { users: string[] } } }>;
+    };
+    const env = file.config["clicky-delivery:environment"];
+    assert.ok(env);
+    env.approval.reviewers.users = ["clicky-release-lead"];
+    writeFileSync(path, stringify(file));
+    try {
+      await body();
+    } finally {
+      writeFileSync(path, original);
+    }
+  }
+
+  /** The real command line (`src/ops/cli.ts` in its own process) with this stack's options. */
+  function spawnOps(args: readonly string[], command: readonly string[] = []) {
+    return spawn(
+      process.execPath,
+      ["--import", "tsx", "src/ops/cli.ts", ...args].concat(
+        ["--stack", "staging", "--dir", dir, "--identity", keyFile],
+        command.length ? ["--", ...command] : [],
+      ),
+      { cwd: REPO_ROOT, stdio: ["pipe", "pipe", "pipe"] },
+    );
   }
 
   before(
@@ -202,18 +233,7 @@ describe("ops commands, end to end", { skip }, () => {
   });
 
   test("logs --follow streams until interrupted (the real command line)", async () => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", "src/ops/cli.ts", "logs", "--follow", "--tail", "0"].concat([
-        "--stack",
-        "staging",
-        "--dir",
-        dir,
-        "--identity",
-        keyFile,
-      ]),
-      { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawnOps(["logs", "--follow", "--tail", "0"]);
     let out = "";
     child.stdout.on("data", (b: Buffer) => {
       out += b.toString();
@@ -308,6 +328,64 @@ echo "$pid"`,
     assert.equal(after.stdout, before.stdout, "no container left, the serving one untouched");
   });
 
+  test("exec -i: the command reads this side's stdin (the real command line, which then exits)", async () => {
+    const child = spawnOps(
+      ["exec", "-i"],
+      ["python3", "-c", "import sys; print(sum(int(l) for l in sys.stdin))"],
+    );
+    let out = "";
+    child.stdout.on("data", (b: Buffer) => {
+      out += b.toString();
+    });
+    child.stdin.end("40\n2\n");
+    const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
+    assert.equal(code, 0);
+    assert.equal(out, "42\n");
+  });
+
+  test("exec -i from a terminal: the remote command gets a terminal of this size (a shell works)", async () => {
+    const input = new PassThrough();
+    let out = "";
+    const raw: boolean[] = [];
+    let resize: (() => void) | undefined;
+    const terminal = {
+      input,
+      write: (chunk: string) => {
+        out += chunk;
+      },
+      size: () => ({ rows: 33, cols: 101 }),
+      onResize: (listener: () => void) => {
+        resize = listener;
+        return () => {
+          resize = undefined;
+        };
+      },
+      setRaw: (on: boolean) => raw.push(on),
+    };
+    const err: string[] = [];
+    const running = runOps(
+      ["exec", "-i", "--stack", "staging", "--dir", dir, "--identity", keyFile, "--", "sh"],
+      { out: () => {}, err: (l) => err.push(l) },
+      {},
+      undefined,
+      undefined,
+      undefined,
+      () => terminal,
+    );
+    // What a person types at the shell's prompt, once it is there.
+    const deadline = Date.now() + 30_000;
+    while (!/# $|\$ $/.test(out) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    input.write("tty; stty size; echo $((6 * 7)); exit 5\n");
+    const code = await running;
+    assert.equal(code, 5, `${out}\n${err.join("\n")}`);
+    assert.match(out, /^\/dev\/pts\/\d+\r?$/m, out);
+    assert.match(out, /^33 101\r?$/m, out);
+    assert.match(out, /^42\r?$/m, out);
+    assert.deepEqual(raw, [true, false], "raw mode on for the session, off after it");
+    assert.equal(resize, undefined, "the resize listener is gone");
+  });
+
   test("rollback: the previous version the host records, the way the stack deploys", async () => {
     const plan = await ops("rollback");
     assert.equal(plan.code, 0, plan.err);
@@ -331,16 +409,7 @@ echo "$pid"`,
       "pulumi up --stack staging --config-path --config deploy.image.tag=v1 --config deploy.migrate=false --diff",
     ]);
     // With reviewers, the stack's deploys go through the production workflow: so does this.
-    const path = join(dir, "Pulumi.staging.yaml");
-    const original = readFileSync(path, "utf8");
-    const file = parse(original) as {
-      config: Record<string, { approval: { reviewers: { users: string[] } } }>;
-    };
-    const env = file.config["clicky-delivery:environment"];
-    assert.ok(env);
-    env.approval.reviewers.users = ["clicky-release-lead"];
-    writeFileSync(path, stringify(file));
-    try {
+    await withReviewers(async () => {
       ran.length = 0;
       const gated = await opsWith(run, "rollback", "--yes");
       assert.equal(gated.code, 0, gated.err);
@@ -348,9 +417,7 @@ echo "$pid"`,
         "gh workflow run deploy-prod.yml --repo clicky-foundation/clicky-foundation --ref main -f version=v1 -f run_migrations=false",
       ]);
       assert.match(gated.out, /dispatched: approve the run in GitHub Actions/);
-    } finally {
-      writeFileSync(path, original);
-    }
+    });
   });
 
   test("a host key other than the pinned one: nothing runs, and the message says why", async () => {
@@ -384,41 +451,11 @@ echo "$pid"`,
     assert.equal(missing, 2);
   });
 
-  /** Whether PostgreSQL takes `password` for the app's role over the project's network. */
+  /** Whether PostgreSQL takes `password` for the app's role, as the app connects. */
   async function passwordAccepted(password: string): Promise<boolean> {
     const [pg] = await composeContainers(PROJECT, "postgres");
     assert.ok(pg);
-    const address = (
-      await runLocal("docker", [
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-        pg,
-      ])
-    ).stdout.trim();
-    const r = await runLocal(
-      "docker",
-      [
-        "exec",
-        "-e",
-        "PGPASSWORD",
-        pg,
-        "psql",
-        "-X",
-        "-At",
-        "-h",
-        address,
-        "-U",
-        "clicky",
-        "-d",
-        "clicky_db",
-        "-c",
-        "SELECT 1",
-      ],
-      { env: { ...process.env, PGPASSWORD: password } },
-    );
-    if (r.code !== 0) assert.match(r.stderr, /password authentication failed/);
-    return r.code === 0;
+    return passwordAcceptedIn(pg, password);
   }
 
   // Last: its deploy changes what the host records.
@@ -484,16 +521,7 @@ echo "$pid"`,
 
     // --password-stdin takes the user's; an approval-gated stack changes the config only and
     // says how the production workflow deploys it, with the tag the hosts serve.
-    const path = join(dir, "Pulumi.staging.yaml");
-    const original = readFileSync(path, "utf8");
-    const file = parse(original) as {
-      config: Record<string, { approval: { reviewers: { users: string[] } } }>;
-    };
-    const env = file.config["clicky-delivery:environment"];
-    assert.ok(env);
-    env.approval.reviewers.users = ["clicky-release-lead"];
-    writeFileSync(path, stringify(file));
-    try {
+    await withReviewers(async () => {
       ran.length = 0;
       given = undefined;
       const out: string[] = [];
@@ -523,8 +551,6 @@ echo "$pid"`,
         /gh workflow run deploy-prod\.yml --repo clicky-foundation\/clicky-foundation --ref main -f version=v2 -f run_migrations=false/,
       );
       assert.match(out.join("\n"), /next: commit Pulumi\.staging\.yaml, merge it/);
-    } finally {
-      writeFileSync(path, original);
-    }
+    });
   });
 });
