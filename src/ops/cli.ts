@@ -286,10 +286,7 @@ function processTerminal(): Terminal {
             stdout.on("resize", listener);
             return () => stdout.off("resize", listener);
           },
-          setRaw: (raw: boolean) => {
-            stdin.setRawMode(raw);
-            if (!raw) stdin.pause();
-          },
+          setRaw: (raw: boolean) => stdin.setRawMode(raw),
         }
       : {}),
   };

@@ -360,6 +360,8 @@ export async function exec(
   } finally {
     unsubscribe?.();
     if (size) terminal?.setRaw?.(false);
+    // Nothing reads it any more: a stdin that never ends (a pipe) must not keep this process up.
+    terminal?.input.pause();
   }
 }
 

@@ -347,7 +347,7 @@ end_rotation_bridge() {
     log "the password rotation is over: pg_hba.conf no longer trusts $what"
     ROTATION_BRIDGE=''
   else
-    log "WARNING: could not remove the password rotation's line from pg_hba.conf ($(tail -n 1 "$TMP_DIR/hba.err" 2>/dev/null)); the next deploy removes it"
+    log "WARNING: could not remove the password rotation's line from pg_hba.conf ($(tail -n 1 "$TMP_DIR/hba.err" 2>/dev/null)); the next deploy that changes something on this host removes it"
   fi
 }
 

@@ -341,6 +341,15 @@ echo "$pid"`,
     const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
     assert.equal(code, 0);
     assert.equal(out, "42\n");
+    // A command that reads nothing ends the session, and the process, while this side's stdin
+    // stays open.
+    const open = spawnOps(["exec", "-i"], ["true"]);
+    const ended = await Promise.race([
+      new Promise<number | null>((r) => open.once("exit", (c) => r(c))),
+      new Promise<string>((r) => setTimeout(() => r("still running after 30 s"), 30_000)),
+    ]);
+    open.kill();
+    assert.equal(ended, 0);
   });
 
   test("exec -i from a terminal: the remote command gets a terminal of this size (a shell works)", async () => {
