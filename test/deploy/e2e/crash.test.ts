@@ -109,6 +109,24 @@ describe("a deploy killed at each step, then the next one (crash consistency)", 
     return (await psqlInContainer(pg, query)).trim();
   }
 
+  /** Reads (half on keep-alive connections) and acknowledged writes through the proxy. */
+  function traffic(prefix: string) {
+    return {
+      reads: startLoad({
+        url: url("/version"),
+        ratePerSecond: 40,
+        durationMs: 5 * 60_000,
+        keepAlive: "mixed",
+      }),
+      writes: startWriter({
+        url: url("/items"),
+        ratePerSecond: 10,
+        prefix,
+        requestTimeoutMs: 10_000,
+      }),
+    };
+  }
+
   async function appEnv(): Promise<string> {
     const config = JSON.parse((await httpGet(url("/config"))).body) as Record<string, unknown>;
     return String(config.app_env);
@@ -174,18 +192,7 @@ describe("a deploy killed at each step, then the next one (crash consistency)", 
       const env = `crash-${i + 1}`;
       const host = await deployOf(env);
       await prepareAndCopy(h, host);
-      const reads = startLoad({
-        url: url("/version"),
-        ratePerSecond: 40,
-        durationMs: 5 * 60_000,
-        keepAlive: "mixed",
-      });
-      const writes = startWriter({
-        url: url("/items"),
-        ratePerSecond: 10,
-        prefix: `crash ${step}`,
-        requestTimeoutMs: 10_000,
-      });
+      const { reads, writes } = traffic(`crash ${step}`);
       await new Promise((resolve) => setTimeout(resolve, 500));
       if (at) await killedAt(host, step, at);
       else await killedBeforeRecord(host);
@@ -242,18 +249,7 @@ describe("a deploy killed at each step, then the next one (crash consistency)", 
       ...(await composeContainers(PROJECT, "backend-green")),
     ];
     assert.ok(serving);
-    const reads = startLoad({
-      url: url("/version"),
-      ratePerSecond: 40,
-      durationMs: 5 * 60_000,
-      keepAlive: "mixed",
-    });
-    const writes = startWriter({
-      url: url("/items"),
-      ratePerSecond: 10,
-      prefix: "crash rotation",
-      requestTimeoutMs: 10_000,
-    });
+    const { reads, writes } = traffic("crash rotation");
     await new Promise((resolve) => setTimeout(resolve, 500));
     await killedAt(host, "rotation", /\] infra: PostgreSQL refuses the configured password/);
     // Whatever the kill left (the trust line, the old or the new password), the serving

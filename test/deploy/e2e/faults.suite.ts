@@ -821,6 +821,23 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     return { name, address };
   }
 
+  /**
+   * A backend opens a new connection with its own DATABASE_URL, then, its sessions ended, its
+   * pool reconnects for a write through the proxy.
+   */
+  async function reconnectsAndWrites(
+    backend: { name: string; address: string },
+    label: string,
+  ): Promise<void> {
+    assert.equal(await connectAsApp(backend.name), "ok");
+    await sql(
+      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE client_addr = '${backend.address}'`,
+    );
+    const write = await httpPost(url("/items"), { name: `fault after ${label} through the app` });
+    assert.equal(write.status, 201, write.body);
+    rows++;
+  }
+
   test("(9) a password rotation whose new version fails its health gate: the role gets its old password back, the old version serves on and reconnects throughout", async () => {
     const before = await currentTag();
     assert.equal(await passwordAccepted(TEST_SECRETS.postgresPassword), true);
@@ -876,16 +893,8 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     );
     assert.equal(await passwordAccepted(ROTATED_PASSWORD), false, "the new one does not");
     assert.equal(await rotationLines(), "", "pg_hba.conf holds no rotation line");
-    // The serving version opens new connections with its (old) password: they are accepted,
-    // and its pool, its sessions ended, reconnects for the next write.
-    assert.equal(await connectAsApp(old.name), "ok");
-    await sql(
-      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE client_addr = '${old.address}'`,
-    );
-    await writeRow("after (9)");
-    const write = await httpPost(url("/items"), { name: "fault after (9) through the app" });
-    assert.equal(write.status, 201, write.body);
-    rows++;
+    // The serving version opens new connections with its (old) password.
+    await reconnectsAndWrites(old, "(9)");
     await rowsIntact();
   });
 
@@ -924,13 +933,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     // The new version reconnects with the new password.
     const now = await servingBackend();
     assert.notEqual(now.name, old.name);
-    assert.equal(await connectAsApp(now.name), "ok");
-    await sql(
-      `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE client_addr = '${now.address}'`,
-    );
-    const write = await httpPost(url("/items"), { name: "fault after (10) through the app" });
-    assert.equal(write.status, 201, write.body);
-    rows++;
+    await reconnectsAndWrites(now, "(10)");
     await rowsIntact();
     // Nothing left to do: the same config again changes nothing.
     const again = await run(host);
