@@ -214,24 +214,36 @@ step_infra() {
 # version has stopped (one an interrupted deploy left included).
 readonly ROTATION_MARK='clicky-delivery: password rotation'
 
-# Whether PostgreSQL accepts POSTGRES_PASSWORD for DB_USER the way the app connects: over the
-# network, from the postgres container itself to its own address on the project's network (the
-# socket and 127.0.0.1 are trusted, as in the official image, and would accept any password).
-# Prints `ok`, `refused`, or `error: <PostgreSQL's message>`.
-check_db_password() {
-  local address out
+# What every deploy asks before it rotates anything, in one `docker exec` (this runs on every
+# deploy's critical path): first line `left` when pg_hba.conf holds a rotation line, else `none`;
+# second line whether PostgreSQL accepts POSTGRES_PASSWORD for DB_USER the way the app connects:
+# over the network, from the postgres container itself to its own address on the project's
+# network (the socket and 127.0.0.1 are trusted, as in the official image, and would accept any
+# password): `ok`, `refused`, or `error: <PostgreSQL's message>`.
+db_password_state() {
+  local address
   address="$(container_address "$PG_CID")"
   if [[ -z $address ]]; then
-    printf 'error: the postgres container has no address on the project network\n'
+    printf 'none\nerror: the postgres container has no address on the project network\n'
     return 0
   fi
-  if out="$(PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" docker exec -e PGPASSWORD -e PGCONNECT_TIMEOUT=10 "$PG_CID" psql -X -At -h "$address" -U "$DB_USER" -d "$DB_NAME" -c 'SELECT 1' 2>&1)"; then
-    printf 'ok\n'
-  elif [[ $out == *'password authentication failed'* ]]; then
-    printf 'refused\n'
-  else
-    printf 'error: %s\n' "$(printf '%s\n' "$out" | grep . | tail -n 1 | cut -c 1-300)"
-  fi
+  # shellcheck disable=SC2016 # runs in the postgres container
+  PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" docker exec -e PGPASSWORD -e PGCONNECT_TIMEOUT=10 "$PG_CID" sh -c '
+hba=$(psql -X -At -U "$1" -d "$2" -c "SHOW hba_file" 2>/dev/null) || hba=""
+if [ -n "$hba" ] && grep -qF "$4" "$hba" 2>/dev/null; then echo left; else echo none; fi
+if out=$(psql -X -At -h "$3" -U "$1" -d "$2" -c "SELECT 1" 2>&1); then
+  echo ok
+else
+  case $out in
+    *"password authentication failed"*) echo refused ;;
+    *) printf "error: %s\n" "$(printf "%s\n" "$out" | grep . | tail -n 1 | cut -c 1-300)" ;;
+  esac
+fi' sh "$DB_USER" "$DB_NAME" "$address" "$ROTATION_MARK" 2>&1 || printf 'none\nerror: docker exec in the postgres container failed\n'
+}
+
+# The second line of db_password_state: `ok`, `refused` or `error: ...`.
+check_db_password() {
+  db_password_state | sed -n 2p
 }
 
 # SQL on stdin, as the database's owner over the socket; stops at the first error. Statements
@@ -271,23 +283,17 @@ write_hba() {
   done
 }
 
-# Whether pg_hba.conf holds a rotation line (one an interrupted deploy left, or this one's).
-hba_has_rotation() {
-  local hba
-  hba="$(pg_query 'SHOW hba_file')"
-  [[ -n $hba ]] && docker exec "$PG_CID" grep -qF "$ROTATION_MARK" "$hba" 2>/dev/null
-}
-
 ensure_db_password() {
   PG_CID="$(container_of postgres)"
+  local state verdict
+  state="$(db_password_state)"
+  verdict="$(sed -n 2p <<<"$state")"
   # A line an interrupted rotation left: the version it trusts may still serve, so it stays
   # until this deploy has stopped the old version (step_drain).
-  if hba_has_rotation; then
+  if [[ $(head -n 1 <<<"$state") == left ]]; then
     ROTATION_BRIDGE=left
     log "pg_hba.conf holds a password rotation's line that an interrupted deploy left; it goes once the old version has stopped"
   fi
-  local verdict
-  verdict="$(check_db_password)"
   case $verdict in
     ok) return 0 ;;
     refused) ;;
