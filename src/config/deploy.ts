@@ -136,6 +136,32 @@ const healthSchema = z.strictObject({
 });
 
 /**
+ * Where PostgreSQL and Redis run when the stack has several app hosts: a host of the stack's
+ * own (`host`, one of `hosts`), reachable from the app hosts on `privateAddress`. Without this
+ * section, the one host runs everything.
+ */
+const accessoriesSchema = z.strictObject({
+  /** Name of the host (in `hosts`) that runs PostgreSQL and Redis; it runs no app. */
+  host: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, "expected the name of a host in deploy.hosts"),
+  /**
+   * The address the app hosts reach it on, on a private network (never a public one: Redis
+   * takes no password). PostgreSQL and Redis publish their ports on this address only.
+   */
+  privateAddress: z
+    .string()
+    .regex(
+      /^[0-9.]+$|^[0-9a-fA-F:]+$/,
+      "expected the accessories host's IP address on a private network, e.g. 10.0.0.5",
+    ),
+  /** Port PostgreSQL is published on. */
+  postgresPort: z.number().int().min(1).max(65_535).default(5432),
+  /** Port Redis is published on. */
+  redisPort: z.number().int().min(1).max(65_535).default(6379),
+});
+
+/**
  * `clicky-delivery:deploy`: where and what this stack deploys over SSH, and how.
  *
  * Every host runs the same compose project: a reverse proxy (nginx) in front of two backend
@@ -156,8 +182,17 @@ export const deployConfigSchema = z
      * `v2` / `v1` insist on one.
      */
     compose: z.enum(["auto", "v2", "v1"]).default("auto"),
-    /** The hosts of this environment, deployed one at a time in this order. */
+    /**
+     * The hosts of this environment. One host runs everything; with several, the app hosts are
+     * deployed one at a time in this order, and `accessories` names the one that runs the
+     * database and Redis.
+     */
     hosts: z.array(hostSchema).min(1, "list at least one host"),
+    /**
+     * With several hosts: the host of PostgreSQL and Redis, and the address the app hosts reach
+     * it on (docs/scaling.md). Absent: the one host runs everything.
+     */
+    accessories: accessoriesSchema.optional(),
     /** The backend image this stack runs. */
     image: z.strictObject({
       /** Repository without tag, e.g. `ghcr.io/<owner>/<repo>/backend`. */
@@ -314,6 +349,9 @@ export const deployConfigSchema = z
       }
       seen.add(host.name);
     });
+    for (const { path, message } of accessoriesProblems(deploy)) {
+      ctx.addIssue({ code: "custom", path, message });
+    }
     for (const key of Object.keys(deploy.app.env)) {
       if (!/^[A-Z_][A-Z0-9_]*$/.test(key)) {
         ctx.addIssue({
@@ -352,6 +390,46 @@ export const deployConfigSchema = z
     }
   });
 
+/**
+ * Why the hosts and `accessories` cannot work together: several hosts each running their own
+ * database (the users' data would split between them), an accessories host that is not in
+ * `hosts`, or one left with no app host.
+ */
+function accessoriesProblems(deploy: {
+  hosts: readonly { name: string }[];
+  accessories?: { host: string } | undefined;
+}): { path: (string | number)[]; message: string }[] {
+  const names = deploy.hosts.map((h) => h.name);
+  if (deploy.accessories === undefined) {
+    return names.length > 1
+      ? [
+          {
+            path: ["hosts"],
+            message: `${names.length} hosts (${names.join(", ")}) would each run their own PostgreSQL and Redis, and the users' data would split between them: name the host that runs them in deploy.accessories.host, with the private address the app hosts reach it on (docs/scaling.md)`,
+          },
+        ]
+      : [];
+  }
+  const { host } = deploy.accessories;
+  if (!names.includes(host)) {
+    return [
+      {
+        path: ["accessories", "host"],
+        message: `"${host}" is not a host of deploy.hosts (${names.join(", ")})`,
+      },
+    ];
+  }
+  if (names.length < 2) {
+    return [
+      {
+        path: ["accessories", "host"],
+        message: `"${host}" is the only host: it would run the database and no app; add the app hosts to deploy.hosts, or remove deploy.accessories to run everything on one host`,
+      },
+    ];
+  }
+  return [];
+}
+
 /** The `deploy` section as validated: `image.tag` may still be unset. */
 export type DeployConfigInput = z.infer<typeof deployConfigSchema>;
 
@@ -365,6 +443,12 @@ export interface DeployImage {
 /** The `deploy` section with its image resolved: what the deploy builders work from. */
 export type DeployConfig = Omit<DeployConfigInput, "image"> & { readonly image: DeployImage };
 export type DeployHost = DeployConfigInput["hosts"][number];
+export type DeployAccessories = NonNullable<DeployConfigInput["accessories"]>;
+
+/** The hosts that run the app: all of them, except the accessories host. */
+export function appHosts(deploy: Pick<DeployConfigInput, "hosts" | "accessories">): DeployHost[] {
+  return deploy.hosts.filter((h) => h.name !== deploy.accessories?.host);
+}
 
 /** The section with the given image (the program resolves it; tests pass it directly). */
 export function withDeployImage(deploy: DeployConfigInput, image: DeployImage): DeployConfig {

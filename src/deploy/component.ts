@@ -99,57 +99,16 @@ export class RemoteDeploy extends pulumi.ComponentResource {
       ? { replacementTrigger: this.hostToken.apply((t) => `host:${t}`) }
       : {};
 
-    const prepare = new command.remote.Command(
-      `${name}-prepare`,
-      {
-        connection,
-        create: buildPrepareScript(deploy.appDir, release.dir),
-        addPreviousOutputInEnv: false,
-      },
-      { parent: this, dependsOn: [...(args.after ?? [])], ...trigger },
-    );
-
-    const copies = [...release.files].map(
-      ([file, text]) =>
-        new command.remote.CopyToRemote(
-          `${name}-${file.replace(/[^A-Za-z0-9]+/g, "-").replace(/-+$/, "")}`,
-          {
-            connection,
-            source: new pulumi.asset.StringAsset(text),
-            remotePath: `${release.dir}/${file}`,
-            triggers: [contentHash([text]).slice(0, 16)],
-          },
-          { parent: this, dependsOn: [prepare], ...trigger },
-        ),
-    );
-
-    const scriptCopy = new command.remote.CopyToRemote(
-      `${name}-deploy-script`,
-      {
-        connection,
-        source: new pulumi.asset.StringAsset(script),
-        remotePath: scriptPath,
-        triggers: [contentHash([script]).slice(0, 16)],
-      },
-      { parent: this, dependsOn: [prepare], ...trigger },
-    );
-    const specs = hostValues(deploy.app.secrets).specs;
-    const stdin = pulumi.secret(
-      pulumi
-        .all([
-          secrets.postgresPassword,
-          secrets.jwtSecretKey,
-          secrets.registryUsername,
-          secrets.registryToken,
-          secrets.appSecrets,
-        ])
-        .apply(([postgresPassword, jwtSecretKey, registryUsername, registryToken, appSecrets]) =>
-          buildDeployStdin(specs, deploy.database, {
-            secrets: { postgresPassword, jwtSecretKey, registryUsername, registryToken },
-            appSecrets: appSecrets ? (JSON.parse(appSecrets) as Record<string, string>) : {},
-          }),
-        ),
-    );
+    const { copies, scriptCopy } = layOutRelease(this, name, {
+      connection,
+      appDir: deploy.appDir,
+      release,
+      script,
+      scriptPath,
+      after: args.after ?? [],
+      trigger,
+    });
+    const stdin = deployStdin(deploy, secrets);
     this.run = new command.remote.Command(
       `${name}-run`,
       {
@@ -222,6 +181,101 @@ export class RemoteDeploy extends pulumi.ComponentResource {
     });
     return pulumi.unsecret(token);
   }
+}
+
+/**
+ * The deploy command's stdin (dotenv lines, `./stdin.ts`) as a secret Output. `server` is where
+ * the app reaches PostgreSQL (default: the compose service beside it).
+ */
+export function deployStdin(
+  deploy: DeployConfig,
+  secrets: DeploySecrets,
+  server?: string,
+): pulumi.Output<string> {
+  const specs = hostValues(deploy.app.secrets).specs;
+  return pulumi.secret(
+    pulumi
+      .all([
+        secrets.postgresPassword,
+        secrets.jwtSecretKey,
+        secrets.registryUsername,
+        secrets.registryToken,
+        secrets.appSecrets,
+      ])
+      .apply(([postgresPassword, jwtSecretKey, registryUsername, registryToken, appSecrets]) =>
+        buildDeployStdin(
+          specs,
+          deploy.database,
+          {
+            secrets: { postgresPassword, jwtSecretKey, registryUsername, registryToken },
+            appSecrets: appSecrets ? (JSON.parse(appSecrets) as Record<string, string>) : {},
+          },
+          server,
+        ),
+      ),
+  );
+}
+
+/** What `layOutRelease` copies to a host, and how it connects. */
+export interface ReleaseLayout {
+  readonly connection: command.types.input.remote.ConnectionArgs;
+  readonly appDir: string;
+  readonly release: ReturnType<typeof buildRelease>;
+  readonly script: string;
+  readonly scriptPath: string;
+  readonly after: readonly pulumi.Resource[];
+  readonly trigger: { replacementTrigger?: pulumi.Input<string> };
+}
+
+/**
+ * A host's prepare command (the app directory's layout), then a copy of each release file and
+ * of the deploy script: non-secret files only, children of `parent`, named after `name`.
+ */
+export function layOutRelease(
+  parent: pulumi.Resource,
+  name: string,
+  layout: ReleaseLayout,
+): {
+  prepare: command.remote.Command;
+  copies: command.remote.CopyToRemote[];
+  scriptCopy: command.remote.CopyToRemote;
+} {
+  const { connection, release, script, scriptPath, trigger } = layout;
+  const prepare = new command.remote.Command(
+    `${name}-prepare`,
+    {
+      connection,
+      create: buildPrepareScript(layout.appDir, release.dir),
+      addPreviousOutputInEnv: false,
+    },
+    { parent, dependsOn: [...layout.after], ...trigger },
+  );
+
+  const copies = [...release.files].map(
+    ([file, text]) =>
+      new command.remote.CopyToRemote(
+        `${name}-${file.replace(/[^A-Za-z0-9]+/g, "-").replace(/-+$/, "")}`,
+        {
+          connection,
+          source: new pulumi.asset.StringAsset(text),
+          remotePath: `${release.dir}/${file}`,
+          triggers: [contentHash([text]).slice(0, 16)],
+        },
+        { parent, dependsOn: [prepare], ...trigger },
+      ),
+  );
+
+  const scriptCopy = new command.remote.CopyToRemote(
+    `${name}-deploy-script`,
+    {
+      connection,
+      source: new pulumi.asset.StringAsset(script),
+      remotePath: scriptPath,
+      triggers: [contentHash([script]).slice(0, 16)],
+    },
+    { parent, dependsOn: [prepare], ...trigger },
+  );
+  return { prepare, copies, scriptCopy };
 }
 
 /**

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import type { DeployConfig } from "../config/deploy";
+import type { DeployAccessories, DeployConfig } from "../config/deploy";
 import { hostValues } from "../config/host-values";
 
 /** The two slots the backend alternates between; one serves while the other takes the next version. */
@@ -15,7 +15,7 @@ export function slotService(slot: Slot): string {
 }
 
 /** Variable the compose file reads a slot's image from: `CLICKY_IMAGE_BLUE`. */
-export function slotImageVariable(slot: Slot): string {
+export function slotImageVariable(slot: string): string {
   return `CLICKY_IMAGE_${slot.toUpperCase()}`;
 }
 
@@ -93,8 +93,24 @@ export function verifyProbeCommand(deploy: Pick<DeployConfig, "app" | "health">)
   return ["python3", "-c", script, ...app.verifyPaths];
 }
 
-/** The compose service of one backend slot. */
-function backendService(deploy: DeployConfig, slot: Slot): Record<string, unknown> {
+/**
+ * Where a backend finds Redis, and whether PostgreSQL and Redis run beside it: on one host they
+ * do (by service name, started first); on an app host of a fleet they run on the accessories
+ * host, reached on its private address.
+ */
+interface BackendInfra {
+  readonly redisUrl: string;
+  readonly local: boolean;
+}
+
+const LOCAL_INFRA: BackendInfra = { redisUrl: "redis://redis:6379/0", local: true };
+
+/** The compose service of one backend slot (`slot`: a service name suffix, e.g. `blue`). */
+function backendService(
+  deploy: DeployConfig,
+  slot: string,
+  infra: BackendInfra = LOCAL_INFRA,
+): Record<string, unknown> {
   const { app, health } = deploy;
   return {
     image: `\${${slotImageVariable(slot)}:?set by the deploy script; see the README}`,
@@ -103,15 +119,19 @@ function backendService(deploy: DeployConfig, slot: Slot): Record<string, unknow
       ...Object.entries(app.env)
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([key, value]) => `${key}=${composeLiteral(value)}`),
-      "REDIS_URL=redis://redis:6379/0",
+      `REDIS_URL=${infra.redisUrl}`,
       // The app's secrets by name only; their values come from the deploy's stdin.
       ...hostValues(deploy.app.secrets).appKeys,
     ],
     labels: { "org.clicky.slot": slot },
-    depends_on: {
-      postgres: { condition: "service_healthy" },
-      redis: { condition: "service_healthy" },
-    },
+    ...(infra.local
+      ? {
+          depends_on: {
+            postgres: { condition: "service_healthy" },
+            redis: { condition: "service_healthy" },
+          },
+        }
+      : {}),
     healthcheck: {
       test: ["CMD", ...healthProbeCommand(deploy)],
       interval: seconds(health.intervalSeconds),
@@ -129,56 +149,125 @@ function backendService(deploy: DeployConfig, slot: Slot): Record<string, unknow
  * deploy script passes their values when it creates a container.
  */
 export function renderComposeFile(stack: string, deploy: DeployConfig): string {
-  const { database, health, images, proxy } = deploy;
-  const infraHealth = {
+  const doc = {
+    services: {
+      proxy: proxyService(deploy),
+      [slotService("blue")]: backendService(deploy, "blue"),
+      [slotService("green")]: backendService(deploy, "green"),
+      postgres: postgresService(deploy),
+      redis: redisService(deploy),
+    },
+    volumes: { pgdata: {}, redisdata: {} },
+  };
+  return composeText(stack, "Compose project", doc);
+}
+
+/** A host's part in a stack whose database and Redis run on an accessories host. */
+export type FleetRole = "database" | "app";
+
+/** The service of the migration's one-off container on the accessories host. */
+export const MIGRATE_SERVICE = "backend-migrate";
+
+/**
+ * The compose project of one host of a fleet (`deploy.accessories`, docs/scaling.md). The
+ * accessories host runs PostgreSQL and Redis, published on its private address only, and the
+ * migration's one-off service (never started as a service; `step_migrate` runs it once per
+ * deploy there, beside the database). An app host runs the proxy and the two backend slots,
+ * which reach PostgreSQL (DATABASE_URL, from the deploy's stdin) and Redis on that address.
+ */
+export function renderFleetComposeFile(
+  stack: string,
+  deploy: DeployConfig,
+  accessories: DeployAccessories,
+  role: FleetRole,
+): string {
+  const address = publishAddress(accessories.privateAddress);
+  if (role === "database") {
+    const doc = {
+      services: {
+        postgres: {
+          ...postgresService(deploy),
+          ports: [`${address}:${accessories.postgresPort}:5432`],
+        },
+        redis: { ...redisService(deploy), ports: [`${address}:${accessories.redisPort}:6379`] },
+        [MIGRATE_SERVICE]: backendService(deploy, "migrate"),
+      },
+      volumes: { pgdata: {}, redisdata: {} },
+    };
+    return composeText(stack, "Compose project of the accessories host", doc);
+  }
+  const infra: BackendInfra = {
+    redisUrl: `redis://${address}:${accessories.redisPort}/0`,
+    local: false,
+  };
+  const doc = {
+    services: {
+      proxy: proxyService(deploy),
+      [slotService("blue")]: backendService(deploy, "blue", infra),
+      [slotService("green")]: backendService(deploy, "green", infra),
+    },
+  };
+  return composeText(stack, "Compose project of an app host", doc);
+}
+
+/** YAML 1.1 quoting: docker-compose v1 parses with PyYAML, where a bare `yes` is a boolean. */
+function composeText(stack: string, what: string, doc: Record<string, unknown>): string {
+  return `${HEADER(stack, what)}${stringify(doc, { lineWidth: 0, version: "1.1" })}`;
+}
+
+function infraHealth(deploy: DeployConfig) {
+  const { health } = deploy;
+  return {
     interval: seconds(health.intervalSeconds),
     timeout: seconds(health.probeTimeoutSeconds),
     retries: health.retries,
     start_period: seconds(health.startPeriodSeconds),
   };
-  const doc = {
-    services: {
-      proxy: {
-        image: images.proxy,
-        restart: "unless-stopped",
-        ports: [`${publishAddress(proxy.bindAddress)}:${proxy.port}:80`],
-        command: ["nginx", "-g", `daemon off; ${PROXY_GLOBALS}`],
-        volumes: [`${deploy.appDir}/proxy:/etc/nginx/conf.d:ro`],
-        healthcheck: {
-          test: ["CMD-SHELL", 'kill -0 "$$(cat /var/run/nginx.pid)"'],
-          ...infraHealth,
-        },
-        stop_grace_period: seconds(deploy.stopTimeoutSeconds),
-      },
-      [slotService("blue")]: backendService(deploy, "blue"),
-      [slotService("green")]: backendService(deploy, "green"),
-      postgres: {
-        image: images.postgres,
-        restart: "unless-stopped",
-        environment: [
-          `POSTGRES_USER=${database.user}`,
-          `POSTGRES_DB=${database.name}`,
-          "POSTGRES_PASSWORD",
-        ],
-        volumes: ["pgdata:/var/lib/postgresql/data"],
-        healthcheck: {
-          test: ["CMD", "pg_isready", "-U", database.user, "-d", database.name],
-          ...infraHealth,
-        },
-        stop_grace_period: "60s",
-      },
-      redis: {
-        image: images.redis,
-        restart: "unless-stopped",
-        command: ["redis-server", "--appendonly", "yes"],
-        volumes: ["redisdata:/data"],
-        healthcheck: { test: ["CMD", "redis-cli", "ping"], ...infraHealth },
-      },
+}
+
+function proxyService(deploy: DeployConfig): Record<string, unknown> {
+  const { images, proxy } = deploy;
+  return {
+    image: images.proxy,
+    restart: "unless-stopped",
+    ports: [`${publishAddress(proxy.bindAddress)}:${proxy.port}:80`],
+    command: ["nginx", "-g", `daemon off; ${PROXY_GLOBALS}`],
+    volumes: [`${deploy.appDir}/proxy:/etc/nginx/conf.d:ro`],
+    healthcheck: {
+      test: ["CMD-SHELL", 'kill -0 "$$(cat /var/run/nginx.pid)"'],
+      ...infraHealth(deploy),
     },
-    volumes: { pgdata: {}, redisdata: {} },
+    stop_grace_period: seconds(deploy.stopTimeoutSeconds),
   };
-  // YAML 1.1 quoting: docker-compose v1 parses with PyYAML, where a bare `yes` is a boolean.
-  return `${HEADER(stack, "Compose project")}${stringify(doc, { lineWidth: 0, version: "1.1" })}`;
+}
+
+function postgresService(deploy: DeployConfig): Record<string, unknown> {
+  const { database, images } = deploy;
+  return {
+    image: images.postgres,
+    restart: "unless-stopped",
+    environment: [
+      `POSTGRES_USER=${database.user}`,
+      `POSTGRES_DB=${database.name}`,
+      "POSTGRES_PASSWORD",
+    ],
+    volumes: ["pgdata:/var/lib/postgresql/data"],
+    healthcheck: {
+      test: ["CMD", "pg_isready", "-U", database.user, "-d", database.name],
+      ...infraHealth(deploy),
+    },
+    stop_grace_period: "60s",
+  };
+}
+
+function redisService(deploy: DeployConfig): Record<string, unknown> {
+  return {
+    image: deploy.images.redis,
+    restart: "unless-stopped",
+    command: ["redis-server", "--appendonly", "yes"],
+    volumes: ["redisdata:/data"],
+    healthcheck: { test: ["CMD", "redis-cli", "ping"], ...infraHealth(deploy) },
+  };
 }
 
 /** `[::1]` stays bracketed in a port mapping; IPv4 as is. */
@@ -298,6 +387,30 @@ export function buildRelease(stack: string, deploy: DeployConfig): ReleaseFiles 
     [SITE_FILE, renderProxySite(stack)],
     [ROUTING_SCRIPT, routingScript()],
   ]);
+  const id = contentHash([...files].flat()).slice(0, 12);
+  return { id, dir: `${deploy.appDir}/releases/${id}`, files };
+}
+
+/**
+ * The release files of one host of a fleet: an app host's are those of a single host with its
+ * own compose project; the accessories host's is its compose project alone (no proxy there).
+ */
+export function buildFleetRelease(
+  stack: string,
+  deploy: DeployConfig,
+  accessories: DeployAccessories,
+  role: FleetRole,
+): ReleaseFiles {
+  const compose = renderFleetComposeFile(stack, deploy, accessories, role);
+  const files = new Map<string, string>(
+    role === "database"
+      ? [[COMPOSE_FILE, compose]]
+      : [
+          [COMPOSE_FILE, compose],
+          [SITE_FILE, renderProxySite(stack)],
+          [ROUTING_SCRIPT, routingScript()],
+        ],
+  );
   const id = contentHash([...files].flat()).slice(0, 12);
   return { id, dir: `${deploy.appDir}/releases/${id}`, files };
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DeployConfig } from "../config/deploy";
+import type { FleetRole } from "./compose";
 import { type DeployScriptInput, deploySettings, renderSettings } from "./settings";
 
 export { type DeployScriptInput, proxyUrl } from "./settings";
@@ -114,5 +115,50 @@ export function buildDeployScript(input: DeployScriptInput): string {
     ...renderSettings(settings),
     "",
     ...REMOTE_PARTS.slice(1).map(body),
+  ].join("\n");
+}
+
+/** The part that orders the steps per phase for a host of a fleet (`deploy.accessories`). */
+export const FLEET_PART = "fleet.sh";
+
+/** The phases a fleet host's script takes (`phase=<name>`, besides RUN_ARGUMENTS). */
+export const FLEET_PHASES: Readonly<Record<FleetRole, readonly string[]>> = {
+  database: ["database"],
+  app: ["switch", "commit", "revert"],
+};
+
+let fleetPartText: string | undefined;
+
+/**
+ * The deploy script of one host of a fleet: the single host's script with `fleet.sh` after its
+ * entry, which it calls instead of `main` (one phase per run; src/deploy/fleet/rollout.ts runs
+ * them). A single host's script is left byte for byte as it was: its hash is a trigger of every
+ * deploy, so a changed one would redeploy every stack that upgrades this program.
+ */
+export function buildFleetScript(input: DeployScriptInput, role: FleetRole): string {
+  const single = buildDeployScript(input);
+  const entry = '\nmain "$@"\nexit\n';
+  if (!single.endsWith(entry)) throw new Error("remote/main.sh no longer ends by calling main");
+  fleetPartText ??= readFileSync(join(REMOTE_DIR, FLEET_PART), "utf8").replace(
+    /^# shellcheck shell=bash.*\n/,
+    "",
+  );
+  const header = `# Host of a fleet, role ${role}: run as bash <this file> phase=${FLEET_PHASES[role].join("|")} ${RUN_ARGUMENTS.map((a) => `${a}=...`).join(" ")} (src/deploy/fleet/rollout.ts).`;
+  const settings = `readonly FLEET_ROLE=${role}`;
+  const body = single.slice(0, -entry.length);
+  const lines = body.split("\n");
+  // After the generated header's comment lines, before the prelude.
+  const at = lines.findIndex((line) => !line.startsWith("#"));
+  return [
+    ...lines.slice(0, at),
+    header,
+    ...lines.slice(at),
+    "",
+    `# Settings of a fleet host (src/deploy/script.ts).`,
+    settings,
+    fleetPartText,
+    'fleet_main "$@"',
+    "exit",
+    "",
   ].join("\n");
 }

@@ -35,6 +35,8 @@ export interface ExecOptions {
   readonly stdin?: Readable;
   readonly pty?: { readonly rows: number; readonly cols: number; readonly term: string };
   readonly onChannel?: (channel: ClientChannel) => void;
+  /** SSH keepalives: a host that stops answering ends the command with an error. */
+  readonly connect?: Pick<ConnectConfig, "keepaliveInterval" | "keepaliveCountMax">;
 }
 
 /** `user@host:port`, as messages name a host. */
@@ -66,6 +68,7 @@ export function execOnHost(
       ? { privateKey: credentials.privateKey }
       : { agent: credentials.socket }),
     ...(blob ? { hostVerifier: (key: Buffer) => key.equals(blob) } : {}),
+    ...opts.connect,
   };
   return new Promise<ExecResult>((resolve, reject) => {
     const client = new Client();

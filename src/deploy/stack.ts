@@ -5,6 +5,7 @@ import type { RunMode, SecretValues } from "../config/load";
 import type { StackConfig } from "../config/schema";
 import type { OwnOutputs } from "../stack/own-outputs";
 import { type DeploySecrets, deployHosts, type RemoteDeploy } from "./component";
+import { FleetDeploy } from "./fleet/component";
 import type { HostProber } from "./host-probe";
 import {
   DEPLOYED_IMAGE_OUTPUT,
@@ -69,8 +70,13 @@ export function resolveStackImage(
  * (pulumi-go-provider v1.3.0 infer/resource.go `Create` returns no partial state for a plain
  * error), so the next tagless run plans nothing.
  */
-export function recordedAfter<T>(deployed: readonly RemoteDeploy[], record: T): pulumi.Output<T> {
-  return pulumi.all(deployed.map((d) => d.run.id)).apply(() => record);
+export function recordedAfter<T>(
+  deployed: readonly (RemoteDeploy | FleetDeploy)[],
+  record: T,
+): pulumi.Output<T> {
+  return pulumi
+    .all(deployed.map((d) => (d instanceof FleetDeploy ? d.rollout.id : d.run.id)))
+    .apply(() => record);
 }
 
 /** The stack output with each host's drift token (`./host-probe.ts`), by host name. */
@@ -121,6 +127,25 @@ export function deployStack(
   probe?: HostProbeState,
 ) {
   const deploy = { ...withDeployImage(config.deploy, resolved.image), migrate: resolved.migrate };
+  if (deploy.accessories) {
+    // A fleet: one rollout across the hosts (./fleet/component.ts); hosts are not probed yet.
+    const fleet = new FleetDeploy("deploy", {
+      stack: config.stack,
+      deploy,
+      accessories: deploy.accessories,
+      secrets: deploySecrets(secrets),
+    });
+    return {
+      [DEPLOYED_IMAGE_OUTPUT]: recordedAfter([fleet], deployedImageOutput(resolved)),
+      deploy: {
+        image: fleet.image,
+        imageFrom: { tag: resolved.tagFrom, digest: resolved.digestFrom },
+        releases: fleet.releases,
+        accessories: deploy.accessories.host,
+        hosts: config.deploy.hosts.map((h) => `${h.user}@${h.host}:${h.port}`),
+      },
+    };
+  }
   const deployed = deployHosts(
     config.stack,
     deploy,

@@ -7,8 +7,12 @@ import type { HostValueSources, HostValueSpec } from "../config/host-values";
  *
  * @example databaseUrl(db, "p@ss") // "postgresql+asyncpg://clicky:p%40ss@postgres:5432/clicky_db"
  */
-export function databaseUrl(database: DeployConfig["database"], password: string): string {
-  return `${database.urlScheme}://${encodeURIComponent(database.user)}:${encodeURIComponent(password)}@postgres:5432/${database.name}`;
+export function databaseUrl(
+  database: DeployConfig["database"],
+  password: string,
+  server = "postgres:5432",
+): string {
+  return `${database.urlScheme}://${encodeURIComponent(database.user)}:${encodeURIComponent(password)}@${server}/${database.name}`;
 }
 
 /** Plain values of the deploy's secrets, only ever handled inside an `apply`. */
@@ -22,17 +26,20 @@ export interface DeploySecretValues {
 /**
  * The deploy command's stdin: one `KEY=value` line per value of the stack's host catalog
  * (`../config/host-values.ts`), in catalog order; an optional value that is not set is left
- * out. A value must fit on one line; errors name the config key, never the value.
+ * out. A value must fit on one line; errors name the config key, never the value. `server` is
+ * where the app finds PostgreSQL (`host:port`): the compose service on one host, the accessories
+ * host's private address on an app host of a fleet.
  */
 export function buildDeployStdin(
   specs: readonly HostValueSpec[],
   database: DeployConfig["database"],
   values: DeploySecretValues,
+  server?: string,
 ): string {
   const sources: HostValueSources = {
     secrets: values.secrets,
     appSecrets: values.appSecrets ?? {},
-    databaseUrl: (password) => databaseUrl(database, password),
+    databaseUrl: (password) => databaseUrl(database, password, server),
   };
   const lines: string[] = [];
   for (const spec of specs) {

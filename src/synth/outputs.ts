@@ -7,6 +7,7 @@ import { isSecret, redact, reveal, SECRET_MASK } from "./wire";
 export const FILE_TYPE = RESOURCE_TYPES.repositoryFile;
 export const COMMAND_TYPE = RESOURCE_TYPES.remoteCommand;
 export const COPY_TYPE = RESOURCE_TYPES.copyToRemote;
+export const LOCAL_COMMAND_TYPE = RESOURCE_TYPES.localCommand;
 
 /** An entry of `resources.json`. */
 export interface ResourceEntry {
@@ -93,6 +94,28 @@ export function buildOutputs(resources: readonly RecordedResource[]): SynthOutpu
       if (typeof stdin === "string") {
         const keys = dotenvKeys(stdin);
         files.set(`commands/${r.name}.stdin-keys`, keys.length ? `${keys.join("\n")}\n` : "");
+      }
+    } else if (r.type === LOCAL_COMMAND_TYPE) {
+      // A fleet's rollout (src/deploy/fleet/component.ts): its line, its plan, and the names of
+      // what its stdin carries (the key, and each role's dotenv keys), never their values.
+      files.set(`commands/${r.name}.sh`, plainString(r, "create"));
+      const environment = reveal(r.inputs.environment) as Record<string, string> | undefined;
+      for (const [name, value] of Object.entries(environment ?? {})) {
+        if (name.endsWith("_PLAN")) {
+          files.set(
+            `commands/${r.name}.plan.json`,
+            `${JSON.stringify(JSON.parse(value), null, 2)}\n`,
+          );
+        }
+      }
+      const stdin = reveal(r.inputs.stdin);
+      if (typeof stdin === "string") {
+        const parsed = JSON.parse(stdin) as { stdin?: Record<string, string> };
+        const lines = Object.keys(parsed).filter((k) => k !== "stdin");
+        for (const [role, text] of Object.entries(parsed.stdin ?? {})) {
+          lines.push(`stdin.${role}: ${dotenvKeys(text).join(" ")}`);
+        }
+        files.set(`commands/${r.name}.stdin-keys`, `${lines.join("\n")}\n`);
       }
     } else if (r.type === COPY_TYPE) {
       const remotePath = plainString(r, "remotePath");

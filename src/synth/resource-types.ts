@@ -13,6 +13,7 @@ export const RESOURCE_TYPES = {
   branch: "github:index/branch:Branch",
   pullRequest: "github:index/repositoryPullRequest:RepositoryPullRequest",
   remoteCommand: "command:remote:Command",
+  localCommand: "command:local:Command",
   copyToRemote: "command:remote:CopyToRemote",
   deploymentSettings: "pulumiservice:index:DeploymentSettings",
 } as const;

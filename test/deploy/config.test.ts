@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
+  appHosts,
   deployConfigSchema,
   deploySecretKeys,
   hostKeyProblem,
@@ -31,6 +32,28 @@ describe("the deploy section", () => {
   test("is a section of the stack config, and its secrets are stack secret keys", () => {
     assert.equal(sectionSchemas.deploy, deployConfigSchema);
     for (const spec of deploySecretKeys) assert.ok(secretKeySpecs.includes(spec), spec.key);
+  });
+
+  test("takes app hosts with an accessories host; its ports default to PostgreSQL's and Redis's", () => {
+    const parsed = deployConfigSchema.parse({
+      ...minimal,
+      hosts: [
+        { name: "web-1", host: "x.org" },
+        { name: "web-2", host: "y.org" },
+        { name: "db-1", host: "z.org" },
+      ],
+      accessories: { host: "db-1", privateAddress: "10.0.0.5" },
+    });
+    assert.deepEqual(parsed.accessories, {
+      host: "db-1",
+      privateAddress: "10.0.0.5",
+      postgresPort: 5432,
+      redisPort: 6379,
+    });
+    assert.deepEqual(
+      appHosts(parsed).map((h) => h.name),
+      ["web-1", "web-2"],
+    );
   });
 
   test("needs only hosts and an image; everything else has a safe default", () => {
@@ -99,6 +122,58 @@ describe("the deploy section", () => {
         ],
       },
       'clicky-delivery:deploy.hosts[1].name: "a" is used by two hosts',
+    ],
+    [
+      "two hosts that would each run their own database",
+      {
+        ...minimal,
+        hosts: [
+          { name: "web-1", host: "x.org" },
+          { name: "web-2", host: "y.org" },
+        ],
+      },
+      "clicky-delivery:deploy.hosts: 2 hosts (web-1, web-2) would each run their own PostgreSQL and Redis, and the users' data would split between them: name the host that runs them in deploy.accessories.host",
+    ],
+    [
+      "an accessories host that is not a host",
+      {
+        ...minimal,
+        hosts: [
+          { name: "web-1", host: "x.org" },
+          { name: "web-2", host: "y.org" },
+        ],
+        accessories: { host: "db-1", privateAddress: "10.0.0.5" },
+      },
+      'clicky-delivery:deploy.accessories.host: "db-1" is not a host of deploy.hosts (web-1, web-2)',
+    ],
+    [
+      "an accessories host with no app host",
+      { ...minimal, accessories: { host: "web-1", privateAddress: "10.0.0.5" } },
+      'clicky-delivery:deploy.accessories.host: "web-1" is the only host: it would run the database and no app',
+    ],
+    [
+      "an accessories host without its private address",
+      {
+        ...minimal,
+        hosts: [
+          { name: "web-1", host: "x.org" },
+          { name: "db-1", host: "y.org" },
+        ],
+        accessories: { host: "db-1" },
+      },
+      "clicky-delivery:deploy.accessories.privateAddress",
+    ],
+    [
+      "a DNS name as the private address (ports are published on an address)",
+      {
+        ...minimal,
+        hosts: [
+          { name: "web-1", host: "x.org" },
+          { name: "db-1", host: "y.org" },
+        ],
+        accessories: { host: "db-1", privateAddress: "db.internal" },
+      },
+      "clicky-delivery:deploy.accessories.privateAddress: expected the accessories host's IP address on a private network",
     ],
     [
       "a relative appDir",

@@ -112,8 +112,8 @@ describe("a private image", async () => {
   });
 });
 
-describe("a deploy that fails on the second of two hosts", async () => {
-  const twoHosts = (tag?: string) =>
+describe("a fleet rollout that fails on its second app host", async () => {
+  const fleet = (tag?: string) =>
     deployWith(STACK, (d) => {
       const [first] = d.hosts as Record<string, unknown>[];
       return {
@@ -121,21 +121,28 @@ describe("a deploy that fails on the second of two hosts", async () => {
         hosts: [
           first,
           { ...first, name: "staging-2", host: "staging-2.clicky-foundation.example" },
+          { ...first, name: "staging-db", host: "staging-db.clicky-foundation.example" },
         ],
+        accessories: { host: "staging-db", privateAddress: "10.0.0.5" },
         image: { ...(d.image as object), ...(tag ? { tag } : {}) },
       };
     });
-  const failOnSecond = (r: { name: string; type: string; inputs: Record<string, unknown> }) =>
-    r.name === "deploy-staging-2-run" && String(r.inputs.create).includes(DIGESTS.v2 ?? "")
-      ? "health gate failed on staging-2"
+  const isRollout = (r: { type: string; name: string }) =>
+    r.type === "command:local:Command" && r.name === "deploy-rollout";
+  const planOf = (r: { inputs: Record<string, unknown> }) =>
+    String((r.inputs.environment as Record<string, string>)?.CLICKY_FLEET_PLAN);
+  // The rollout reverted staging-1 when staging-2 failed its gate: it exits non-zero.
+  const failRollout = (r: { name: string; type: string; inputs: Record<string, unknown> }) =>
+    isRollout(r) && planOf(r).includes(DIGESTS.v2 ?? "")
+      ? "rollout FAILED at staging-2: went back to the previous version on staging-1"
       : undefined;
-  const [, failed, tagless, restored] = await lifecycleRuns(EMPTY_STATE, [
+  const [first, failed, tagless, retried] = await lifecycleRuns(EMPTY_STATE, [
     {
       stack: STACK,
       mode: "up",
       operation: "up",
       secrets: SECRETS,
-      overrides: twoHosts("v1"),
+      overrides: fleet("v1"),
       world: { callResult: registryAnswers },
     },
     {
@@ -143,28 +150,41 @@ describe("a deploy that fails on the second of two hosts", async () => {
       mode: "up",
       operation: "up",
       secrets: SECRETS,
-      overrides: twoHosts("v2"),
-      world: { callResult: registryAnswers, create: failOnSecond },
+      overrides: fleet("v2"),
+      world: { callResult: registryAnswers, create: failRollout },
     },
-    { stack: STACK, mode: "up", operation: "preview", secrets: SECRETS, overrides: twoHosts() },
-    { stack: STACK, mode: "up", operation: "up", secrets: SECRETS, overrides: twoHosts() },
+    { stack: STACK, mode: "up", operation: "preview", secrets: SECRETS, overrides: fleet() },
+    {
+      stack: STACK,
+      mode: "up",
+      operation: "up",
+      secrets: SECRETS,
+      overrides: fleet("v2"),
+      world: { callResult: registryAnswers },
+    },
   ]);
 
-  test("the stack still records v1, which the second host serves", () => {
+  test("the first rollout records v1; the hosts' files are copied, the rollout runs once", () => {
+    assert.deepEqual(first.errors, []);
+    assert.equal((first.state.outputs.deployedImage as { tag: string }).tag, "v1");
+    assert.equal(first.state.resources.filter(isRollout).length, 1);
+  });
+
+  test("a failed rollout leaves the stack's record on v1, which every host serves again", () => {
     assert.equal(failed.failed, true);
     assert.equal((failed.state.outputs.deployedImage as { tag: string }).tag, "v1");
+    const rollout = failed.state.resources.find(isRollout);
+    assert.ok(rollout && planOf(rollout).includes(DIGESTS.v1 ?? ""), "state keeps the v1 rollout");
   });
 
-  test("a tagless run shows the first host, which moved to v2, as the one change", () => {
-    assert.equal(
-      describeSteps(tagless.changes),
-      "replace command:remote:Command deploy-staging-1-run",
-    );
+  test("a tagless run then plans nothing: no host is left on v2 to put back", () => {
+    assert.deepEqual(tagless.errors, []);
+    assert.equal(describeSteps(tagless.changes), "");
   });
 
-  test("and up puts the first host back on v1, so the fleet serves one version", () => {
-    assert.deepEqual(restored.errors, []);
-    const run = restored.state.resources.find((r) => r.name === "deploy-staging-1-run");
-    assert.ok(String(run?.inputs.create).includes(DIGESTS.v1 ?? ""));
+  test("the retry replaces the rollout only; the copies stay, the image is a run argument", () => {
+    assert.deepEqual(retried.errors, []);
+    assert.equal(describeSteps(retried.changes), "replace command:local:Command deploy-rollout");
+    assert.equal((retried.state.outputs.deployedImage as { tag: string }).tag, "v2");
   });
 });

@@ -104,7 +104,8 @@ export interface LifecycleRun {
 /**
  * Resources a provider replaces rather than updates when these inputs change (its `ForceNew`
  * fields, or `replaceOnChanges` in its schema). Sources: `pulumi-command` v1.2.1
- * `common/inputs.go` and `remote/copy.go` (`triggers`); `terraform-provider-github` v6.13.0
+ * `common/inputs.go` (`triggers`, shared by the local and the remote command) and
+ * `remote/copy.go` (`triggers`); `terraform-provider-github` v6.13.0
  * `resource_github_branch.go`, `resource_github_repository_file.go`,
  * `resource_github_repository_pull_request.go`, `resource_github_actions_environment_secret.go`,
  * `resource_github_actions_secret.go`, `resource_github_repository_environment.go`.
@@ -112,6 +113,7 @@ export interface LifecycleRun {
 export const PROVIDER_REPLACE_KEYS: Readonly<Record<string, readonly string[]>> = {
   "command:remote:Command": ["triggers"],
   "command:remote:CopyToRemote": ["triggers"],
+  "command:local:Command": ["triggers"],
   "github:index/branch:Branch": ["repository", "sourceBranch", "sourceSha"],
   "github:index/repositoryFile:RepositoryFile": ["repository", "file", "branch"],
   "github:index/repositoryPullRequest:RepositoryPullRequest": [

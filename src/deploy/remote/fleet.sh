@@ -1,0 +1,255 @@
+# shellcheck shell=bash
+# The deploy of one host of a fleet: app hosts with PostgreSQL and Redis on an accessories host
+# (deploy.accessories; docs/scaling.md). The rollout (src/deploy/fleet/rollout.ts) runs this
+# script once per phase and host, holding the stack's lock on the accessories host meanwhile:
+#   phase=database  on the accessories host: infra, backup, pull, migrate; once, before any
+#                   app host moves;
+#   phase=switch    on each app host in turn: pull, start, health, switch, verify, watch; the
+#                   old version keeps running and stands by, recorded in $STATE_DIR/fleet-pending;
+#   phase=commit    on each app host once every one has switched: drain the old version, record;
+#   phase=revert    on the app hosts that switched, when a later one failed: traffic goes back
+#                   to the old version, the new one goes.
+# The steps are those of a single host (steps.sh); this file only orders them per phase.
+
+# The phases each role takes.
+readonly FLEET_DATABASE_PHASES=(database) FLEET_APP_PHASES=(switch commit revert)
+
+# The phase argument, taken out of this run's arguments (the rest are a single host's).
+fleet_phase() {
+  local arg phase=''
+  FLEET_ARGS=()
+  for arg in "$@"; do
+    case $arg in
+      phase=?*) phase=${arg#phase=} ;;
+      *) FLEET_ARGS+=("$arg") ;;
+    esac
+  done
+  local -a allowed
+  if [[ $FLEET_ROLE == database ]]; then allowed=("${FLEET_DATABASE_PHASES[@]}"); else allowed=("${FLEET_APP_PHASES[@]}"); fi
+  if [[ " ${allowed[*]} " != *" $phase "* ]]; then
+    printf 'deploy: the %s host takes phase=%s, not %q; nothing was changed\n' "$FLEET_ROLE" "$(IFS='|'; printf '%s' "${allowed[*]}")" "${phase:-(none)}" >&2
+    exit "$USAGE_EXIT"
+  fi
+  PHASE=$phase
+  readonly PHASE
+}
+
+# Where a switched app host keeps what the commit or the revert needs.
+fleet_pending_file() {
+  printf '%s/fleet-pending\n' "$STATE_DIR"
+}
+
+# Records the switch this run made: the old version stands by until the rollout decides.
+write_pending() {
+  printf 'image=%s\nrelease=%s\nfingerprint=%s\nold_slot=%s\nold_cid=%s\nold_addr=%s\nold_image=%s\nnew_slot=%s\nnew_cid=%s\nnew_addr=%s\nat=%s\n' \
+    "$IMAGE" "$RELEASE" "$FINGERPRINT" "$OLD_SLOT" "$OLD_CID" "$OLD_ADDR" "$OLD_IMAGE" "$NEW_SLOT" "$NEW_CID" "$NEW_ADDR" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" |
+    write_file "$(fleet_pending_file)"
+}
+
+# Reads a pending switch back; returns 1 when there is none.
+read_pending() {
+  local file
+  file="$(fleet_pending_file)"
+  [[ -f $file ]] || return 1
+  PENDING_IMAGE="$(state_get "$file" image)"
+  FINGERPRINT="$(state_get "$file" fingerprint)"
+  OLD_SLOT="$(state_get "$file" old_slot)"
+  OLD_CID="$(state_get "$file" old_cid)"
+  OLD_ADDR="$(state_get "$file" old_addr)"
+  OLD_IMAGE="$(state_get "$file" old_image)"
+  NEW_SLOT="$(state_get "$file" new_slot)"
+  NEW_CID="$(state_get "$file" new_cid)"
+  NEW_ADDR="$(state_get "$file" new_addr)"
+  PROXY_CID="$(container_of proxy)"
+}
+
+# Traffic back to the version that served before the pending switch; the new one goes.
+revert_pending() {
+  STEP=revert
+  if [[ -n $OLD_SLOT ]] && is_running "$OLD_CID"; then
+    set_routing "$OLD_SLOT" "$OLD_ADDR"
+  else
+    rm -f "$PROXY_DIR/$ROUTING_NAME"
+  fi
+  if [[ -n $NEW_ADDR ]] && is_running "$PROXY_CID"; then wait_drained "$NEW_ADDR" 1100; fi
+  remove_slot "$NEW_SLOT"
+  rm -f "$(fleet_pending_file)"
+  if [[ -n $OLD_SLOT ]]; then
+    log "traffic is back on backend-$OLD_SLOT ($OLD_IMAGE); backend-$NEW_SLOT ($PENDING_IMAGE) was removed"
+  else
+    log "backend-$NEW_SLOT ($PENDING_IMAGE) was removed; no version served here before it"
+  fi
+}
+
+# The pending switch becomes the serving version: the old one drains and stops, the host records.
+commit_pending() {
+  COMMITTED=1
+  printf -v "CLICKY_IMAGE_${NEW_SLOT^^}" '%s' "$PENDING_IMAGE"
+  if [[ -n $OLD_SLOT ]]; then printf -v "CLICKY_IMAGE_${OLD_SLOT^^}" '%s' "$OLD_IMAGE"; fi
+  run_step drain
+  run_step record
+  rm -f "$(fleet_pending_file)"
+}
+
+# A switch that a rollout left pending (it was stopped before it decided): back to the version
+# that served before, when it still runs, so that this rollout starts from one version.
+settle_pending() {
+  read_pending || return 0
+  log "a rollout that did not finish left backend-$NEW_SLOT ($PENDING_IMAGE) switched in, backend-${OLD_SLOT:-none} standing by: going back first"
+  revert_pending
+  OLD_SLOT='' OLD_CID='' OLD_ADDR='' OLD_IMAGE='' NEW_SLOT='' NEW_CID='' NEW_ADDR='' FINGERPRINT='' PROXY_CID=''
+}
+
+# --- the accessories host's preflight: docker, compose, the release, disk for a backup.
+step_fleet_preflight() {
+  STEP=preflight
+  command -v docker >/dev/null || fail "docker is not installed or not on the PATH of $(id -un)"
+  docker info >/dev/null 2>&1 || fail "cannot reach the Docker engine as $(id -un) (is it running, is $(id -un) in the docker group?)"
+  if [[ $COMPOSE_PREFERENCE != v1 ]] && docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+  elif [[ $COMPOSE_PREFERENCE != v2 ]] && command -v docker-compose >/dev/null; then
+    COMPOSE=(docker-compose)
+  else
+    fail "no compose to use: deploy.compose is $COMPOSE_PREFERENCE, and neither docker compose (v2) nor docker-compose (v1) is there for it (install one)"
+  fi
+  local entry name got
+  for entry in "${RELEASE_SHA256[@]}"; do
+    name=${entry#* }
+    got="$(sha256sum <"$RELEASE_DIR/$name" 2>/dev/null | cut -c 1-64 || true)"
+    [[ $got == "${entry%% *}" ]] || fail "$RELEASE_DIR/$name differs from release $RELEASE of the stack (missing, or changed on the host after it was copied); run pulumi up again, which copies it back; nothing was changed"
+  done
+  export CLICKY_IMAGE_MIGRATE="$IMAGE"
+  compose config -q >/dev/null 2>&1 || fail "the compose file $COMPOSE_FILE is not valid: $(compose config -q 2>&1 | tail -n 1)"
+  local pg_cid need_kib free_kib
+  pg_cid="$(container_of postgres)"
+  if is_running "$pg_cid"; then
+    need_kib="$(PG_CID=$pg_cid pg_query 'SELECT pg_database_size(current_database())' | tr -dc 0-9 || true)"
+    need_kib=$((${need_kib:-0} / 1024 + BACKUP_MIN_FREE_MIB * 1024))
+    free_kib="$(df -Pk "$BACKUP_DIR" | awk 'NR == 2 { print $4 }')"
+    if ((free_kib < need_kib)); then
+      fail "not enough disk for a backup in $BACKUP_DIR: $((free_kib / 1024)) MiB free, $((need_kib / 1024)) MiB needed (the database and backup.minFreeMiB); nothing was changed"
+    fi
+  fi
+  log "compose: ${COMPOSE[*]}; accessories host of the stack"
+}
+
+# --- the accessories host's infra: PostgreSQL and Redis up and healthy, as on one host. The
+# password must be the configured one: a rotation needs every app host's old version trusted
+# while it stops, which this deploy does only on one host.
+step_fleet_infra() {
+  STEP=infra
+  if ! is_running "$(container_of postgres)" || ! is_running "$(container_of redis)"; then
+    POSTGRES_PASSWORD="${SECRETS[POSTGRES_PASSWORD]}" compose up -d --no-deps --no-recreate postgres redis || fail "could not start postgres and redis"
+  fi
+  wait_healthy postgres "$HEALTH_TIMEOUT"
+  wait_healthy redis "$HEALTH_TIMEOUT"
+  check_infra_image postgres "$POSTGRES_IMAGE"
+  check_infra_image redis "$REDIS_IMAGE"
+  PG_CID="$(container_of postgres)"
+  local verdict
+  verdict="$(check_db_password)"
+  case $verdict in
+    ok) ;;
+    refused) fail "PostgreSQL refuses the configured password for role $DB_USER: changing it is done by a single-host deploy only, not across app hosts yet (docs/scaling.md); set postgresPassword back, or change the role's password by hand (docs/operations.md); nothing was changed" ;;
+    *) fail "could not check the database password of role $DB_USER: ${verdict#error: }; nothing was changed" ;;
+  esac
+}
+
+fleet_database() {
+  run_step lock
+  run_step fleet_preflight
+  start_pull
+  run_step fleet_infra
+  run_step backup
+  run_step pull
+  # The migration's one-off container is the compose service backend-migrate.
+  NEW_SLOT=migrate
+  run_step migrate
+  STEP=finished
+  log "database side of $IMAGE_TAG ($IMAGE) ready on $HOST_NAME; timings: $(IFS=,; printf '%s' "${TIMINGS[*]}" | sed 's/,/, /g')"
+}
+
+fleet_switch() {
+  run_step lock
+  settle_pending
+  run_step preflight
+  FINGERPRINT="$(fingerprint)"
+  if already_deployed; then
+    if ((${#SITE_DRIFT[@]})); then repair_site; fi
+    STEP=finished
+    log "nothing to do: $IMAGE_TAG ($IMAGE) already serves from backend-$OLD_SLOT with this release and env"
+    return 0
+  fi
+  run_step proxy_check
+  start_pull
+  local step
+  for step in pull start health switch verify watch; do run_step "$step"; done
+  write_pending
+  STEP=finished
+  log "switched $HOST_NAME to $IMAGE_TAG ($IMAGE) in backend-$NEW_SLOT; backend-${OLD_SLOT:-none} stands by until the rollout commits; timings: $(IFS=,; printf '%s' "${TIMINGS[*]}" | sed 's/,/, /g')"
+}
+
+fleet_commit() {
+  run_step lock
+  if ! read_pending; then
+    STEP=finished
+    log "nothing to commit on $HOST_NAME: no switch is pending"
+    return 0
+  fi
+  [[ $PENDING_IMAGE == "$IMAGE" ]] || fail "the switch pending on $HOST_NAME is to $PENDING_IMAGE, not $IMAGE; nothing was changed"
+  commit_pending
+  STEP=finished
+  log "committed $IMAGE_TAG ($IMAGE) on $HOST_NAME"
+}
+
+fleet_revert() {
+  run_step lock
+  if ! read_pending; then
+    STEP=finished
+    log "nothing to revert on $HOST_NAME: no switch is pending"
+    return 0
+  fi
+  revert_pending
+  STEP=finished
+}
+
+fleet_main() {
+  require_settings
+  if [[ ! -v FLEET_ROLE ]]; then
+    printf 'deploy: setting FLEET_ROLE is missing from the preamble; nothing was changed\n' >&2
+    exit "$USAGE_EXIT"
+  fi
+  RELEASE_DIR="$APP_DIR/releases/$RELEASE"
+  COMPOSE_FILE="$RELEASE_DIR/docker-compose.yml"
+  SITE_FILE="$RELEASE_DIR/site.conf"
+  STATE_DIR="$APP_DIR/state"
+  BACKUP_DIR="$APP_DIR/backups"
+  ENV_DIR="$APP_DIR/env"
+  PROXY_DIR="$APP_DIR/proxy"
+  LOG_DIR="$APP_DIR/logs"
+  readonly RELEASE_DIR COMPOSE_FILE SITE_FILE STATE_DIR BACKUP_DIR ENV_DIR PROXY_DIR LOG_DIR
+  fleet_phase "$@"
+  parse_arguments "${FLEET_ARGS[@]}"
+  detach "$@"
+
+  STEP=stdin FAIL_REASON='' FAILED_COMMAND='' FAILED_LINE=''
+  LOCKED=0 LOCK_BUSY=0 COMMITTED=0
+  BACKUP_PATH='' OLD_SLOT='' OLD_IMAGE='' OLD_CID='' NEW_SLOT='' NEW_CID='' NEW_ADDR='' OLD_ADDR='' SERVING_SLOT='' FINGERPRINT=''
+  TMP_DIR='' HEADERS_FILE='' PROXY_CID='' PROXY_CHECK_DIR='' PULL_PID='' BACKUP_CONTAINER='' BACKUP_PARTIAL=''
+  MIGRATION_CONTAINER='' MIGRATION_VERDICT='' MIGRATION_RC=0 LOCK_HOLDERS='' PG_CID='' PENDING_IMAGE=''
+  ROTATION=0 ROTATION_BRIDGE='' ROTATION_VERIFIER=''
+  COMPOSE=()
+  PROXY_WORKERS=() WAITED='' DRAINED=0 PROXY_LOADED=0 SITE_DRIFT=()
+  TIMINGS=()
+
+  trap on_exit EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'FAILED_COMMAND=$BASH_COMMAND FAILED_LINE=$LINENO' ERR
+
+  TMP_DIR="$(mktemp -d)"
+  HEADERS_FILE="$TMP_DIR/headers"
+  read_stdin
+  "fleet_$PHASE"
+}
