@@ -9,7 +9,7 @@ import type { Harness } from "./state";
  */
 export async function prepareAndCopy(
   h: Harness,
-  host: RenderedHost,
+  host: Pick<RenderedHost, "prepare" | "copies">,
   edit: (remotePath: string, text: string) => string = (_, text) => text,
 ): Promise<void> {
   const prepared = await runOverSsh(h, String(host.prepare.inputs.create));

@@ -1,5 +1,5 @@
 import type { MockRun, RecordedResource } from "../../src/synth/engine";
-import { COMMAND_TYPE, COPY_TYPE } from "../../src/synth/outputs";
+import { COMMAND_TYPE, COPY_TYPE, LOCAL_COMMAND_TYPE } from "../../src/synth/outputs";
 import { redact, reveal } from "../../src/synth/wire";
 import { runProgram } from "./program";
 import { HOSTILE_SECRETS } from "./secrets";
@@ -74,4 +74,64 @@ export async function renderStack(opts: {
     };
   });
   return { run, hosts };
+}
+
+/** What the program registered for one host of a fleet: prepare and copies, no run command. */
+export interface RenderedFleetHost {
+  /** Component name, e.g. `deploy-app1`. */
+  readonly name: string;
+  readonly prepare: RecordedResource;
+  readonly copies: readonly { readonly remotePath: string; readonly text: string }[];
+}
+
+/** A fleet stack as registered: each host's files, then the rollout command. */
+export interface RenderedFleet {
+  readonly run: MockRun<unknown>;
+  readonly hosts: readonly RenderedFleetHost[];
+  readonly rollout: {
+    readonly create: string;
+    readonly environment: Readonly<Record<string, string>>;
+    /** The rollout's stdin in plain text (JSON; test secrets only). */
+    readonly stdin: string;
+  };
+}
+
+/** Like {@link renderStack}, for a stack with `deploy.accessories` (a fleet). */
+export async function renderFleet(opts: {
+  readonly deploy: unknown;
+  readonly secrets?: Readonly<Record<string, string>>;
+}): Promise<RenderedFleet> {
+  const run = await runProgram({
+    stack: "staging",
+    overrides: { deploy: opts.deploy },
+    secrets: { ...TEST_SECRETS, ...opts.secrets },
+    mode: "synth",
+  });
+  if (run.error) throw run.error;
+  const hosts = run.resources
+    .filter((r) => r.type === "clicky:deploy:FleetHost")
+    .map((component): RenderedFleetHost => {
+      const prepare = run.resources.find(
+        (r) => r.type === COMMAND_TYPE && r.name === `${component.name}-prepare`,
+      );
+      if (!prepare) throw new Error(`no prepare command for ${component.name}`);
+      const copies = run.resources
+        .filter((r) => r.type === COPY_TYPE && r.parent === component.name)
+        .map((r) => ({
+          remotePath: String(r.inputs.remotePath),
+          text: (redact(r.inputs.source) as { text: string }).text,
+        }));
+      return { name: component.name, prepare, copies };
+    });
+  const rollout = run.resources.find((r) => r.type === LOCAL_COMMAND_TYPE);
+  if (!rollout) throw new Error("no rollout command was registered");
+  return {
+    run,
+    hosts,
+    rollout: {
+      create: String(rollout.inputs.create),
+      environment: reveal(rollout.inputs.environment) as Record<string, string>,
+      stdin: String(reveal(rollout.inputs.stdin)),
+    },
+  };
 }

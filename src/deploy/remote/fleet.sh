@@ -63,10 +63,22 @@ read_pending() {
   PROXY_CID="$(container_of proxy)"
 }
 
-# Traffic back to the version that served before the pending switch; the new one goes.
+# Traffic back to the version that served before the pending switch; the new one goes. When
+# that version no longer runs (it crashed meanwhile), the new one keeps serving and the switch
+# is committed instead: a host serving nothing helps no one.
 revert_pending() {
   STEP=revert
-  if [[ -n $OLD_SLOT ]] && is_running "$OLD_CID"; then
+  if [[ -n $OLD_SLOT ]] && ! is_running "$OLD_CID"; then
+    log "WARNING: backend-$OLD_SLOT ($OLD_IMAGE) no longer runs, so traffic cannot go back to it: backend-$NEW_SLOT ($PENDING_IMAGE) keeps serving"
+    if [[ $PENDING_IMAGE == "$IMAGE" ]]; then
+      commit_pending
+    else
+      # Settling before another image's switch: this run's preflight finds it serving.
+      rm -f "$(fleet_pending_file)"
+    fi
+    return 0
+  fi
+  if [[ -n $OLD_SLOT ]]; then
     set_routing "$OLD_SLOT" "$OLD_ADDR"
   else
     rm -f "$PROXY_DIR/$ROUTING_NAME"
@@ -84,6 +96,7 @@ revert_pending() {
 # The pending switch becomes the serving version: the old one drains and stops, the host records.
 commit_pending() {
   COMMITTED=1
+  CLICKY_IMAGE_BLUE=$PENDING_IMAGE CLICKY_IMAGE_GREEN=$PENDING_IMAGE
   printf -v "CLICKY_IMAGE_${NEW_SLOT^^}" '%s' "$PENDING_IMAGE"
   if [[ -n $OLD_SLOT ]]; then printf -v "CLICKY_IMAGE_${OLD_SLOT^^}" '%s' "$OLD_IMAGE"; fi
   run_step drain
