@@ -7,7 +7,7 @@
 #     their output follows the first group's.
 # Exit status: non-zero when either group failed. Extra arguments go to both `node --test`s.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 mapfile -t files < <(find test -name "*.test.ts" -not -path "*/node_modules/*" | sort)
 host=() other=() fleet=()
