@@ -25,7 +25,9 @@
 # network namespace clk-NAME, root-side veth clkv-NAME, engine socket /run/clicky-e2e-NAME.sock
 # (a link to /run/clkfleet/NAME/docker.sock), state in /var/lib/clicky-e2e-hosts/NAME, pids in
 # /run/clkfleet/NAME. Idempotent; a crashed earlier run (dead processes, stale pid files, a
-# leftover namespace) is torn down and brought up again. One invocation at a time (a lock).
+# leftover namespace) is torn down and brought up again. Locks: one per host (two processes that
+# ensure the same host take turns; different hosts come up in parallel), and fleet.lock, held
+# shared while hosts come up and taken exclusively to remove the bridge with the last host.
 set -euo pipefail
 
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
@@ -119,6 +121,8 @@ ipt_ensure() {
 }
 
 ensure_bridge() {
+  exec 6>"$FLEET_DIR/bridge.lock"
+  flock -w 60 6 || die "another hosts.sh held $FLEET_DIR/bridge.lock for a minute"
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
     log "bridge: created $BRIDGE"
@@ -135,6 +139,8 @@ ensure_bridge() {
   ipt_ensure filter "$chain" -i "$BRIDGE" -j ACCEPT
   # Hosts reach what this machine reaches (its DNS resolver, for one), as docker0's containers do.
   ipt_ensure nat POSTROUTING -s "$SUBNET" ! -o "$BRIDGE" -j MASQUERADE
+  [[ -z $REGISTRY_PORT ]] || ensure_registry_forward "$REGISTRY_PORT"
+  exec 6>&-
 }
 
 ensure_registry_forward() {
@@ -240,7 +246,7 @@ start_holder() {
   mkdir -p "$H_RUN"
   rm -f "$H_RUN/holder.pid"
   setsid nsenter --net="/run/netns/$H_NETNS" -- unshare --mount --uts --propagation private -- \
-    bash "$SELF" holder "$H_NAME" </dev/null >>"$H_DIR/logs/holder.log" 2>&1 9>&- &
+    bash "$SELF" holder "$H_NAME" </dev/null >>"$H_DIR/logs/holder.log" 2>&1 7>&- 8>&- 9>&- &
   local i
   for ((i = 0; i < 100; i++)); do
     HP="$(holder_pid)"
@@ -272,7 +278,7 @@ start_dockerd() {
     --storage-driver "$STORAGE_DRIVER" \
     --insecure-registry "$SUBNET" \
     --cgroup-parent "/$H_CGROUP" \
-    </dev/null >>"$H_DIR/logs/dockerd.log" 2>&1 9>&- &
+    </dev/null >>"$H_DIR/logs/dockerd.log" 2>&1 7>&- 8>&- 9>&- &
   local i
   for ((i = 0; i < 300; i++)); do
     engine_ok && return 0
@@ -330,7 +336,7 @@ ensure_sshd() {
     fi
   else
     rm -f "$H_RUN/sshd.pid"
-    in_host /usr/sbin/sshd -f "$H_DIR/ssh/sshd_config" -E "$H_DIR/logs/sshd.log" </dev/null >/dev/null 2>&1 9>&-
+    in_host /usr/sbin/sshd -f "$H_DIR/ssh/sshd_config" -E "$H_DIR/logs/sshd.log" </dev/null >/dev/null 2>&1 7>&- 8>&- 9>&-
   fi
   pinned="$(awk '{print $1" "$2}' "$H_DIR/ssh/ssh_host_ed25519_key.pub")"
   for ((i = 0; i < 50; i++)); do
@@ -422,6 +428,8 @@ host_has_leftovers() {
 host_up() {
   host_vars "$1"
   local index=$2 address="$NET_PREFIX.$((10 + $2))" t0
+  exec 8>"$FLEET_DIR/$H_NAME.lock"
+  flock -w 900 8 || die "$H_NAME: another hosts.sh held $FLEET_DIR/$H_NAME.lock for 15 minutes"
   t0=$(date +%s%3N)
   init_host_dir "$index" "$address"
   authorize_key "$CLIENT_KEY"
@@ -447,63 +455,54 @@ host_up() {
   fi
   ln -sfn "clkfleet/$H_NAME/docker.sock" "$H_SOCK_LINK"
   ensure_sshd "$address"
+  ensure_images
+  [[ -z $PRIME_REF ]] || prime_registry "$PRIME_REF"
   log "$H_NAME: ready in $(($(date +%s%3N) - t0)) ms"
 }
 
-# Loads the images into every listed host whose engine lacks them (same image IDs = present).
-load_images() {
-  local want need=() name have
+# Loads the images into host $H_NAME's engine unless it has them (the same image IDs). The
+# images are saved once per invocation, by the first host that needs them, for all of them.
+ensure_images() {
+  local have t0
   # shellcheck disable=SC2086
-  want="$(docker image inspect -f '{{.Id}}' $IMAGES)" || die "images missing in the main engine ($IMAGES): run provision.sh"
-  for name in "$@"; do
-    host_vars "$name"
-    # shellcheck disable=SC2086
-    have="$(docker_h image inspect -f '{{.Id}}' $IMAGES 2>/dev/null || true)"
-    [[ $have == "$want" ]] || need+=("$name")
-  done
-  ((${#need[@]} > 0)) || return 0
-  local tar="$FLEET_DIR/images.$$.tar" t0 pids=() rc=0 pid
+  have="$(docker_h image inspect -f '{{.Id}}' $IMAGES 2>/dev/null || true)"
+  [[ $have != "$WANT_IDS" ]] || return 0
   t0=$(date +%s%3N)
-  # shellcheck disable=SC2086
-  docker save -o "$tar" $IMAGES
-  log "images: saved $IMAGES ($(du -m "$tar" | cut -f1) MB) in $(($(date +%s%3N) - t0)) ms; loading into ${need[*]}"
-  for name in "${need[@]}"; do
-    (host_vars "$name" && docker_h load -q -i "$tar" >"$H_DIR/logs/load.log" 2>&1) &
-    pids+=($!)
-  done
-  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
-  rm -f "$tar"
-  ((rc == 0)) || die "docker load failed on one of ${need[*]} (see logs/load.log in their dirs)"
-  log "images: loaded into ${need[*]} in $(($(date +%s%3N) - t0)) ms"
+  (
+    flock -w 600 7 || die "$H_NAME: waited 10 minutes for $IMAGES_TAR"
+    if [[ ! -s $IMAGES_TAR ]]; then
+      # shellcheck disable=SC2086
+      docker save -o "$IMAGES_TAR.tmp" $IMAGES || die "docker save $IMAGES failed"
+      mv "$IMAGES_TAR.tmp" "$IMAGES_TAR"
+      log "images: saved $IMAGES ($(du -m "$IMAGES_TAR" | cut -f1) MB) in $(($(date +%s%3N) - t0)) ms"
+    fi
+  ) 7>"$IMAGES_TAR.lock"
+  docker_h load -q -i "$IMAGES_TAR" >"$H_DIR/logs/load.log" 2>&1 || die "$H_NAME: docker load failed, see $H_DIR/logs/load.log"
+  log "$H_NAME: images loaded in $(($(date +%s%3N) - t0)) ms"
 }
 
 # A fresh engine does not know that the registry's compressed base layer is the one it already
 # has (loaded): its first pull downloads and unpacks it again (~7 s). One pull per engine, removed
 # again, teaches it; the deploys' own pulls then take about a second.
 prime_registry() {
-  local ref=$1 registry=${1%%/*} name pids=() pid rc=0
+  local ref=$1 registry=${1%%/*} cfg t0 had=0
+  [[ $(cat "$H_DIR/primed" 2>/dev/null || true) != "$registry" ]] || return 0
   [[ -n ${E2E_REGISTRY_USER:-} && -n ${E2E_REGISTRY_PASSWORD:-} ]] || die "--prime-ref needs E2E_REGISTRY_USER and E2E_REGISTRY_PASSWORD"
-  shift
-  for name in "$@"; do
-    host_vars "$name"
-    [[ $(cat "$H_DIR/primed" 2>/dev/null || true) == "$registry" ]] && continue
-    (
-      local cfg t0 had=0
-      t0=$(date +%s%3N)
-      cfg="$(mktemp -d)"
-      trap 'rm -rf "$cfg"' EXIT
-      docker_h image inspect "$ref" >/dev/null 2>&1 && had=1
-      printf '%s' "$E2E_REGISTRY_PASSWORD" | DOCKER_CONFIG=$cfg docker_h login -u "$E2E_REGISTRY_USER" --password-stdin "$registry" >/dev/null 2>&1 ||
-        die "$name: docker login $registry failed (is the registry forwarded? hosts.sh up --registry-port)"
-      DOCKER_CONFIG=$cfg docker_h pull -q "$ref" >/dev/null 2>"$H_DIR/logs/prime.log" || die "$name: docker pull $ref failed, see $H_DIR/logs/prime.log"
-      ((had)) || docker_h rmi "$ref" >/dev/null
-      printf '%s\n' "$registry" >"$H_DIR/primed"
-      log "$name: pulled $ref once in $(($(date +%s%3N) - t0)) ms (removed again)"
-    ) &
-    pids+=($!)
-  done
-  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
-  ((rc == 0)) || die "priming the registry pull failed (see above)"
+  t0=$(date +%s%3N)
+  cfg="$(mktemp -d)"
+  docker_h image inspect "$ref" >/dev/null 2>&1 && had=1
+  if ! printf '%s' "$E2E_REGISTRY_PASSWORD" | DOCKER_CONFIG=$cfg docker_h login -u "$E2E_REGISTRY_USER" --password-stdin "$registry" >/dev/null 2>&1; then
+    rm -rf "$cfg"
+    die "$H_NAME: docker login $registry failed (is the registry forwarded? hosts.sh up --registry-port)"
+  fi
+  if ! DOCKER_CONFIG=$cfg docker_h pull -q "$ref" >/dev/null 2>"$H_DIR/logs/prime.log"; then
+    rm -rf "$cfg"
+    die "$H_NAME: docker pull $ref failed, see $H_DIR/logs/prime.log"
+  fi
+  rm -rf "$cfg"
+  ((had)) || docker_h rmi "$ref" >/dev/null
+  printf '%s\n' "$registry" >"$H_DIR/primed"
+  log "$H_NAME: pulled $ref once in $(($(date +%s%3N) - t0)) ms (removed again)"
 }
 
 known_hosts() {
@@ -514,23 +513,35 @@ known_hosts() {
   } | sort -u | grep -E "$NAME_RE" || true
 }
 
-lock() {
+# fleet.lock: shared while hosts come up (the bridge must stay), exclusive to remove the bridge.
+lock_fleet_shared() {
   mkdir -p "$FLEET_DIR" "$RUN_DIR"
   exec 9>"$FLEET_DIR/fleet.lock"
-  flock -w 900 9 || die "another hosts.sh held $FLEET_DIR/fleet.lock for 15 minutes"
+  flock -s -w 900 9 || die "another hosts.sh held $FLEET_DIR/fleet.lock for 15 minutes"
+}
+
+# Runs "$@" for host $1 in the background, under that host's lock.
+with_host_lock() {
+  local name=$1
+  shift
+  (
+    exec 8>"$FLEET_DIR/$name.lock"
+    flock -w 900 8 || die "$name: another hosts.sh held $FLEET_DIR/$name.lock for 15 minutes"
+    "$@"
+  ) &
 }
 
 # --- commands ------------------------------------------------------------------------------------
 cmd_up() {
-  local first=1 port="" prime="" names=()
-  CLIENT_KEY="" IMAGES="$DEFAULT_IMAGES"
+  local first=1 names=()
+  CLIENT_KEY="" IMAGES="$DEFAULT_IMAGES" REGISTRY_PORT="" PRIME_REF=""
   while (($#)); do
     case $1 in
       --first-index) first=$2; shift 2 ;;
-      --registry-port) port=$2; shift 2 ;;
+      --registry-port) REGISTRY_PORT=$2; shift 2 ;;
       --client-key) CLIENT_KEY=$2; shift 2 ;;
       --images) IMAGES=$2; shift 2 ;;
-      --prime-ref) prime=$2; shift 2 ;;
+      --prime-ref) PRIME_REF=$2; shift 2 ;;
       -*) die "up: unknown option $1" ;;
       *) names+=("$1"); shift ;;
     esac
@@ -539,7 +550,7 @@ cmd_up() {
   if ! [[ $first =~ ^[0-9]+$ ]] || ((first < 1 || first + ${#names[@]} - 1 > 240)); then
     die "up: --first-index $first: the indexes must be within 1..240"
   fi
-  lock
+  lock_fleet_shared
   STORAGE_DRIVER="$(docker info --format '{{.Driver}}' 2>/dev/null || true)"
   [[ -n $STORAGE_DRIVER ]] || die "the main Docker engine does not answer: run provision.sh first"
   # A host's index is its address: refuse one that another running host already has.
@@ -559,8 +570,11 @@ cmd_up() {
       fi
     done
   done
+  # shellcheck disable=SC2086
+  WANT_IDS="$(docker image inspect -f '{{.Id}}' $IMAGES)" || die "images missing in the main engine ($IMAGES): run provision.sh"
+  IMAGES_TAR="$FLEET_DIR/images.$$.tar"
+  trap 'rm -f "$IMAGES_TAR" "$IMAGES_TAR.tmp" "$IMAGES_TAR.lock"' EXIT
   ensure_bridge
-  [[ -z $port ]] || ensure_registry_forward "$port"
   local pids=() rc=0 pid
   for ((i = 0; i < ${#names[@]}; i++)); do
     host_up "${names[i]}" "$((first + i))" &
@@ -568,14 +582,23 @@ cmd_up() {
   done
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   ((rc == 0)) || die "up: a host failed to start (see above)"
-  load_images "${names[@]}"
-  [[ -z $prime ]] || prime_registry "$prime" "${names[@]}"
   for name in "${names[@]}"; do
     host_vars "$name"
     printf 'host\t%s\t%s\t%s\t%s\n' "$name" "$(sed -n 's/^INDEX=//p' "$H_DIR/host.env")" \
       "$(sed -n 's/^ADDRESS=//p' "$H_DIR/host.env")" "$(awk '{print $1" "$2}' "$H_DIR/ssh/ssh_host_ed25519_key.pub")"
   done
   log "up: ${names[*]} ready"
+}
+
+down_one() {
+  host_vars "$1"
+  host_down
+  if (($2)) && [[ -d $H_DIR ]]; then
+    find "$H_DIR" -mindepth 1 -maxdepth 1 ! -name ssh -exec rm -rf --one-file-system {} +
+    log "$H_NAME: down, wiped (kept its host key)"
+  else
+    log "$H_NAME: down"
+  fi
 }
 
 cmd_down() {
@@ -587,27 +610,21 @@ cmd_down() {
       *) names+=("$1"); shift ;;
     esac
   done
-  lock
+  mkdir -p "$FLEET_DIR" "$RUN_DIR"
   if ((${#names[@]} == 0)); then
     all=1
     mapfile -t names < <(known_hosts)
   fi
   local name pids=() pid
   for name in "${names[@]}"; do
-    (
-      host_vars "$name"
-      host_down
-      if ((wipe)) && [[ -d $H_DIR ]]; then
-        find "$H_DIR" -mindepth 1 -maxdepth 1 ! -name ssh -exec rm -rf --one-file-system {} +
-        log "$name: down, wiped (kept its host key)"
-      else
-        log "$name: down"
-      fi
-    ) &
+    with_host_lock "$name" down_one "$name" "$wipe"
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid" || true; done
-  if ((all)) || [[ -z $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^clk-' || true) ]]; then
+  # The bridge goes with the last host, unless hosts are coming up right now (fleet.lock shared).
+  exec 9>"$FLEET_DIR/fleet.lock"
+  flock -n -x 9 || return 0
+  if [[ -z $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^clk-' || true) ]]; then
     if ((all)); then
       local fronts
       fronts="$(docker ps -aq --filter label=clicky-e2e.front 2>/dev/null || true)"
@@ -628,10 +645,12 @@ cmd_reset() {
     esac
   done
   IMAGES="$DEFAULT_IMAGES"
-  lock
+  mkdir -p "$FLEET_DIR"
   local name pids=() pid rc=0
   for name in "${names[@]}"; do
     (
+      exec 8>"$FLEET_DIR/$name.lock"
+      flock -w 900 8 || die "$name: another hosts.sh held $FLEET_DIR/$name.lock for 15 minutes"
       host_vars "$name"
       engine_ok || die "reset: host $name is not running"
       local ids keep img
