@@ -216,7 +216,8 @@ ensureHosts(${JSON.stringify(NAMES)}, { firstIndex: ${FIRST_INDEX}, harness: loa
     t.diagnostic(
       `bring-up of 3 hosts: first ${firstMs} ms (${process.env.E2E_HOSTS_COLD === "1" ? "cold: wiped first" : "from whatever state they were in"}), warm ${warm.ms} ms (${processMs} ms with the node process)`,
     );
-    assert.ok(warm.ms < 15_000, `warm bring-up took ${warm.ms} ms`);
+    // ~2 s on a quiet machine (README.md); generous here, as other suites may run beside this one.
+    assert.ok(warm.ms < 60_000, `warm bring-up took ${warm.ms} ms`);
   });
 
   test("ssh as deploy to each host with its own pinned key; each has its own engine", async () => {
@@ -380,6 +381,9 @@ docker rmi ${v1.ref} >/dev/null; rm -rf ${cfg}`,
         ratePerSecond: 40,
         durationMs: 7000,
         keepAlive: "mixed",
+        // A request caught on a keep-alive connection to h2 waits the front's 3 s read timeout,
+        // then is answered by h1: slow, not failed. Room for a busy machine on top.
+        requestTimeoutMs: 10_000,
       });
       await new Promise((r) => setTimeout(r, 2000));
       phase("cutting h2 off");
