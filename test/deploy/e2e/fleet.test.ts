@@ -28,10 +28,7 @@ import {
   type FrontBalancer,
   type Harness,
   harnessAvailability,
-  harnessForHost,
   hostHolderPid,
-  prepareAndCopy,
-  REPO_ROOT,
   registryForHosts,
   resetHosts,
   runOnHost,
@@ -41,8 +38,14 @@ import {
   startWriter,
   stopHosts,
 } from "../../harness";
-import { e2eSecrets } from "../../support/e2e-config";
-import { renderFleet } from "../../support/render";
+import {
+  FLEET_APP_DIR,
+  FLEET_PROJECT,
+  FLEET_PROXY_PORT,
+  type FleetRolloutRun,
+  fleetDeployConfig,
+  runFleetRollout,
+} from "../../support/fleet";
 
 const availability = harnessAvailability();
 const skip = e2eSkip("fleet e2e");
@@ -52,16 +55,9 @@ const APP_HOSTS = ["app1", "app2"] as const;
 const DB_HOST = "db1";
 /** Host indexes 21..23 (10.231.0.31-33): apart from other suites' hosts. */
 const FIRST_INDEX = 21;
-const APP_DIR = "/opt/clicky-fleet";
-const PROJECT = "clickyfleet";
-const PROXY_PORT = 8080;
-
-interface RolloutRun {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly seconds: number;
-}
+const APP_DIR = FLEET_APP_DIR;
+const PROJECT = FLEET_PROJECT;
+const PROXY_PORT = FLEET_PROXY_PORT;
 
 describe("a fleet of two app hosts and an accessories host, end to end", { skip }, () => {
   let h: Harness;
@@ -96,86 +92,19 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
 
   /** The stack's deploy section for a backend tag. */
   function fleetConfig(tag: string, extra: Record<string, unknown> = {}) {
-    const t = h.images.backend.tags[tag];
-    if (!t) throw new Error(`the harness has no backend tag ${tag}`);
-    return {
-      appDir: APP_DIR,
-      composeProject: PROJECT,
-      compose: "v2",
-      hosts: [...APP_HOSTS, DB_HOST].map((name) => {
-        const host = byName(name);
-        return {
-          name,
-          host: host.address,
-          port: host.sshPort,
-          user: host.user,
-          hostKey: host.hostPublicKey,
-        };
-      }),
-      accessories: { host: DB_HOST, privateAddress: byName(DB_HOST).address },
-      image: {
-        repository: `${registryForHosts(h)}/clicky/backend`,
-        tag,
-        digest: t.digest,
-      },
-      images: { postgres: h.images.postgres, redis: h.images.redis, proxy: h.images.proxy },
-      proxy: { bindAddress: "0.0.0.0", port: PROXY_PORT },
-      health: {
-        intervalSeconds: 1,
-        probeTimeoutSeconds: 2,
-        retries: 3,
-        startPeriodSeconds: 2,
-        timeoutSeconds: 30,
-      },
-      drainSeconds: 2,
-      stopTimeoutSeconds: 10,
-      backup: { keep: 5, minFreeMiB: 10 },
-      app: { env: { APP_ENV: "e2e-fleet" } },
-      ...extra,
-    };
+    const fleet = { apps: APP_HOSTS.map(byName), db: byName(DB_HOST) };
+    return fleetDeployConfig(h, fleet, tag, extra);
   }
 
-  /**
-   * One `pulumi up` of the fleet, as Pulumi runs it: each host's prepare and copies, then the
-   * rollout command with its environment and stdin. `during` runs beside the rollout, with its
-   * output so far.
-   */
+  /** One `pulumi up` of the fleet (runFleetRollout); its phases go to the report. */
   async function rolloutOf(
     deploy: Record<string, unknown>,
     during?: (output: () => string) => Promise<void>,
-  ): Promise<RolloutRun> {
-    const rendered = await renderFleet({ deploy, secrets: e2eSecrets(h) });
-    for (const host of rendered.hosts) {
-      await prepareAndCopy(harnessForHost(h, byName(host.name.replace(/^deploy-/, ""))), host);
-    }
-    const [cmd, ...args] = rendered.rollout.create.split(" ");
-    const t0 = Date.now();
-    const child = spawn(cmd ?? "node", args, {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...rendered.rollout.environment },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => {
-      stdout += b.toString();
-    });
-    child.stderr.on("data", (b: Buffer) => {
-      stderr += b.toString();
-    });
-    child.stdin.end(rendered.rollout.stdin);
-    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
-    await during?.(() => stdout + stderr);
-    const code = await exited;
-    const seconds = (Date.now() - t0) / 1000;
-    // Each phase's start and each host's step timings, for the report.
-    for (const line of `${stdout}\n${stderr}`.split("\n")) {
-      const phase = /^\[(\w+)\] (\w+): starting \(([\d.]+) s/.exec(line);
-      if (phase) timings.push(`  ${phase[1]} ${phase[2]} at ${phase[3]} s`);
-      const steps = /^\[(\w+)\] .*; timings: (.*)$/.exec(line);
-      if (steps) timings.push(`  ${steps[1]}: ${steps[2]}`);
-    }
-    return { code, stdout, stderr, seconds };
+  ): Promise<FleetRolloutRun> {
+    const run = await runFleetRollout(h, hosts, deploy, during);
+    for (const [host, phase, at] of run.phases) timings.push(`  ${host} ${phase} at ${at} s`);
+    for (const [host, steps] of run.steps) timings.push(`  ${host}: ${steps}`);
+    return run;
   }
 
   /** Waits until the rollout's output matches. */
