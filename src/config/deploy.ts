@@ -136,29 +136,43 @@ const healthSchema = z.strictObject({
 });
 
 /**
- * Where PostgreSQL and Redis run when the stack has several app hosts: a host of the stack's
- * own (`host`, one of `hosts`), reachable from the app hosts on `privateAddress`. Without this
- * section, the one host runs everything.
+ * Where PostgreSQL and Redis run when they are not on the one host: on a host of the stack's
+ * own (`host`, one of `hosts`, reachable from the app hosts on `privateAddress`), or outside
+ * the stack (`external: true`: a managed PostgreSQL and Redis, given as the secret config keys
+ * `databaseUrl` and `redisUrl`). Without this section, the one host runs everything.
  */
 const accessoriesSchema = z.strictObject({
   /** Name of the host (in `hosts`) that runs PostgreSQL and Redis; it runs no app. */
   host: z
     .string()
-    .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, "expected the name of a host in deploy.hosts"),
+    .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, "expected the name of a host in deploy.hosts")
+    .optional(),
   /**
-   * The address the app hosts reach it on, on a private network (never a public one: Redis
-   * takes no password). PostgreSQL and Redis publish their ports on this address only.
+   * With `host`: the address the app hosts reach it on, on a private network (never a public
+   * one: Redis takes no password). PostgreSQL and Redis publish their ports on this address only.
    */
   privateAddress: z
     .string()
     .regex(
       /^[0-9.]+$|^[0-9a-fA-F:]+$/,
       "expected the accessories host's IP address on a private network, e.g. 10.0.0.5",
-    ),
-  /** Port PostgreSQL is published on. */
-  postgresPort: z.number().int().min(1).max(65_535).default(5432),
-  /** Port Redis is published on. */
-  redisPort: z.number().int().min(1).max(65_535).default(6379),
+    )
+    .optional(),
+  /** With `host`: the port PostgreSQL is published on (default 5432). */
+  postgresPort: z.number().int().min(1).max(65_535).optional(),
+  /** With `host`: the port Redis is published on (default 6379). */
+  redisPort: z.number().int().min(1).max(65_535).optional(),
+  /**
+   * PostgreSQL and Redis are outside this stack (a managed database): the app gets
+   * `databaseUrl` and `redisUrl` (secret config); every host is an app host.
+   */
+  external: z.literal(true).optional(),
+  /**
+   * With `external`: `pg_dump`, a verified dump taken from the first app host before the
+   * migrations (kept in its `<appDir>/backups`); `provider`, no dump: the provider's
+   * point-in-time recovery covers the deploy, and the deploy says so.
+   */
+  backup: z.enum(["pg_dump", "provider"]).optional(),
 });
 
 /**
@@ -393,41 +407,71 @@ export const deployConfigSchema = z
 /**
  * Why the hosts and `accessories` cannot work together: several hosts each running their own
  * database (the users' data would split between them), an accessories host that is not in
- * `hosts`, or one left with no app host.
+ * `hosts` or that leaves no app host, and settings of one kind of accessories given to the other.
  */
 function accessoriesProblems(deploy: {
   hosts: readonly { name: string }[];
-  accessories?: { host: string } | undefined;
+  accessories?: DeployAccessories | undefined;
 }): { path: (string | number)[]; message: string }[] {
   const names = deploy.hosts.map((h) => h.name);
-  if (deploy.accessories === undefined) {
+  const accessories = deploy.accessories;
+  if (accessories === undefined) {
     return names.length > 1
       ? [
           {
             path: ["hosts"],
-            message: `${names.length} hosts (${names.join(", ")}) would each run their own PostgreSQL and Redis, and the users' data would split between them: name the host that runs them in deploy.accessories.host, with the private address the app hosts reach it on (docs/scaling.md)`,
+            message: `${names.length} hosts (${names.join(", ")}) would each run their own PostgreSQL and Redis, and the users' data would split between them: name the host that runs them in deploy.accessories.host, with the private address the app hosts reach it on, or set deploy.accessories.external for a managed database (docs/scaling.md)`,
           },
         ]
       : [];
   }
-  const { host } = deploy.accessories;
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const only = (key: keyof DeployAccessories, kind: string) => {
+    if (accessories[key] !== undefined) {
+      problems.push({ path: ["accessories", key], message: `goes only with ${kind}` });
+    }
+  };
+  if (accessories.external) {
+    if (accessories.host !== undefined) {
+      problems.push({
+        path: ["accessories", "host"],
+        message:
+          "an external database and an accessories host exclude each other; keep one of external and host",
+      });
+    }
+    only("privateAddress", "accessories.host");
+    only("postgresPort", "accessories.host");
+    only("redisPort", "accessories.host");
+    return problems;
+  }
+  only("backup", "accessories.external");
+  const { host } = accessories;
+  if (host === undefined) {
+    problems.push({
+      path: ["accessories"],
+      message:
+        "set host (the host of deploy.hosts that runs PostgreSQL and Redis) with privateAddress, or external: true for a managed database",
+    });
+    return problems;
+  }
+  if (accessories.privateAddress === undefined) {
+    problems.push({
+      path: ["accessories", "privateAddress"],
+      message: `is required with accessories.host: the address the app hosts reach ${host} on`,
+    });
+  }
   if (!names.includes(host)) {
-    return [
-      {
-        path: ["accessories", "host"],
-        message: `"${host}" is not a host of deploy.hosts (${names.join(", ")})`,
-      },
-    ];
+    problems.push({
+      path: ["accessories", "host"],
+      message: `"${host}" is not a host of deploy.hosts (${names.join(", ")})`,
+    });
+  } else if (names.length < 2) {
+    problems.push({
+      path: ["accessories", "host"],
+      message: `"${host}" is the only host: it would run the database and no app; add the app hosts to deploy.hosts, or remove deploy.accessories to run everything on one host`,
+    });
   }
-  if (names.length < 2) {
-    return [
-      {
-        path: ["accessories", "host"],
-        message: `"${host}" is the only host: it would run the database and no app; add the app hosts to deploy.hosts, or remove deploy.accessories to run everything on one host`,
-      },
-    ];
-  }
-  return [];
+  return problems;
 }
 
 /** The `deploy` section as validated: `image.tag` may still be unset. */
@@ -443,11 +487,43 @@ export interface DeployImage {
 /** The `deploy` section with its image resolved: what the deploy builders work from. */
 export type DeployConfig = Omit<DeployConfigInput, "image"> & { readonly image: DeployImage };
 export type DeployHost = DeployConfigInput["hosts"][number];
-export type DeployAccessories = NonNullable<DeployConfigInput["accessories"]>;
+export type DeployAccessories = z.infer<typeof accessoriesSchema>;
+
+/** Accessories on a host of the stack, with their defaults filled in. */
+export interface HostAccessories {
+  readonly kind: "host";
+  readonly host: string;
+  readonly privateAddress: string;
+  readonly postgresPort: number;
+  readonly redisPort: number;
+}
+
+/** An external database and Redis (`databaseUrl`, `redisUrl`). */
+export interface ExternalAccessories {
+  readonly kind: "external";
+  readonly backup: "pg_dump" | "provider";
+}
+
+/** The `accessories` section as the deploy uses it (validated: one kind or the other). */
+export function accessoriesOf(
+  deploy: Pick<DeployConfigInput, "accessories">,
+): HostAccessories | ExternalAccessories | undefined {
+  const a = deploy.accessories;
+  if (a === undefined) return undefined;
+  if (a.external) return { kind: "external", backup: a.backup ?? "pg_dump" };
+  return {
+    kind: "host",
+    host: a.host ?? "",
+    privateAddress: a.privateAddress ?? "",
+    postgresPort: a.postgresPort ?? 5432,
+    redisPort: a.redisPort ?? 6379,
+  };
+}
 
 /** The hosts that run the app: all of them, except the accessories host. */
 export function appHosts(deploy: Pick<DeployConfigInput, "hosts" | "accessories">): DeployHost[] {
-  return deploy.hosts.filter((h) => h.name !== deploy.accessories?.host);
+  const a = accessoriesOf(deploy);
+  return deploy.hosts.filter((h) => a?.kind !== "host" || h.name !== a.host);
 }
 
 /** The section with the given image (the program resolves it; tests pass it directly). */
@@ -469,13 +545,25 @@ export const deploySecretKeys: readonly SecretKeySpec[] = [
   {
     key: "postgresPassword",
     description:
-      "Password of the app's PostgreSQL role; a changed one is put in place by the next deploy, with no failed request (npm run ops -- rotate-db-password; docs/operations.md)",
-    requiredWhen: () => true,
+      "Password of the app's PostgreSQL role; a changed one is put in place by the next deploy, with no failed request (npm run ops -- rotate-db-password; docs/operations.md); not used with an external database",
+    requiredWhen: ({ externalDatabase }) => externalDatabase !== true,
   },
   {
     key: "jwtSecretKey",
     description: "JWT_SECRET_KEY of the backend (e.g. `openssl rand -hex 32`)",
     requiredWhen: () => true,
+  },
+  {
+    key: "databaseUrl",
+    description:
+      "With deploy.accessories.external: the app's DATABASE_URL in its driver's form (e.g. postgresql+asyncpg://user:password@host:5432/name), password percent-encoded",
+    requiredWhen: ({ externalDatabase }) => externalDatabase === true,
+  },
+  {
+    key: "redisUrl",
+    description:
+      "With deploy.accessories.external: the app's REDIS_URL (e.g. rediss://:password@host:6379/0)",
+    requiredWhen: ({ externalDatabase }) => externalDatabase === true,
   },
   {
     key: "registryUsername",

@@ -90,6 +90,39 @@ export const hostValueCatalog: readonly HostValueSpec[] = [
   },
 ];
 
+/**
+ * The values of a stack whose PostgreSQL and Redis are external (`deploy.accessories.external`):
+ * the app's DATABASE_URL and REDIS_URL come as they are from the secrets `databaseUrl` and
+ * `redisUrl`; there is no PostgreSQL of the stack's own to give a password to.
+ */
+export const externalDatabaseValues: readonly HostValueSpec[] = hostValueCatalog.flatMap(
+  (spec): HostValueSpec[] => {
+    if (spec.name === "POSTGRES_PASSWORD") return [];
+    if (spec.name !== "DATABASE_URL") return [spec];
+    return [
+      {
+        name: "DATABASE_URL",
+        from: "databaseUrl",
+        readers: ["app", "database"],
+        required: true,
+        masked: true,
+        purpose:
+          "The app's database URL as the secret databaseUrl gives it (an external database); the pre-deploy pg_dump reads it too",
+        value: ({ secrets }) => secrets.databaseUrl,
+      },
+      {
+        name: "REDIS_URL",
+        from: "redisUrl",
+        readers: ["app"],
+        required: true,
+        masked: true,
+        purpose: "The app's Redis URL as the secret redisUrl gives it (an external Redis)",
+        value: ({ secrets }) => secrets.redisUrl,
+      },
+    ];
+  },
+);
+
 /** The secret config key holding the user's app secrets, one entry per declared name. */
 export const APP_SECRETS_KEY = "appSecrets";
 
@@ -107,8 +140,12 @@ function appSecretSpec(name: string): HostValueSpec {
 }
 
 /** The catalog of one stack: the fixed values, then its own app secrets (sorted). */
-function hostValueSpecs(appSecretNames: readonly string[]): HostValueSpec[] {
-  return [...hostValueCatalog, ...[...appSecretNames].sort().map(appSecretSpec)];
+function hostValueSpecs(
+  appSecretNames: readonly string[],
+  externalDatabase: boolean,
+): HostValueSpec[] {
+  const fixed = externalDatabase ? externalDatabaseValues : hostValueCatalog;
+  return [...fixed, ...[...appSecretNames].sort().map(appSecretSpec)];
 }
 
 /** The lists the deploy script's settings carry, derived from a stack's catalog. */
@@ -121,8 +158,11 @@ export interface HostValues {
   readonly appKeys: readonly string[];
 }
 
-export function hostValues(appSecretNames: readonly string[]): HostValues {
-  const specs = hostValueSpecs(appSecretNames);
+export function hostValues(
+  appSecretNames: readonly string[],
+  opts: { readonly externalDatabase?: boolean } = {},
+): HostValues {
+  const specs = hostValueSpecs(appSecretNames, opts.externalDatabase === true);
   const names = (keep: (spec: HostValueSpec) => boolean) =>
     specs.filter(keep).map((spec) => spec.name);
   return {

@@ -234,5 +234,6 @@ export function requirementContext(config: StackConfig): SecretRequirementContex
     mobileSubmit: config.workflows.mobile.submit,
     notify: config.workflows.notify,
     appSecretNames: config.deploy.app.secrets,
+    externalDatabase: config.deploy.accessories?.external === true,
   };
 }

@@ -36,6 +36,8 @@ export interface SecretRequirementContext {
   readonly notify?: boolean;
   /** The app's own secrets the stack declares (`deploy.app.secrets`). */
   readonly appSecretNames?: readonly string[];
+  /** PostgreSQL and Redis are outside the stack (`deploy.accessories.external`). */
+  readonly externalDatabase?: boolean;
 }
 
 /** Store credentials exist only on the approval-gated stack, and only when builds are uploaded. */

@@ -13,7 +13,10 @@ import { buildDeployStdin } from "./stdin";
 /** The deploy's secrets as the stack holds them: secret Outputs, never plain strings. */
 export interface DeploySecrets {
   readonly sshPrivateKey: pulumi.Input<string>;
-  readonly postgresPassword: pulumi.Input<string>;
+  /** Absent with an external database, whose URLs carry their passwords. */
+  readonly postgresPassword?: pulumi.Input<string>;
+  readonly databaseUrl?: pulumi.Input<string>;
+  readonly redisUrl?: pulumi.Input<string>;
   readonly jwtSecretKey: pulumi.Input<string>;
   readonly registryUsername?: pulumi.Input<string>;
   readonly registryToken?: pulumi.Input<string>;
@@ -192,7 +195,9 @@ export function deployStdin(
   secrets: DeploySecrets,
   server?: string,
 ): pulumi.Output<string> {
-  const specs = hostValues(deploy.app.secrets).specs;
+  const specs = hostValues(deploy.app.secrets, {
+    externalDatabase: deploy.accessories?.external === true,
+  }).specs;
   return pulumi.secret(
     pulumi
       .all([
@@ -201,17 +206,35 @@ export function deployStdin(
         secrets.registryUsername,
         secrets.registryToken,
         secrets.appSecrets,
+        secrets.databaseUrl,
+        secrets.redisUrl,
       ])
-      .apply(([postgresPassword, jwtSecretKey, registryUsername, registryToken, appSecrets]) =>
-        buildDeployStdin(
-          specs,
-          deploy.database,
-          {
-            secrets: { postgresPassword, jwtSecretKey, registryUsername, registryToken },
-            appSecrets: appSecrets ? (JSON.parse(appSecrets) as Record<string, string>) : {},
-          },
-          server,
-        ),
+      .apply(
+        ([
+          postgresPassword,
+          jwtSecretKey,
+          registryUsername,
+          registryToken,
+          appSecrets,
+          databaseUrl,
+          redisUrl,
+        ]) =>
+          buildDeployStdin(
+            specs,
+            deploy.database,
+            {
+              secrets: {
+                postgresPassword,
+                jwtSecretKey,
+                registryUsername,
+                registryToken,
+                databaseUrl,
+                redisUrl,
+              },
+              appSecrets: appSecrets ? (JSON.parse(appSecrets) as Record<string, string>) : {},
+            },
+            server,
+          ),
       ),
   );
 }

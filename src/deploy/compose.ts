@@ -2,7 +2,11 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import type { DeployAccessories, DeployConfig } from "../config/deploy";
+import {
+  type DeployConfig,
+  type ExternalAccessories,
+  type HostAccessories,
+} from "../config/deploy";
 import { hostValues } from "../config/host-values";
 
 /** The two slots the backend alternates between; one serves while the other takes the next version. */
@@ -99,7 +103,8 @@ export function verifyProbeCommand(deploy: Pick<DeployConfig, "app" | "health">)
  * host, reached on its private address.
  */
 interface BackendInfra {
-  readonly redisUrl: string;
+  /** Absent when REDIS_URL is a secret on the deploy's stdin (an external Redis). */
+  readonly redisUrl?: string;
   readonly local: boolean;
 }
 
@@ -119,9 +124,9 @@ function backendService(
       ...Object.entries(app.env)
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([key, value]) => `${key}=${composeLiteral(value)}`),
-      `REDIS_URL=${infra.redisUrl}`,
+      ...(infra.redisUrl ? [`REDIS_URL=${infra.redisUrl}`] : []),
       // The app's secrets by name only; their values come from the deploy's stdin.
-      ...hostValues(deploy.app.secrets).appKeys,
+      ...hostValues(deploy.app.secrets, { externalDatabase: infra.redisUrl === undefined }).appKeys,
     ],
     labels: { "org.clicky.slot": slot },
     ...(infra.local
@@ -178,9 +183,21 @@ export const MIGRATE_SERVICE = "backend-migrate";
 export function renderFleetComposeFile(
   stack: string,
   deploy: DeployConfig,
-  accessories: DeployAccessories,
+  accessories: HostAccessories | ExternalAccessories,
   role: FleetRole,
 ): string {
+  if (accessories.kind === "external") {
+    // Every host is an app host; the app's REDIS_URL and DATABASE_URL come on stdin.
+    const infra: BackendInfra = { local: false };
+    const doc = {
+      services: {
+        proxy: proxyService(deploy),
+        [slotService("blue")]: backendService(deploy, "blue", infra),
+        [slotService("green")]: backendService(deploy, "green", infra),
+      },
+    };
+    return composeText(stack, "Compose project of an app host (external database)", doc);
+  }
   const address = publishAddress(accessories.privateAddress);
   if (role === "database") {
     const doc = {
@@ -398,7 +415,7 @@ export function buildRelease(stack: string, deploy: DeployConfig): ReleaseFiles 
 export function buildFleetRelease(
   stack: string,
   deploy: DeployConfig,
-  accessories: DeployAccessories,
+  accessories: HostAccessories | ExternalAccessories,
   role: FleetRole,
 ): ReleaseFiles {
   const compose = renderFleetComposeFile(stack, deploy, accessories, role);

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { DeployConfig } from "../config/deploy";
+import type { DeployConfig, ExternalAccessories, HostAccessories } from "../config/deploy";
 import type { FleetRole } from "./compose";
 import { type DeployScriptInput, deploySettings, renderSettings } from "./settings";
 
@@ -135,7 +135,11 @@ let fleetPartText: string | undefined;
  * them). A single host's script is left byte for byte as it was: its hash is a trigger of every
  * deploy, so a changed one would redeploy every stack that upgrades this program.
  */
-export function buildFleetScript(input: DeployScriptInput, role: FleetRole): string {
+export function buildFleetScript(
+  input: DeployScriptInput,
+  role: FleetRole,
+  accessories: HostAccessories | ExternalAccessories,
+): string {
   const single = buildDeployScript(input);
   const entry = '\nmain "$@"\nexit\n';
   if (!single.endsWith(entry)) throw new Error("remote/main.sh no longer ends by calling main");
@@ -143,8 +147,12 @@ export function buildFleetScript(input: DeployScriptInput, role: FleetRole): str
     /^# shellcheck shell=bash.*\n/,
     "",
   );
-  const header = `# Host of a fleet, role ${role}: run as bash <this file> phase=${FLEET_PHASES[role].join("|")} ${RUN_ARGUMENTS.map((a) => `${a}=...`).join(" ")} (src/deploy/fleet/rollout.ts).`;
-  const settings = `readonly FLEET_ROLE=${role}`;
+  const external = accessories.kind === "external";
+  const phases = external ? ["database", ...FLEET_PHASES.app] : FLEET_PHASES[role];
+  const header = `# Host of a fleet, role ${role}: run as bash <this file> phase=${phases.join("|")} ${RUN_ARGUMENTS.map((a) => `${a}=...`).join(" ")} (src/deploy/fleet/rollout.ts).`;
+  // FLEET_DATABASE: where the database is (the accessories host, or external); FLEET_BACKUP: how
+  // an external one is saved before the migrations (a pg_dump from this host, or the provider's).
+  const settings = `readonly FLEET_ROLE=${role} FLEET_DATABASE=${external ? "external" : "host"} FLEET_BACKUP=${external ? accessories.backup : "pg_dump"}`;
   const body = single.slice(0, -entry.length);
   const lines = body.split("\n");
   // After the generated header's comment lines, before the prelude.

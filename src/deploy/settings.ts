@@ -84,7 +84,9 @@ export function proxyUrl(proxy: DeployConfig["proxy"]): string {
 /** The settings of one host's deploy script, from the stack config. */
 export function deploySettings(input: DeployScriptInput): DeploySettings {
   const { deploy, host, stack } = input;
-  const values: HostValues = hostValues(deploy.app.secrets);
+  const values: HostValues = hostValues(deploy.app.secrets, {
+    externalDatabase: deploy.accessories?.external === true,
+  });
   return {
     STACK: stack,
     HOST_NAME: host.name,

@@ -25,8 +25,10 @@ export function deploySecrets(secrets: SecretValues): DeploySecrets {
   };
   return {
     sshPrivateKey: need("sshPrivateKey"),
-    postgresPassword: need("postgresPassword"),
     jwtSecretKey: need("jwtSecretKey"),
+    ...(secrets.postgresPassword ? { postgresPassword: secrets.postgresPassword } : {}),
+    ...(secrets.databaseUrl ? { databaseUrl: secrets.databaseUrl } : {}),
+    ...(secrets.redisUrl ? { redisUrl: secrets.redisUrl } : {}),
     ...(secrets.registryUsername ? { registryUsername: secrets.registryUsername } : {}),
     ...(secrets.registryToken ? { registryToken: secrets.registryToken } : {}),
     ...(secrets[APP_SECRETS_KEY] ? { appSecrets: secrets[APP_SECRETS_KEY] } : {}),
@@ -132,7 +134,6 @@ export function deployStack(
     const fleet = new FleetDeploy("deploy", {
       stack: config.stack,
       deploy,
-      accessories: deploy.accessories,
       secrets: deploySecrets(secrets),
     });
     return {
@@ -141,7 +142,7 @@ export function deployStack(
         image: fleet.image,
         imageFrom: { tag: resolved.tagFrom, digest: resolved.digestFrom },
         releases: fleet.releases,
-        accessories: deploy.accessories.host,
+        accessories: deploy.accessories.external ? "external" : deploy.accessories.host,
         hosts: config.deploy.hosts.map((h) => `${h.user}@${h.host}:${h.port}`),
       },
     };

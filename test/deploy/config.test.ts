@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
+  accessoriesOf,
   appHosts,
   deployConfigSchema,
   deploySecretKeys,
@@ -44,7 +45,8 @@ describe("the deploy section", () => {
       ],
       accessories: { host: "db-1", privateAddress: "10.0.0.5" },
     });
-    assert.deepEqual(parsed.accessories, {
+    assert.deepEqual(accessoriesOf(parsed), {
+      kind: "host",
       host: "db-1",
       privateAddress: "10.0.0.5",
       postgresPort: 5432,
@@ -54,6 +56,44 @@ describe("the deploy section", () => {
       appHosts(parsed).map((h) => h.name),
       ["web-1", "web-2"],
     );
+  });
+
+  test("takes an external database for one host or several; every host is then an app host", () => {
+    for (const hosts of [
+      [{ name: "web-1", host: "x.org" }],
+      [
+        { name: "web-1", host: "x.org" },
+        { name: "web-2", host: "y.org" },
+      ],
+    ]) {
+      const parsed = deployConfigSchema.parse({
+        ...minimal,
+        hosts,
+        accessories: { external: true },
+      });
+      assert.deepEqual(accessoriesOf(parsed), { kind: "external", backup: "pg_dump" });
+      assert.deepEqual(
+        appHosts(parsed).map((h) => h.name),
+        hosts.map((h) => h.name),
+      );
+    }
+  });
+
+  test("an external database needs databaseUrl and redisUrl, and no postgresPassword", () => {
+    const required = (externalDatabase: boolean) =>
+      deploySecretKeys
+        .filter((spec) =>
+          spec.requiredWhen({
+            stack: "staging",
+            ownsRepository: false,
+            approvalGated: false,
+            tokenAuth: true,
+            externalDatabase,
+          }),
+        )
+        .map((spec) => spec.key);
+    assert.deepEqual(required(true), ["sshPrivateKey", "jwtSecretKey", "databaseUrl", "redisUrl"]);
+    assert.deepEqual(required(false), ["sshPrivateKey", "postgresPassword", "jwtSecretKey"]);
   });
 
   test("needs only hosts and an image; everything else has a safe default", () => {
@@ -174,6 +214,41 @@ describe("the deploy section", () => {
         accessories: { host: "db-1", privateAddress: "db.internal" },
       },
       "clicky-delivery:deploy.accessories.privateAddress: expected the accessories host's IP address on a private network",
+    ],
+    [
+      "an external database beside an accessories host",
+      {
+        ...minimal,
+        accessories: { external: true, host: "web-1", privateAddress: "10.0.0.5" },
+      },
+      "clicky-delivery:deploy.accessories.host: an external database and an accessories host exclude each other",
+    ],
+    [
+      "a port of an accessories host with an external database",
+      { ...minimal, accessories: { external: true, postgresPort: 6432 } },
+      "clicky-delivery:deploy.accessories.postgresPort: goes only with accessories.host",
+    ],
+    [
+      "a backup choice without an external database",
+      {
+        ...minimal,
+        hosts: [
+          { name: "web-1", host: "x.org" },
+          { name: "db-1", host: "y.org" },
+        ],
+        accessories: { host: "db-1", privateAddress: "10.0.0.5", backup: "provider" },
+      },
+      "clicky-delivery:deploy.accessories.backup: goes only with accessories.external",
+    ],
+    [
+      "accessories that say neither where nor external",
+      { ...minimal, accessories: {} },
+      "clicky-delivery:deploy.accessories: set host (the host of deploy.hosts that runs PostgreSQL and Redis) with privateAddress, or external: true",
+    ],
+    [
+      "an unknown backup kind",
+      { ...minimal, accessories: { external: true, backup: "snapshot" } },
+      "clicky-delivery:deploy.accessories.backup",
     ],
     [
       "a relative appDir",

@@ -8,6 +8,8 @@ export interface PsqlOptions {
   database?: string;
   /** How long psql may run; default one minute. */
   timeoutMs?: number;
+  /** The Docker engine the container runs on (`docker -H`), e.g. a fleet host's; default this machine's. */
+  dockerHost?: string;
 }
 
 /**
@@ -23,6 +25,7 @@ export async function psqlInContainer(
   const r = await runLocal(
     "docker",
     [
+      ...(opts.dockerHost ? ["-H", opts.dockerHost] : []),
       "exec",
       "-i",
       container,

@@ -22,24 +22,26 @@ export const FLEET_PROXY_PORT = 8080;
  */
 export function fleetDeployConfig(
   h: Harness,
-  fleet: { readonly apps: readonly FleetHost[]; readonly db: FleetHost },
+  fleet: { readonly apps: readonly FleetHost[]; readonly db?: FleetHost },
   tag: string,
   extra: Record<string, unknown> = {},
 ): Record<string, unknown> {
   const t = h.images.backend.tags[tag];
   if (!t) throw new Error(`the harness has no backend tag ${tag}`);
+  const { db } = fleet;
   return {
     appDir: FLEET_APP_DIR,
     composeProject: FLEET_PROJECT,
     compose: "v2",
-    hosts: [...fleet.apps, fleet.db].map((host) => ({
+    hosts: [...fleet.apps, ...(db ? [db] : [])].map((host) => ({
       name: host.name,
       host: host.address,
       port: host.sshPort,
       user: host.user,
       hostKey: host.hostPublicKey,
     })),
-    accessories: { host: fleet.db.name, privateAddress: fleet.db.address },
+    // Without `db`: an external database (the secrets databaseUrl and redisUrl).
+    accessories: db ? { host: db.name, privateAddress: db.address } : { external: true },
     image: { repository: `${registryForHosts(h)}/clicky/backend`, tag, digest: t.digest },
     images: { postgres: h.images.postgres, redis: h.images.redis, proxy: h.images.proxy },
     proxy: { bindAddress: "0.0.0.0", port: FLEET_PROXY_PORT },
@@ -81,8 +83,9 @@ export async function runFleetRollout(
   hosts: readonly FleetHost[],
   deploy: Record<string, unknown>,
   during?: (output: () => string) => Promise<void>,
+  secrets: Readonly<Record<string, string>> = {},
 ): Promise<FleetRolloutRun> {
-  const rendered = await renderFleet({ deploy, secrets: e2eSecrets(h) });
+  const rendered = await renderFleet({ deploy, secrets: { ...e2eSecrets(h), ...secrets } });
   for (const host of rendered.hosts) {
     const target = hosts.find((x) => `deploy-${x.name}` === host.name);
     if (!target) throw new Error(`no harness host for ${host.name}`);

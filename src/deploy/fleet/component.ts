@@ -1,6 +1,11 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import type { DeployAccessories, DeployConfig, DeployHost } from "../../config/deploy";
+import {
+  accessoriesOf,
+  type DeployConfig,
+  type DeployHost,
+  type HostAccessories,
+} from "../../config/deploy";
 import {
   type DeploySecrets,
   deployStdin,
@@ -18,7 +23,7 @@ import type { FleetHostPlan, RolloutPlan } from "./rollout";
 export const ROLLOUT_COMMAND = "node --import tsx src/deploy/fleet/cli.ts";
 
 /** Where the app hosts reach PostgreSQL: the accessories host's private address. */
-export function postgresServer(accessories: DeployAccessories): string {
+export function postgresServer(accessories: HostAccessories): string {
   const address = accessories.privateAddress.includes(":")
     ? `[${accessories.privateAddress}]`
     : accessories.privateAddress;
@@ -56,18 +61,20 @@ export class FleetDeploy extends pulumi.ComponentResource {
     args: {
       readonly stack: string;
       readonly deploy: DeployConfig;
-      readonly accessories: DeployAccessories;
       readonly secrets: DeploySecrets;
     },
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super("clicky:deploy:FleetDeploy", name, {}, opts);
-    const { stack, deploy, accessories, secrets } = args;
+    const { stack, deploy, secrets } = args;
+    const accessories = accessoriesOf(deploy);
+    if (!accessories) throw new Error("a fleet needs deploy.accessories");
     this.image = imageReference(deploy.image);
     const hosts: LaidOutHost[] = deploy.hosts.map((host) => {
-      const role: FleetRole = host.name === accessories.host ? "database" : "app";
+      const role: FleetRole =
+        accessories.kind === "host" && host.name === accessories.host ? "database" : "app";
       const release = buildFleetRelease(stack, deploy, accessories, role);
-      const script = buildFleetScript({ stack, host, deploy, release }, role);
+      const script = buildFleetScript({ stack, host, deploy, release }, role, accessories);
       const scriptPath = deployScriptPath(release.dir, script);
       const parent = new pulumi.ComponentResource(
         "clicky:deploy:FleetHost",
@@ -94,13 +101,20 @@ export class FleetDeploy extends pulumi.ComponentResource {
       };
     });
     this.releases = Object.fromEntries(hosts.map((h) => [h.host.name, h.release]));
-    const database = hosts.find((h) => h.role === "database");
-    if (!database) throw new Error(`deploy.accessories.host "${accessories.host}" is no host`);
     const apps = hosts.filter((h) => h.role === "app");
+    // With an external database, the first app host takes the database side (its backup and
+    // the migrations) and holds the stack's lock.
+    const database = hosts.find((h) => h.role === "database") ?? apps[0];
+    if (!database) throw new Error("a fleet needs a host for its database side");
     const plan = rolloutPlan(stack, deploy, database, apps);
+    const app = deployStdin(
+      deploy,
+      secrets,
+      accessories.kind === "host" ? postgresServer(accessories) : undefined,
+    );
     const stdin = {
-      database: deployStdin(deploy, secrets),
-      app: deployStdin(deploy, secrets, postgresServer(accessories)),
+      database: accessories.kind === "host" ? deployStdin(deploy, secrets) : app,
+      app,
     };
     const rolloutStdin = pulumi.secret(
       pulumi

@@ -26,8 +26,12 @@ fleet_phase() {
   done
   local -a allowed
   if [[ $FLEET_ROLE == database ]]; then allowed=("${FLEET_DATABASE_PHASES[@]}"); else allowed=("${FLEET_APP_PHASES[@]}"); fi
+  # With an external database, an app host (the first) takes the database side too.
+  if [[ $FLEET_DATABASE == external ]]; then allowed+=(database); fi
   if [[ " ${allowed[*]} " != *" $phase "* ]]; then
-    printf 'deploy: the %s host takes phase=%s, not %q; nothing was changed\n' "$FLEET_ROLE" "$(IFS='|'; printf '%s' "${allowed[*]}")" "${phase:-(none)}" >&2
+    local given=none
+    if [[ -n $phase ]]; then given="$(printf '%q' "$phase")"; fi
+    printf 'deploy: the %s host takes phase=%s, not %s; nothing was changed\n' "$FLEET_ROLE" "$(IFS='|'; printf '%s' "${allowed[*]}")" "$given" >&2
     exit "$USAGE_EXIT"
   fi
   PHASE=$phase
@@ -168,7 +172,108 @@ step_fleet_infra() {
   esac
 }
 
+# --- the database side with an external database, on the first app host: its own preflight
+# (what serves here, the release), the pull, the backup (a pg_dump from here, or the provider's
+# recovery), the migrations in a one-off container of the new image on this host.
+fleet_external_database() {
+  run_step lock
+  run_step preflight
+  start_pull
+  run_step external_backup
+  run_step pull
+  run_step migrate
+  STEP=finished
+  log "database side of $IMAGE_TAG ($IMAGE) ready, run from $HOST_NAME against the external database; timings: $(IFS=,; printf '%s' "${TIMINGS[*]}" | sed 's/,/, /g')"
+}
+
+# Percent-decodes $1 (a URL's user, password or database name).
+url_decode() {
+  local text=${1//+/%2B}
+  printf '%b' "${text//%/\\x}"
+}
+
+# The external database's connection from DATABASE_URL (scheme://user:password@host[:port]/name
+# [?query]) as libpq's variables, exported in the caller's subshell only: PGHOST, PGPORT, PGUSER,
+# PGPASSWORD, PGDATABASE, and PGSSLMODE from `sslmode=` or `ssl=` in the query. Never a command line.
+external_pg_env() {
+  local url=${SECRETS[DATABASE_URL]} rest userinfo hostport query='' host port=5432 mode=''
+  rest=${url#*://}
+  userinfo=${rest%@*}
+  rest=${rest##*@}
+  hostport=${rest%%/*}
+  rest=${rest#*/}
+  if [[ $rest == *\?* ]]; then
+    query=${rest#*\?}
+    rest=${rest%%\?*}
+  fi
+  if [[ $hostport == \[*\]:* ]]; then
+    host=${hostport%]:*} host=${host#[} port=${hostport##*]:}
+  elif [[ $hostport == \[*\] ]]; then
+    host=${hostport#[} host=${host%]}
+  elif [[ $hostport == *:* ]]; then
+    host=${hostport%:*} port=${hostport##*:}
+  else
+    host=$hostport
+  fi
+  mode="$(tr '&' '\n' <<<"$query" | sed -n 's/^\(sslmode\|ssl\)=//p' | head -n 1)"
+  case $mode in true) mode=require ;; false) mode=disable ;; esac
+  export PGHOST=$host PGPORT=$port
+  PGUSER="$(url_decode "${userinfo%%:*}")"
+  PGPASSWORD="$(url_decode "${userinfo#*:}")"
+  PGDATABASE="$(url_decode "$rest")"
+  export PGUSER PGPASSWORD PGDATABASE
+  if [[ -n $mode ]]; then export PGSSLMODE=$mode; fi
+}
+
+# --- backup of an external database: a custom-format pg_dump in a throwaway container of the
+# PostgreSQL image, on this host's network (it reaches the database as the app does), checked
+# with pg_restore --list, kept in <appDir>/backups like a single host's; or, with
+# accessories.backup `provider`, no dump and a statement that the provider's recovery covers it.
+step_external_backup() {
+  STEP=backup
+  if [[ $FLEET_BACKUP == provider ]]; then
+    log "no dump: deploy.accessories.backup is provider, so the provider's point-in-time recovery covers this deploy; to undo its migrations' data changes, restore the database to a time before $(date -u +%Y-%m-%dT%H:%M:%SZ) from the provider's console"
+    return 0
+  fi
+  [[ ${SECRETS[DATABASE_URL]#*://} == *@*/* ]] || fail "DATABASE_URL (the secret databaseUrl) is not scheme://user:password@host:port/name; nothing was changed"
+  local stamp target partial t0
+  t0="$(now_ms)"
+  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+  target="$BACKUP_DIR/$STACK-$stamp-$IMAGE_TAG.dump"
+  partial="${target##*/}.partial"
+  BACKUP_CONTAINER="$PROJECT-backup-$$"
+  BACKUP_PARTIAL="$BACKUP_DIR/$partial"
+  on_failure undo_backup
+  # shellcheck disable=SC2016 # the command line runs in the dump's container
+  if ! (
+    external_pg_env
+    env_args=(-e PGHOST -e PGPORT -e PGUSER -e PGPASSWORD -e PGDATABASE)
+    if [[ -v PGSSLMODE ]]; then env_args+=(-e PGSSLMODE); fi
+    docker run --rm --name "$BACKUP_CONTAINER" --network host --user "$(id -u):$(id -g)" "${env_args[@]}" -v "$BACKUP_DIR:/backups" --entrypoint sh "$POSTGRES_IMAGE" -c 'pg_dump -Fc -Z "$1" -f "/backups/$2" && pg_restore --list "/backups/$2"' sh "$BACKUP_COMPRESSION" "$partial"
+  ) >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err"; then
+    fail "pg_dump of the external database failed: $(tail -n 1 "$TMP_DIR/backup.err")"
+  fi
+  grep -q "dbname: " "$TMP_DIR/backup.toc" || fail "the dump does not read back as a database with pg_restore --list"
+  mv -f "$BACKUP_PARTIAL" "$target"
+  BACKUP_CONTAINER='' BACKUP_PARTIAL=''
+  BACKUP_PATH=$target
+  log "external database saved to $BACKUP_PATH ($(du -k "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$(($(now_ms) - t0))") s, verified with pg_restore --list)"
+  local -a dumps
+  local i
+  shopt -s nullglob
+  dumps=("$BACKUP_DIR/$STACK"-*.dump)
+  shopt -u nullglob
+  for ((i = 0; i < ${#dumps[@]} - BACKUP_KEEP; i++)); do
+    rm -f -- "${dumps[i]}"
+    log "removed old backup ${dumps[i]##*/}"
+  done
+}
+
 fleet_database() {
+  if [[ $FLEET_DATABASE == external ]]; then
+    fleet_external_database
+    return 0
+  fi
   run_step lock
   run_step fleet_preflight
   start_pull

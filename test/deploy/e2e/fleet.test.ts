@@ -14,7 +14,9 @@
  * second app host's new version dies in its health gate: the rollout stops, the first host goes
  * back, zero failed requests; (4) the second app host drops off the network mid-switch and comes
  * back 20 s later: the rollout fails, both hosts serve the old version, zero failed requests;
- * (5) a rollout while another one holds the stack's lock changes nothing.
+ * (5) a rollout while another one holds the stack's lock changes nothing; (6) the same stack with
+ * an external database (db1's PostgreSQL and Redis, given as URLs): the dump and the migration
+ * run from the first app host, under load and writes, zero failed requests.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -29,6 +31,7 @@ import {
   type Harness,
   harnessAvailability,
   hostHolderPid,
+  psqlInContainer,
   registryForHosts,
   resetHosts,
   runOnHost,
@@ -38,6 +41,7 @@ import {
   startWriter,
   stopHosts,
 } from "../../harness";
+import { databaseUrl } from "../../../src/deploy/stdin";
 import {
   FLEET_APP_DIR,
   FLEET_PROJECT,
@@ -46,6 +50,7 @@ import {
   fleetDeployConfig,
   runFleetRollout,
 } from "../../support/fleet";
+import { TEST_SECRETS } from "../../support/render";
 
 const availability = harnessAvailability();
 const skip = e2eSkip("fleet e2e");
@@ -100,8 +105,9 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
   async function rolloutOf(
     deploy: Record<string, unknown>,
     during?: (output: () => string) => Promise<void>,
+    secrets?: Readonly<Record<string, string>>,
   ): Promise<FleetRolloutRun> {
-    const run = await runFleetRollout(h, hosts, deploy, during);
+    const run = await runFleetRollout(h, hosts, deploy, during, secrets);
     for (const [host, phase, at] of run.phases) timings.push(`  ${host} ${phase} at ${at} s`);
     for (const [host, steps] of run.steps) timings.push(`  ${host}: ${steps}`);
     return run;
@@ -135,28 +141,10 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
   }
 
   /** SQL in the accessories host's PostgreSQL. */
-  async function sql(query: string): Promise<string> {
-    const db = byName(DB_HOST);
-    const r = await dockerOnHost(
-      db,
-      [
-        "exec",
-        "-i",
-        `${PROJECT}-postgres-1`,
-        "psql",
-        "-X",
-        "-At",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-U",
-        "clicky",
-        "-d",
-        "clicky_db",
-      ],
-      { stdin: query },
-    );
-    if (r.code !== 0) throw new Error(`psql failed: ${r.stderr}`);
-    return r.stdout.trim();
+  function sql(query: string): Promise<string> {
+    return psqlInContainer(`${PROJECT}-postgres-1`, query, {
+      dockerHost: byName(DB_HOST).dockerHost,
+    });
   }
 
   function ref(tag: string): string {
@@ -360,6 +348,63 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
       for (const name of APP_HOSTS) assert.deepEqual(await servingImages(name), [ref("v2")], name);
     } finally {
       holder.kill();
+    }
+  });
+  test("(6) the same stack with an external database (db1's PostgreSQL and Redis given as URLs): a dump from app1, the migration from app1, both app hosts switched under 200 requests/s and writes; zero failed requests, every write kept", {
+    timeout: 10 * 60_000,
+  }, async () => {
+    const db = byName(DB_HOST);
+    const secrets = {
+      databaseUrl: databaseUrl(
+        { name: "clicky_db", user: "clicky", urlScheme: "postgresql+asyncpg" },
+        TEST_SECRETS.postgresPassword,
+        `${db.address}:5432`,
+      ),
+      redisUrl: `redis://${db.address}:6379/0`,
+    };
+    const deploy = fleetDeployConfig(h, { apps: APP_HOSTS.map(byName) }, "v2", {
+      app: { env: { APP_ENV: "e2e-fleet-external" } },
+    });
+    const load = reads();
+    const writes = startWriter({
+      url: `${front.url}/items`,
+      ratePerSecond: 20,
+      prefix: "fleet-external",
+      requestTimeoutMs: 10_000,
+    });
+    const run = await rolloutOf(deploy, undefined, secrets);
+    await new Promise((r) => setTimeout(r, 500));
+    const [counted, written] = await Promise.all([load.stop(), writes.stop()]);
+    timings.push(
+      `(6) external database: ${run.seconds.toFixed(1)} s; ${counted.sent} requests, p99 ${counted.latencyMs.p99} ms; ${written.acknowledged.length} writes`,
+    );
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /\[app1\] the stack's lock is held/);
+    assert.match(run.stdout, /\[app1\] database: starting/);
+    assert.match(
+      run.stdout,
+      /\[app1\] .*backup: external database saved to .*verified with pg_restore --list/,
+    );
+    assert.match(run.stdout, /\[app1\] .*migrate: the migration finished/);
+    assert.equal(
+      counted.errorsTotal + counted.non2xxTotal,
+      0,
+      `failed: ${JSON.stringify(counted.failures.slice(0, 5))}`,
+    );
+    assert.deepEqual(written.failures, [], "every write was acknowledged");
+    assert.ok(written.acknowledged.length > 50, `only ${written.acknowledged.length} writes`);
+    const names = written.acknowledged.map((n) => `'${n}'`).join(",");
+    assert.equal(
+      Number(await sql(`SELECT count(*) FROM items WHERE name IN (${names})`)),
+      written.acknowledged.length,
+    );
+    for (const name of APP_HOSTS) assert.deepEqual(await servingImages(name), [ref("v2")], name);
+    // The dump is on app1 and restores: its table of contents names the database.
+    const dumps = await runOnHost(byName("app1"), "sh", ["-c", `ls ${APP_DIR}/backups`]);
+    assert.match(dumps.stdout, /staging-.*-v2\.dump/);
+    // No secret in what the rollout printed.
+    for (const value of [TEST_SECRETS.postgresPassword, secrets.databaseUrl]) {
+      assert.ok(!`${run.stdout}${run.stderr}`.includes(value), "no secret in the output");
     }
   });
 });
