@@ -504,6 +504,15 @@ export async function rotateDbPassword(
   const { config } = ctx;
   const stack = config.stack;
   const { user, name } = config.deploy.database;
+  const accessories = config.deploy.accessories;
+  if (accessories) {
+    throw new OpsError(
+      accessories.external
+        ? "the database is external (deploy.accessories.external): change the password at the provider, then `pulumi config set --secret databaseUrl` with it and `pulumi up` (docs/scaling.md); nothing was run"
+        : "the database runs on an accessories host for several app hosts: a rotation is done by a single-host deploy only, not across app hosts yet (docs/scaling.md, Limits); nothing was run",
+      2,
+    );
+  }
   const gated = isApprovalGated(config.environment);
   const password = opts.password ?? newDatabasePassword();
   if (password === "" || /[\r\n\0]/.test(password)) {

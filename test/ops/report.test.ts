@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { HELP, runOps } from "../../src/ops/cli";
 import { checkSince, lineSplitter } from "../../src/ops/commands";
 import {
@@ -229,6 +230,54 @@ describe("the command line", () => {
     );
     assert.deepEqual(ran, ["pulumi config set --secret postgresPassword --stack staging"]);
     assert.doesNotMatch(failed.out, /a new one/);
+  });
+
+  test("rotate-db-password refuses a fleet's database (across app hosts, or external) before it runs anything", async () => {
+    for (const [accessories, message] of [
+      [{ external: true }, /the database is external .*databaseUrl.*; nothing was run/],
+      [
+        { host: "staging-db", privateAddress: "10.0.0.5" },
+        /not across app hosts yet .*; nothing was run/,
+      ],
+    ] as const) {
+      const dir = mkdtempSync(join(tmpdir(), "ops-rotate-fleet-"));
+      writeFileSync(join(dir, "k"), "KEY FILE");
+      writeFileSync(join(dir, "Pulumi.yaml"), readFileSync(join(REPO_ROOT, "Pulumi.yaml")));
+      const stackFile = parseYaml(readFileSync(join(REPO_ROOT, "Pulumi.staging.yaml"), "utf8"));
+      const deploy = stackFile.config["clicky-delivery:deploy"];
+      deploy.hosts = [
+        ...deploy.hosts,
+        { name: "staging-db", host: "staging-db.clicky-foundation.example" },
+      ];
+      deploy.accessories = accessories;
+      if ("external" in accessories) deploy.hosts = deploy.hosts.slice(0, 1);
+      writeFileSync(join(dir, "Pulumi.staging.yaml"), stringifyYaml(stackFile));
+      const ran: string[] = [];
+      const out: string[] = [];
+      const code = await runOps(
+        [
+          "rotate-db-password",
+          "--yes",
+          "--stack",
+          "staging",
+          "--dir",
+          dir,
+          "--identity",
+          join(dir, "k"),
+        ],
+        { out: (l) => out.push(l), err: (l) => out.push(l) },
+        {},
+        undefined,
+        (command, args) => {
+          ran.push([command, ...args].join(" "));
+          return 0;
+        },
+        () => "",
+      );
+      assert.equal(code, 2, out.join("\n"));
+      assert.match(out.join("\n"), message);
+      assert.deepEqual(ran, []);
+    }
   });
 
   test("an unknown command, a missing --stack and a wrong lock verb exit 2 with the usage", async () => {

@@ -287,10 +287,23 @@ fleet_database() {
   log "database side of $IMAGE_TAG ($IMAGE) ready on $HOST_NAME; timings: $(IFS=,; printf '%s' "${TIMINGS[*]}" | sed 's/,/, /g')"
 }
 
+# An app host that still runs the project's own PostgreSQL was a single host: its data is there,
+# not on the accessories host or the external database this release points the app at.
+# Switching would serve the users an empty or another database, so nothing moves until the data
+# has been moved and that container removed (docs/scaling.md, From one host to several).
+refuse_local_database() {
+  local cid
+  cid="$(container_of postgres)"
+  if is_running "$cid"; then
+    fail "$HOST_NAME still runs this project's own PostgreSQL ($(docker inspect -f '{{.Name}}' "$cid" 2>/dev/null | tr -d /)), which holds the data of a single-host deploy: move its data to the stack's database first, then remove that container (docs/scaling.md, From one host to several); nothing was changed here"
+  fi
+}
+
 fleet_switch() {
   run_step lock
   settle_pending
   run_step preflight
+  refuse_local_database
   FINGERPRINT="$(fingerprint)"
   if already_deployed; then
     if ((${#SITE_DRIFT[@]})); then repair_site; fi

@@ -9,7 +9,8 @@
  * src/deploy/fleet/cli.ts` from the project directory with the plan in its environment and the
  * secrets on stdin, as Pulumi's local command runs it.
  *
- * Scenarios, in order: (1) first rollout; (2) upgrade with a migration under 200 requests/s and
+ * Scenarios, in order: (0) an app host that still runs a single host's PostgreSQL refuses to
+ * switch (its data would be left behind), and the host before it goes back; (1) first rollout; (2) upgrade with a migration under 200 requests/s and
  * acknowledged writes: zero failed requests, every write kept, the migration ran once; (3) the
  * second app host's new version dies in its health gate: the rollout stops, the first host goes
  * back, zero failed requests; (4) the second app host drops off the network mid-switch and comes
@@ -161,6 +162,47 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
       durationMs: 5 * 60_000,
     });
   }
+
+  test("(0) an app host that still runs a single host's own PostgreSQL refuses to switch: its data is not on db1 yet", {
+    timeout: 10 * 60_000,
+  }, async () => {
+    // app2 as a former single host: the project's postgres container still runs there.
+    const app2 = byName("app2");
+    const name = `${PROJECT}-postgres-1`;
+    const labels = [`project=${PROJECT}`, "service=postgres", "oneoff=False"].flatMap((l) => [
+      "--label",
+      `com.docker.compose.${l}`,
+    ]);
+    const started = await dockerOnHost(app2, [
+      "run",
+      "-d",
+      "--name",
+      name,
+      ...labels,
+      "--entrypoint",
+      "sleep",
+      h.images.base,
+      "600",
+    ]);
+    assert.equal(started.code, 0, started.stderr);
+    try {
+      const run = await rolloutOf(fleetConfig("v1"));
+      timings.push(`(0) refused on app2: ${run.seconds.toFixed(1)} s`);
+      assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
+      assert.match(
+        run.stderr,
+        /app2 still runs this project's own PostgreSQL \(clickyfleet-postgres-1\), which holds the data of a single-host deploy/,
+      );
+      assert.match(
+        run.stderr,
+        /rollout FAILED at app2 .*went back to the previous version on app1/,
+      );
+      // app1 had served nothing before: it serves nothing again.
+      assert.deepEqual(await servingImages("app1"), []);
+    } finally {
+      await dockerOnHost(app2, ["rm", "-f", name]);
+    }
+  });
 
   test("(1) the first rollout: database side on db1, then app1 and app2; both serve through the front balancer", {
     timeout: 10 * 60_000,
