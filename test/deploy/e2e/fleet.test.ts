@@ -99,7 +99,8 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
   /** The stack's deploy section for a backend tag. */
   function fleetConfig(tag: string, extra: Record<string, unknown> = {}) {
     const fleet = { apps: APP_HOSTS.map(byName), db: byName(DB_HOST) };
-    return fleetDeployConfig(h, fleet, tag, extra);
+    // A 2 s watch per host (the fault suites test the watch itself): CI's time goes to rollouts.
+    return fleetDeployConfig(h, fleet, tag, { watchSeconds: 2, ...extra });
   }
 
   /** One `pulumi up` of the fleet (runFleetRollout); its phases go to the report. */
@@ -153,11 +154,11 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
     return `${registryForHosts(h)}/clicky/backend@${digest}`;
   }
 
-  /** 200 requests/s of reads through the front balancer, half on reused connections. */
-  function reads() {
+  /** Reads through the front balancer (200 requests/s unless told), half on reused connections. */
+  function reads(ratePerSecond = 200) {
     return startLoad({
       url: `${front.url}/version`,
-      ratePerSecond: 200,
+      ratePerSecond,
       keepAlive: "mixed",
       durationMs: 5 * 60_000,
     });
@@ -290,7 +291,7 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
   test("(3) the second app host's new version dies in its health gate: the rollout stops and the first host goes back; zero failed requests", {
     timeout: 10 * 60_000,
   }, async () => {
-    const load = reads();
+    const load = reads(100);
     const run = await rolloutOf(fleetConfig("v1", { migrate: false }), async (output) => {
       await until(output, /\[app2\] switch: starting/);
       // The host's kernel kills the new container (as an out-of-memory kill would).
@@ -329,7 +330,7 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
   test("(4) the second app host drops off the network mid-switch and is back 20 s later: the rollout fails, both serve the old version; zero failed requests", {
     timeout: 10 * 60_000,
   }, async () => {
-    const load = reads();
+    const load = reads(100);
     const app2 = byName("app2");
     const run = await rolloutOf(fleetConfig("v1", { migrate: false }), async (output) => {
       await until(output, /\[app2\] switch: starting/);
@@ -406,6 +407,7 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
     };
     const deploy = fleetDeployConfig(h, { apps: APP_HOSTS.map(byName) }, "v2", {
       app: { env: { APP_ENV: "e2e-fleet-external" } },
+      watchSeconds: 2,
     });
     const load = reads();
     const writes = startWriter({
