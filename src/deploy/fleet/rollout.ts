@@ -203,12 +203,7 @@ export async function rollout(
   io.out(`[${plan.database.host.name}] the stack's lock is held: ${plan.lockPath}`);
   const phase = async (host: FleetHostPlan, name: string, role: FleetRole) => {
     io.out(`[${host.host.name}] ${name}: starting (${elapsed()} into the rollout)`);
-    const outcome = await deps.run(
-      host.host,
-      phaseCommand(plan, host, name),
-      secrets.stdin[role],
-      (line, stream) => (stream === "stdout" ? io.out : io.err)(`[${host.host.name}] ${line}`),
-    );
+    const outcome = await runPhase(deps.run, plan, host, name, secrets.stdin[role], io);
     const ok = outcome.code === 0;
     if (!ok) {
       io.err(
@@ -234,7 +229,7 @@ export async function rollout(
       }
       // The failed host's own script undid its switch, unless the connection was lost while
       // it ran on (detached): then its switch may have gone through, so it is reverted too.
-      const back = [...(result.outcome.sshError ? [app] : []), ...switched.reverse()];
+      const back = [...(result.outcome.sshError ? [app] : []), ...[...switched].reverse()];
       const summary = await revertAll(plan, secrets, io, deps.run, back, app);
       io.err(
         `rollout FAILED at ${app.host.name} after ${elapsed()}: ${back.length > 0 ? `went back to the previous version on ${back.map((h) => h.host.name).join(", ")}` : "no app host had switched"}; the database keeps this rollout's migrations (expand-only, as the old version runs on them)`,
@@ -260,6 +255,20 @@ export async function rollout(
   }
 }
 
+/** Runs one phase of a host's deploy script, each of its lines prefixed with the host's name. */
+function runPhase(
+  run: PhaseRunner,
+  plan: RolloutPlan,
+  host: FleetHostPlan,
+  phase: string,
+  stdin: string,
+  io: RolloutIo,
+): Promise<PhaseOutcome> {
+  return run(host.host, phaseCommand(plan, host, phase), stdin, (line, stream) =>
+    (stream === "stdout" ? io.out : io.err)(`[${host.host.name}] ${line}`),
+  );
+}
+
 /**
  * Sends the hosts in `back` to their previous version, newest switch first. A host whose switch
  * is still running (its lock is busy: the connection was lost, the deploy goes on detached) is
@@ -278,12 +287,7 @@ async function revertAll(
     const deadline = Date.now() + plan.revertWaitSeconds * 1000;
     for (;;) {
       io.out(`[${host.host.name}] revert: starting`);
-      const outcome = await run(
-        host.host,
-        phaseCommand(plan, host, "revert"),
-        secrets.stdin.app,
-        (line, stream) => (stream === "stdout" ? io.out : io.err)(`[${host.host.name}] ${line}`),
-      );
+      const outcome = await runPhase(run, plan, host, "revert", secrets.stdin.app, io);
       if (outcome.code === 0) {
         summary.push(`${host.host.name}: previous version`);
         break;
