@@ -1,9 +1,11 @@
 # shellcheck shell=bash
-# The deploy of one host of a fleet: app hosts with PostgreSQL and Redis on an accessories host
-# (deploy.accessories; docs/scaling.md). The rollout (src/deploy/fleet/rollout.ts) runs this
-# script once per phase and host, holding the stack's lock on the accessories host meanwhile:
-#   phase=database  on the accessories host: infra, backup, pull, migrate; once, before any
-#                   app host moves;
+# The deploy of one host of a fleet: app hosts with PostgreSQL and Redis on an accessories host,
+# or external (deploy.accessories; docs/scaling.md). The rollout (src/deploy/fleet/rollout.ts)
+# runs this script once per phase and host, holding the stack's lock on the accessories host
+# (with an external database, on the first app host) meanwhile:
+#   phase=database  on the accessories host: infra, backup, pull, migrate; with an external
+#                   database, on the first app host: preflight, pull, pg_dump (or none, with
+#                   backup: provider), migrate; once, before any app host moves;
 #   phase=switch    on each app host in turn: pull, start, health, switch, verify, watch; the
 #                   old version keeps running and stands by, recorded in $STATE_DIR/fleet-pending;
 #   phase=commit    on each app host once every one has switched: drain the old version, record;
