@@ -2,11 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import {
-  type DeployConfig,
-  type ExternalAccessories,
-  type HostAccessories,
-} from "../config/deploy";
+import type { DeployConfig, ExternalAccessories, HostAccessories } from "../config/deploy";
 import { hostValues } from "../config/host-values";
 
 /** The two slots the backend alternates between; one serves while the other takes the next version. */
