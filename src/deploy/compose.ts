@@ -184,15 +184,11 @@ export function renderFleetComposeFile(
 ): string {
   if (accessories.kind === "external") {
     // Every host is an app host; the app's REDIS_URL and DATABASE_URL come on stdin.
-    const infra: BackendInfra = { local: false };
-    const doc = {
-      services: {
-        proxy: proxyService(deploy),
-        [slotService("blue")]: backendService(deploy, "blue", infra),
-        [slotService("green")]: backendService(deploy, "green", infra),
-      },
-    };
-    return composeText(stack, "Compose project of an app host (external database)", doc);
+    return composeText(
+      stack,
+      "Compose project of an app host (external database)",
+      appHostProject(deploy, { local: false }),
+    );
   }
   const address = publishAddress(accessories.privateAddress);
   if (role === "database") {
@@ -213,14 +209,18 @@ export function renderFleetComposeFile(
     redisUrl: `redis://${address}:${accessories.redisPort}/0`,
     local: false,
   };
-  const doc = {
+  return composeText(stack, "Compose project of an app host", appHostProject(deploy, infra));
+}
+
+/** An app host's services: the proxy and the two backend slots, their database elsewhere. */
+function appHostProject(deploy: DeployConfig, infra: BackendInfra): Record<string, unknown> {
+  return {
     services: {
       proxy: proxyService(deploy),
       [slotService("blue")]: backendService(deploy, "blue", infra),
       [slotService("green")]: backendService(deploy, "green", infra),
     },
   };
-  return composeText(stack, "Compose project of an app host", doc);
 }
 
 /** YAML 1.1 quoting: docker-compose v1 parses with PyYAML, where a bare `yes` is a boolean. */

@@ -50,20 +50,30 @@ export function e2eDeployConfig(
       // it (it pushed the image), so the e2e passes it as a pipeline run would find it.
       digest: tag.digest,
     },
-    images: { postgres: h.images.postgres, redis: h.images.redis, proxy: h.images.proxy },
     proxy: { bindAddress: "127.0.0.1", port: proxyPort },
+    ...e2eHostSettings(h, 60),
+    app: { env: { APP_ENV: "e2e" } },
+    ...extra,
+  };
+}
+
+/**
+ * What every e2e stack sets the same way: the harness's locally built infrastructure images,
+ * short health timings (`healthTimeoutSeconds` the gate's limit), drain, stop and backup.
+ */
+export function e2eHostSettings(h: Harness, healthTimeoutSeconds: number) {
+  return {
+    images: { postgres: h.images.postgres, redis: h.images.redis, proxy: h.images.proxy },
     health: {
       intervalSeconds: 1,
       probeTimeoutSeconds: 2,
       retries: 3,
       startPeriodSeconds: 2,
-      timeoutSeconds: 60,
+      timeoutSeconds: healthTimeoutSeconds,
     },
     drainSeconds: 2,
     stopTimeoutSeconds: 10,
     backup: { keep: 5, minFreeMiB: 10 },
-    app: { env: { APP_ENV: "e2e" } },
-    ...extra,
   };
 }
 

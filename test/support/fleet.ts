@@ -7,7 +7,7 @@ import {
   REPO_ROOT,
   registryForHosts,
 } from "../harness";
-import { e2eSecrets } from "./e2e-config";
+import { e2eHostSettings, e2eSecrets } from "./e2e-config";
 import { renderFleet } from "./render";
 
 /** Where the fleet e2e and bench deploy on each host, and their compose project. */
@@ -43,18 +43,8 @@ export function fleetDeployConfig(
     // Without `db`: an external database (the secrets databaseUrl and redisUrl).
     accessories: db ? { host: db.name, privateAddress: db.address } : { external: true },
     image: { repository: `${registryForHosts(h)}/clicky/backend`, tag, digest: t.digest },
-    images: { postgres: h.images.postgres, redis: h.images.redis, proxy: h.images.proxy },
     proxy: { bindAddress: "0.0.0.0", port: FLEET_PROXY_PORT },
-    health: {
-      intervalSeconds: 1,
-      probeTimeoutSeconds: 2,
-      retries: 3,
-      startPeriodSeconds: 2,
-      timeoutSeconds: 30,
-    },
-    drainSeconds: 2,
-    stopTimeoutSeconds: 10,
-    backup: { keep: 5, minFreeMiB: 10 },
+    ...e2eHostSettings(h, 30),
     app: { env: { APP_ENV: "e2e-fleet" } },
     ...extra,
   };
