@@ -233,6 +233,15 @@ export const deployConfigSchema = z
     /** The one-off migration command, run in a container of the new image. */
     migrationCommand: z.array(z.string().min(1)).min(1).default(["alembic", "upgrade", "head"]),
     /**
+     * A one-off command of the new image that exits 0 when the database needs no migration
+     * (alembic 1.17.1 and later: `alembic current --check-heads`). Then the new version starts
+     * while the backup runs, and the commit waits for the backup instead; any other exit, or
+     * `[]`, keeps the order backup, migration, start.
+     */
+    migrationCheckCommand: z
+      .array(z.string().min(1))
+      .default(["alembic", "current", "--check-heads"]),
+    /**
      * The most seconds the migration may wait for a lock another session holds. While it
      * waits, every write of the serving version to that table queues behind it; past this the
      * deploy cancels the migration's statement (its transaction rolls back) and tries again.
@@ -395,12 +404,10 @@ export const deployConfigSchema = z
       if (reason) ctx.addIssue({ code: "custom", path, message: reason });
       declared.add(name);
     });
-    if (deploy.migrationCommand.some((word) => /[\n\0]/.test(word))) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["migrationCommand"],
-        message: "must not contain newlines",
-      });
+    for (const key of ["migrationCommand", "migrationCheckCommand"] as const) {
+      if (deploy[key].some((word) => /[\n\0]/.test(word))) {
+        ctx.addIssue({ code: "custom", path: [key], message: "must not contain newlines" });
+      }
     }
   });
 

@@ -26,6 +26,8 @@ export interface DeploySettings {
   readonly RELEASE_SHA256: readonly string[];
   readonly COMPOSE_PREFERENCE: DeployConfig["compose"];
   readonly MIGRATION_COMMAND: readonly string[];
+  /** Exits 0 when nothing is to migrate (empty: never asked). */
+  readonly MIGRATION_CHECK: readonly string[];
   readonly MIGRATION_LOCK_WAIT: number;
   readonly MIGRATION_ATTEMPTS: number;
   readonly MIGRATION_TIMEOUT: number;
@@ -98,6 +100,7 @@ export function deploySettings(input: DeployScriptInput): DeploySettings {
     ),
     COMPOSE_PREFERENCE: deploy.compose,
     MIGRATION_COMMAND: deploy.migrationCommand,
+    MIGRATION_CHECK: deploy.migrationCheckCommand,
     MIGRATION_LOCK_WAIT: deploy.migrationLockWaitSeconds,
     MIGRATION_ATTEMPTS: deploy.migrationAttempts,
     MIGRATION_TIMEOUT: deploy.migrationTimeoutSeconds,

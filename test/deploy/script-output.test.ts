@@ -106,7 +106,7 @@ describe("the first line of defence: nothing the script runs prints a secret", (
       "env of one compose call",
     ],
     [
-      /^ {2}if ! PGPASSWORD="\$\{SECRETS\[POSTGRES_PASSWORD\]\}" docker run .* -e PGPASSWORD .*>"\$TMP_DIR\/backup\.toc" 2>"\$TMP_DIR\/backup\.err"; then$/,
+      /^ {4}PGPASSWORD="\$\{SECRETS\[POSTGRES_PASSWORD\]\}" exec docker run .* -e PGPASSWORD .*"\$partial"$/,
       "env of pg_dump",
     ],
     [
@@ -351,7 +351,7 @@ exit 1
     assert.match(r.stderr, /ERROR: postgresql:\/\/clicky:\*\*\*@postgres:5432 refused/);
     assert.match(
       r.stderr,
-      /\ndeploy FAILED on web-1 \(stack staging\) at step infra: could not start postgres and redis\nno previous version was serving on this host\nbackup taken before this deploy: none \(the deploy stopped before the backup step\)\n$/,
+      /\ndeploy FAILED on web-1 \(stack staging\) at step infra: could not start postgres and redis\nno previous version was serving on this host\nbackup taken before this deploy: none \(the deploy stopped before its backup was complete\)\n$/,
     );
     assertNoSecret(error, LEAKS, "the provider's error");
     assert.ok(error.length < 8192, `the error is ${error.length} bytes`);

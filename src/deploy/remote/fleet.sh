@@ -281,6 +281,8 @@ fleet_database() {
   start_pull
   run_step fleet_infra
   run_step backup
+  # The app hosts switch later, in their own phase: the dump is kept before the migration, always.
+  finish_backup
   run_step pull
   # The migration's one-off container is the compose service backend-migrate.
   NEW_SLOT=migrate
@@ -368,7 +370,7 @@ fleet_main() {
   STEP=stdin FAIL_REASON='' FAILED_COMMAND='' FAILED_LINE=''
   LOCKED=0 LOCK_BUSY=0 COMMITTED=0
   BACKUP_PATH='' OLD_SLOT='' OLD_IMAGE='' OLD_CID='' NEW_SLOT='' NEW_CID='' NEW_ADDR='' OLD_ADDR='' SERVING_SLOT='' FINGERPRINT=''
-  TMP_DIR='' HEADERS_FILE='' PROXY_CID='' PROXY_CHECK_DIR='' PULL_PID='' BACKUP_CONTAINER='' BACKUP_PARTIAL=''
+  TMP_DIR='' HEADERS_FILE='' PROXY_CID='' PROXY_CHECK_DIR='' PULL_PID='' BACKUP_CONTAINER='' BACKUP_PARTIAL='' BACKUP_PID='' BACKUP_TARGET='' BACKUP_T0=0 BACKUP_ERROR=''
   MIGRATION_CONTAINER='' MIGRATION_VERDICT='' MIGRATION_RC=0 LOCK_HOLDERS='' PG_CID='' PENDING_IMAGE=''
   ROTATION=0 ROTATION_BRIDGE='' ROTATION_VERIFIER=''
   COMPOSE=()

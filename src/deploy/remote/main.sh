@@ -13,13 +13,15 @@ readonly STEPS=(lock preflight infra backup pull migrate start health switch ver
 
 # Every setting the preamble must write (src/deploy/settings.ts); a test holds the two together.
 require_settings() {
-  local name
-  for name in STACK HOST_NAME APP_DIR PROJECT RELEASE RELEASE_SHA256 COMPOSE_PREFERENCE MIGRATION_COMMAND \
+  local name arrays
+  arrays="$(compgen -A arrayvar | tr '\n' ' ')"
+  for name in STACK HOST_NAME APP_DIR PROJECT RELEASE RELEASE_SHA256 COMPOSE_PREFERENCE MIGRATION_COMMAND MIGRATION_CHECK \
     MIGRATION_LOCK_WAIT MIGRATION_ATTEMPTS MIGRATION_TIMEOUT \
     DB_NAME DB_USER BACKUP_KEEP BACKUP_MIN_FREE_MIB BACKUP_COMPRESSION VERIFY_PATHS VERIFY_PROBE PROXY_URL \
     APP_PORT HEALTH_TIMEOUT HEALTH_RETRIES HEALTH_PROBE WATCH_SECONDS DRAIN_SECONDS STOP_TIMEOUT \
     POSTGRES_IMAGE REDIS_IMAGE PROXY_IMAGE PROXY_GLOBALS STDIN_KEYS REQUIRED_STDIN_KEYS MASKED_KEYS APP_SECRETS; do
-    if [[ ! -v $name ]]; then
+    # An empty array (MIGRATION_CHECK=()) is declared, though -v sees no element.
+    if [[ ! -v $name && " $arrays " != *" $name "* ]]; then
       printf 'deploy: setting %s is missing from the preamble; nothing was changed\n' "$name" >&2
       exit "$USAGE_EXIT"
     fi
@@ -142,7 +144,7 @@ on_exit() {
       report "no previous version was serving on this host"
     fi
     if ((!LOCK_BUSY)); then
-      report "backup taken before this deploy: ${BACKUP_PATH:-none (the deploy stopped before the backup step)}"
+      report "backup taken before this deploy: ${BACKUP_PATH:-none (the deploy stopped before its backup was complete)}"
     fi
   fi
   if [[ -n $PROXY_CHECK_DIR ]]; then rm -rf "$PROXY_CHECK_DIR"; fi
@@ -168,7 +170,7 @@ main() {
   STEP=stdin FAIL_REASON='' FAILED_COMMAND='' FAILED_LINE=''
   LOCKED=0 LOCK_BUSY=0 COMMITTED=0
   BACKUP_PATH='' OLD_SLOT='' OLD_IMAGE='' OLD_CID='' NEW_SLOT='' NEW_CID='' NEW_ADDR='' OLD_ADDR='' SERVING_SLOT='' FINGERPRINT=''
-  TMP_DIR='' HEADERS_FILE='' PROXY_CID='' PROXY_CHECK_DIR='' PULL_PID='' BACKUP_CONTAINER='' BACKUP_PARTIAL=''
+  TMP_DIR='' HEADERS_FILE='' PROXY_CID='' PROXY_CHECK_DIR='' PULL_PID='' BACKUP_CONTAINER='' BACKUP_PARTIAL='' BACKUP_PID='' BACKUP_TARGET='' BACKUP_T0=0 BACKUP_ERROR=''
   MIGRATION_CONTAINER='' MIGRATION_VERDICT='' MIGRATION_RC=0 LOCK_HOLDERS='' PG_CID=''
   ROTATION=0 ROTATION_BRIDGE='' ROTATION_VERIFIER=''
   COMPOSE=()

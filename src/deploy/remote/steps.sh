@@ -358,29 +358,64 @@ end_rotation_bridge() {
 }
 
 # --- backup: pg_dump in a throwaway container of PostgreSQL's image, verified with
-# pg_restore --list, then the oldest dumps beyond BACKUP_KEEP go.
+# pg_restore --list, then the oldest dumps beyond BACKUP_KEEP go. The dump runs in the
+# background (BACKUP_PID) and finish_backup waits for it: before the migration when one is
+# pending (step_migrate), else before the commit (step_watch), so that a deploy with nothing to
+# migrate starts, checks and switches to the new version while the dump runs. pg_dump reads one
+# snapshot, taken as it starts; no traffic moves until its container runs.
 step_backup() {
   STEP=backup
-  local stamp target partial pg_cid pg_image t0
-  t0="$(now_ms)"
+  local stamp partial pg_cid pg_image
+  BACKUP_T0="$(now_ms)"
   stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-  target="$BACKUP_DIR/$STACK-$stamp-$IMAGE_TAG.dump"
-  partial="${target##*/}.partial"
+  BACKUP_TARGET="$BACKUP_DIR/$STACK-$stamp-$IMAGE_TAG.dump"
+  partial="${BACKUP_TARGET##*/}.partial"
   pg_cid="$(container_of postgres)"
   pg_image="$(docker inspect -f '{{.Image}}' "$pg_cid")"
   # Named, so that a deploy stopped meanwhile removes it and its partial file.
   BACKUP_CONTAINER="$PROJECT-backup-$$"
   BACKUP_PARTIAL="$BACKUP_DIR/$partial"
   on_failure undo_backup
+  # The lock's descriptor is closed, so a dump that outlives a killed deploy never holds it.
   # shellcheck disable=SC2016 # the command line runs in the dump's container
-  if ! PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" docker run --rm --name "$BACKUP_CONTAINER" --network "container:$pg_cid" --user "$(id -u):$(id -g)" -e PGPASSWORD -v "$BACKUP_DIR:/backups" --entrypoint sh "$pg_image" -c 'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fc -Z "$3" -f "/backups/$4" && pg_restore --list "/backups/$4"' sh "$DB_USER" "$DB_NAME" "$BACKUP_COMPRESSION" "$partial" >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err"; then
-    fail "pg_dump of $DB_NAME failed: $(tail -n 1 "$TMP_DIR/backup.err")"
+  (
+    exec 9>&-
+    PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" exec docker run --rm --name "$BACKUP_CONTAINER" --network "container:$pg_cid" --user "$(id -u):$(id -g)" -e PGPASSWORD -v "$BACKUP_DIR:/backups" --entrypoint sh "$pg_image" -c 'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fc -Z "$3" -f "/backups/$4" && pg_restore --list "/backups/$4"' sh "$DB_USER" "$DB_NAME" "$BACKUP_COMPRESSION" "$partial"
+  ) >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err" &
+  BACKUP_PID=$!
+  log "dumping $DB_NAME to ${BACKUP_TARGET##*/}"
+}
+
+# Waits for the dump step_backup started, checks it and keeps it (a no-op once done). Its
+# time on the deploy's critical path is `backup_wait` in the timings.
+finish_backup() {
+  [[ -n $BACKUP_PID ]] || return 0
+  local step=$STEP t0
+  STEP=backup
+  t0="$(now_ms)"
+  keep_dump || fail "$BACKUP_ERROR"
+  TIMINGS+=("backup_wait $(seconds_of "$(($(now_ms) - t0))") s")
+  STEP=$step
+}
+
+# Waits for the dump, checks it, keeps it and prunes the oldest; returns 1 with BACKUP_ERROR
+# when the dump failed or does not read back.
+keep_dump() {
+  local rc=0
+  wait "$BACKUP_PID" || rc=$?
+  BACKUP_PID=''
+  if ((rc != 0)); then
+    BACKUP_ERROR="pg_dump of $DB_NAME failed: $(tail -n 1 "$TMP_DIR/backup.err")"
+    return 1
   fi
-  grep -q "dbname: $DB_NAME" "$TMP_DIR/backup.toc" || fail "the dump does not read back as database $DB_NAME with pg_restore --list"
-  mv -f "$BACKUP_PARTIAL" "$target"
+  if ! grep -q "dbname: $DB_NAME" "$TMP_DIR/backup.toc"; then
+    BACKUP_ERROR="the dump does not read back as database $DB_NAME with pg_restore --list"
+    return 1
+  fi
+  mv -f "$BACKUP_PARTIAL" "$BACKUP_TARGET"
   BACKUP_CONTAINER='' BACKUP_PARTIAL=''
-  BACKUP_PATH=$target
-  log "database saved to $BACKUP_PATH ($(du -k "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$(($(now_ms) - t0))") s, verified with pg_restore --list)"
+  BACKUP_PATH=$BACKUP_TARGET
+  log "database saved to $BACKUP_PATH ($(du -k "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$(($(now_ms) - BACKUP_T0))") s, verified with pg_restore --list)"
   # Retention: the newest BACKUP_KEEP dumps of this stack (names sort by time).
   local -a dumps
   local i
@@ -393,10 +428,15 @@ step_backup() {
   done
 }
 
-# A dump stopped halfway: its container and its partial file go.
+# On failure: a dump that has finished is kept all the same (it cost its time, and the next
+# deploy starts from it); one still running is stopped, its container and partial file go, so
+# that putting the old version back never waits for it.
 undo_backup() {
+  if [[ -n $BACKUP_PID ]] && ! kill -0 "$BACKUP_PID" 2>/dev/null && keep_dump; then return 0; fi
   if [[ -n $BACKUP_CONTAINER ]]; then
     docker rm -f "$BACKUP_CONTAINER" >/dev/null 2>&1
+    if [[ -n $BACKUP_PID ]]; then wait "$BACKUP_PID" 2>/dev/null; fi
+    BACKUP_PID=''
     rm -f "$BACKUP_PARTIAL"
   fi
 }
@@ -466,10 +506,12 @@ step_migrate() {
   STEP=migrate
   remove_leftover_migrations
   if [[ $MIGRATE != 1 ]]; then
-    log "skipped: deploy.migrate is false"
+    log "skipped: deploy.migrate is false${BACKUP_PID:+; the new version starts while the backup runs}"
     return 0
   fi
   remove_slot "$NEW_SLOT"
+  if [[ -n $BACKUP_PID ]] && ! migration_pending; then return 0; fi
+  finish_backup
   on_failure undo_migrate
   local attempt t0
   for ((attempt = 1; ; attempt++)); do
@@ -502,6 +544,23 @@ step_migrate() {
         ;;
     esac
   done
+}
+
+# Whether the database needs the migration: MIGRATION_CHECK in a one-off container of the new
+# image; its exit 0 says no. Anything else (a pending migration, an older alembic without
+# --check-heads, no check configured) says yes, so the backup comes first.
+migration_pending() {
+  if ((${#MIGRATION_CHECK[@]} == 0)); then return 0; fi
+  local rc=0 t0
+  t0="$(now_ms)"
+  with_app_env timeout 120 "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_FILE" run --rm --no-deps -T --name "$PROJECT-migcheck-$$" "backend-$NEW_SLOT" "${MIGRATION_CHECK[@]}" >"$TMP_DIR/migcheck.out" 2>&1 </dev/null || rc=$?
+  if ((rc == 0)); then
+    log "nothing to migrate (${MIGRATION_CHECK[*]} exited 0 in $(seconds_of "$(($(now_ms) - t0))") s): the new version starts while the backup runs"
+    return 1
+  fi
+  log "${MIGRATION_CHECK[*]} exited $rc ($(grep -v '^$' "$TMP_DIR/migcheck.out" | tail -n 1 | cut -c 1-200)): waiting for the backup, then migrating"
+  docker rm -f "$PROJECT-migcheck-$$" >/dev/null 2>&1 || true
+  return 0
 }
 
 # A migration run this deploy could not see to its end: its sessions end (so its transaction
@@ -752,10 +811,12 @@ step_verify() {
 # --- watch: the new version serves, the old one still runs. If the new one exits, restarts,
 # turns unhealthy or fails its own probe HEALTH_RETRIES times in a row (probed every second,
 # as strict as Docker's verdict at a faster cadence), the undos put the previous proxy
-# configuration back (traffic returns to the old version) and remove it.
+# configuration back (traffic returns to the old version) and remove it. A backup still
+# running extends the watch until it is kept (finish_backup); a failed one is a failure here.
 step_watch() {
   STEP=watch
   if [[ -z $OLD_SLOT ]] || ((WATCH_SECONDS == 0)); then
+    finish_backup
     commit
     log "skipped: ${OLD_SLOT:+deploy.watchSeconds is 0}${OLD_SLOT:-no previous version to go back to}"
     return 0
@@ -791,11 +852,15 @@ step_watch() {
     fi
     ((misses < HEALTH_RETRIES)) || fail "backend-$NEW_SLOT failed its health probe $misses times in a row, $elapsed s after the switch"
     left=$((WATCH_SECONDS * 1000 - ($(now_ms) - t0)))
-    ((left > 0)) || break
+    if ((left <= 0)); then
+      if [[ -z $BACKUP_PID ]] || ! kill -0 "$BACKUP_PID" 2>/dev/null; then break; fi
+      left=1000
+    fi
     sleep "$(seconds_of "$((left < 1000 ? left : 1000))")"
   done
+  finish_backup
   commit
-  log "backend-$NEW_SLOT stayed up for $WATCH_SECONDS s"
+  log "backend-$NEW_SLOT stayed up for $(seconds_of "$(($(now_ms) - t0))") s"
 }
 
 # --- drain: the old slot stops standing by (the routing file names the new one only), then it

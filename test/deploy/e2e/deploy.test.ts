@@ -402,6 +402,17 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
       "v1 was stopped and removed",
     );
     assert.equal((await stateOf("previous")).tag, "v1");
+    // A migration is pending: the dump is kept before it runs, and before v2 starts.
+    assert.match(
+      d.result.stdout,
+      /migrate: alembic current --check-heads exited 1 \(.*Database is not on all head revisions\): waiting for the backup, then migrating/,
+    );
+    const out = d.result.stdout;
+    assert.ok(
+      out.indexOf("database saved to") < out.indexOf("running alembic upgrade head") &&
+        out.indexOf("running alembic upgrade head") < out.indexOf("start: started backend-green"),
+      out,
+    );
 
     const backup = backupPathIn(d.result.stdout);
     assert.match(backup, /\/backups\/staging-\d{8}T\d{6}Z-v2\.dump$/);
@@ -431,6 +442,11 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
     const d = await deploy("(c) v3, health never passes", "v3", { extra: { health } });
     const counted = await traffic.stop();
     assert.equal(d.result.code, 1, output(d));
+    // v3 has v2's migrations: nothing to migrate, so v3 started while the dump ran.
+    assert.match(
+      d.result.stdout,
+      /migrate: nothing to migrate \(alembic current --check-heads exited 0 in [\d.]+ s\): the new version starts while the backup runs/,
+    );
     const error = reportsFailure(d, "health");
     assert.match(
       error,
@@ -570,7 +586,12 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
         `pull: ${h.registry.address.replace(/\./g, "\\.")}/clicky/backend@sha256:[0-9a-f]{64} is already on this host`,
       ),
     );
-    assert.match(d.result.stdout, /migrate: skipped: deploy\.migrate is false/);
+    assert.match(
+      d.result.stdout,
+      /migrate: skipped: deploy\.migrate is false; the new version starts while the backup runs/,
+    );
+    // The dump ran beside v1's start; the commit waited for it (its wait is in the timings).
+    assert.match(d.result.stdout, /timings: .*backup_wait [\d.]+ s/);
     assert.deepEqual(await serving(), { version: "v1", slot: "green" });
     assert.equal((await stateOf("previous")).tag, "v2");
     assert.equal((await stateOf("current")).tag, "v1");

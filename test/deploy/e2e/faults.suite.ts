@@ -940,4 +940,60 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     assert.equal(again.result.code, 0, output(again));
     assert.match(again.result.stdout, /nothing to do/);
   });
+  test("(11) a dump that fails after the switch (nothing to migrate, so the new version started beside it): traffic goes back, no partial dump is left", async () => {
+    const before = await currentTag();
+    const kept = await backups();
+    // A session holds a lock that pg_dump needs, so the dump is still running when the new
+    // version serves; once the watch has begun, the dump's container is killed.
+    const pg = await container("postgres");
+    await sql("CREATE TABLE fault_dump_block (id int)");
+    const holder = psqlInContainer(
+      pg,
+      "BEGIN; LOCK TABLE fault_dump_block IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;",
+      { timeoutMs: 150_000 },
+    ).catch((err: unknown) => err);
+    const host = await render(
+      before,
+      { app: { env: { APP_ENV: "e2e", FAULT_SCENARIO: "11" } } },
+      undefined,
+      { postgresPassword: ROTATED_PASSWORD },
+    );
+    await prepareAndCopy(h, host);
+    const traffic = await load();
+    let killed: Promise<CommandResult> | undefined;
+    const r = await run(host, undefined, (chunk) => {
+      if (killed || !/watch: watching backend-/.test(chunk)) return;
+      killed = runLocal("docker", ["ps", "-q", "--filter", `name=${PROJECT}-backup-`]).then((ps) =>
+        runLocal("docker", ["kill", ...ps.stdout.trim().split("\n")]),
+      );
+    });
+    const kill = await killed;
+    const counted = await traffic.stop();
+    await sql(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE fault_dump_block%' AND pid <> pg_backend_pid()",
+    );
+    await holder;
+    await sql("DROP TABLE fault_dump_block");
+    timings.push(
+      `(11) dump killed after the switch: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`,
+    );
+    assert.equal(kill?.code, 0, `the dump's container was killed: ${kill?.stderr}`);
+    assert.match(
+      r.result.stdout,
+      /migrate: nothing to migrate \(alembic current --check-heads exited 0 in [\d.]+ s\)/,
+    );
+    failedAt(r, "backup", /at step backup: pg_dump of clicky_db failed/);
+    assert.match(r.result.stdout, /switch: the proxy sends traffic to backend-/);
+    assert.match(r.result.stdout, /undo: traffic is back on backend-/);
+    assert.match(
+      r.result.stderr,
+      /backup taken before this deploy: none \(the deploy stopped before its backup was complete\)/,
+    );
+    noRequestFailed("(11) during the deploy whose dump failed", counted, [before]);
+    assert.equal(await currentTag(), before);
+    assert.equal(await serving(), before);
+    assert.deepEqual(await backups(), kept, "no dump and no partial file was added");
+    await writeRow("after (11)");
+    await rowsIntact();
+  });
 });
