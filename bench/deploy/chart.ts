@@ -387,3 +387,87 @@ function round(value: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** One line of the cost chart: a procedure's median wall time per database size. */
+export interface CostSeries {
+  readonly name: string;
+  /** A CSS color for its line and points. */
+  readonly color: string;
+  /** Dashed, for the floor. */
+  readonly dashed?: boolean;
+  readonly points: readonly { readonly gib: number; readonly seconds: number }[];
+}
+
+/** Text the cost chart shows; tests look for it in the SVG. */
+export const COST_CHART_TEXT = {
+  xAxis: "Database size (GiB)",
+  yAxis: "Wall time, start to done (s)",
+} as const;
+
+/**
+ * The cost chart's Vega-Lite spec: wall time against the database's size, a line with points
+ * per procedure, the floor dashed; the legend names each line.
+ */
+export function costChartSpec(title: string, series: readonly CostSeries[]): TopLevelSpec {
+  const values = series.flatMap((s) =>
+    s.points.map((p) => ({
+      procedure: s.name,
+      dashed: s.dashed ?? false,
+      gib: round(p.gib, 3),
+      seconds: round(p.seconds, 2),
+    })),
+  );
+  const color = {
+    field: "procedure",
+    type: "nominal",
+    scale: { domain: series.map((s) => s.name), range: series.map((s) => s.color) },
+    legend: { title: null, orient: "bottom", columns: 2, labelFontSize: 11, labelLimit: 400 },
+  } as const;
+  const x = {
+    field: "gib",
+    type: "quantitative",
+    title: COST_CHART_TEXT.xAxis,
+    scale: { zero: true },
+  } as const;
+  const y = {
+    field: "seconds",
+    type: "quantitative" as const,
+    title: COST_CHART_TEXT.yAxis,
+    scale: { zero: true },
+    axis: { gridDash: [2, 3], gridColor: "#dddddd" },
+  };
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: {
+      text: title,
+      subtitle:
+        "Median wall time per database size; the floor dashed. Points alone: a larger image.",
+      anchor: "start",
+      fontSize: 16,
+      subtitleFontSize: 12,
+      subtitleColor: MUTED,
+      offset: 12,
+    },
+    config: {
+      font: "Helvetica, Arial, sans-serif",
+      view: { stroke: null },
+      axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: "normal", titleColor: INK },
+    },
+    width: PLOT_WIDTH * 0.75,
+    height: 320,
+    data: { values },
+    layer: [
+      {
+        transform: [{ filter: "!datum.dashed" }],
+        mark: { type: "line", strokeWidth: 2 },
+        encoding: { x, y, color },
+      },
+      {
+        transform: [{ filter: "datum.dashed" }],
+        mark: { type: "line", strokeWidth: 2, strokeDash: [6, 4] },
+        encoding: { x, y, color },
+      },
+      { mark: { type: "point", filled: true, size: 50 }, encoding: { x, y, color } },
+    ],
+  };
+}

@@ -1,20 +1,24 @@
 /**
- * `npm run bench:deploy`: our deploy against the spec's procedure, on the e2e harness (real
- * OpenSSH, Docker engine, registry, PostgreSQL), under a steady HTTP load, with a database of
- * at least 1 GiB. Per run: the spec's procedure (baseline) from v1 to v2; our deploy from v1
- * to v2 with a migration; our deploy of a version that never gets healthy (v3); our rollback
- * to v1. It prints the table of medians, writes the run's record (bench/results/<UTC time>.json:
- * settings, machine, software, every measurement and every request) and renders
- * docs/benchmarks.md and its chart from that record (publish.ts), as `npm run bench:report`
- * does from any record.
+ * `npm run bench:deploy`: our deploy against the floor of an upgrade, the spec's procedure (as
+ * written, and with its `sleep 10` replaced by a poll) and the peer (docker-rollout), on the
+ * e2e harness (real OpenSSH, Docker engine, registry, PostgreSQL), under reads and acknowledged
+ * writes, at several database sizes and two image sizes.
+ *
+ * Per database size (each database grown to it, smallest first) and per run: the floor
+ * (floor.ts); the spec's procedure v1 to v2, and its fair variant; our upgrade v1 to v2 with a
+ * migration, our deploy of a version that never gets healthy (v3), our rollback to v1; the
+ * peer's upgrade and failed deploy. At the smallest size, per larger image: the floor and the
+ * upgrades again, with a v2 image that carries an extra incompressible layer, removed from the
+ * host's engine before each so that the pull is real. It prints the tables and the targets,
+ * writes the run's record (bench/results/<UTC time>.json) and renders docs/benchmarks.md and
+ * its charts from that record (publish.ts), as `npm run bench:report` does from any record.
  *
  * Needs what the e2e needs (root, Docker; test/harness/provision.sh sets it up), installs
- * nothing. Options: `npm run bench:deploy -- --help`.
+ * nothing. Progress goes to stderr, results to stdout. Options: `npm run bench:deploy -- --help`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { performance } from "node:perf_hooks";
 import { downgradeCommands } from "../../src/deploy/runbooks";
 import { E2E_COMPOSE_COMMAND, e2eDeployConfig, e2eSecrets } from "../../test/support/e2e-config";
 import { type RenderedHost, renderStack } from "../../test/support/render";
@@ -27,56 +31,98 @@ import {
   freePort,
   type Harness,
   harnessAvailability,
-  type LoadSample,
   prepareAndCopy,
   psqlInContainer,
   REPO_ROOT,
   runLocal,
   runOverSsh,
-  startLoad,
   waitForHttp,
 } from "../../test/harness";
 import {
+  type BaselineHealthCheck,
   type BaselineProject,
   baselineComposeFile,
   baselineEnv,
   baselineLogin,
+  baselineMigrate,
   baselineProcedure,
   baselineSetVersion,
+  baselineSteps,
   baselineUp,
 } from "./baseline";
+import { median } from "./cost";
+import { floorScript, parseFloorOutput } from "./floor";
+import {
+  LOAD_KEEP_ALIVE,
+  type OnOutput,
+  POST_ROLL_MS,
+  PRE_ROLL_MS,
+  REQUEST_TIMEOUT_MS,
+  scriptSteps,
+  underLoad,
+} from "./load";
 import { BENCH_USAGE, type BenchOptions, parseBenchArgs, UsageError } from "./options";
 import { measureProbe } from "./probe";
 import { recordName, writeReport } from "./publish";
 import {
   type BenchRecord,
+  type Floor,
   type Measurement,
   parseRecord,
   RECORD_KIND,
+  RECORD_VERSION,
   recordFileName,
-  type Samples,
-  type ScenarioId,
+  type SizeStep,
   serializeRecord,
 } from "./record";
-import { median, resultsTable, SCENARIOS, summarizeScenarios, targets } from "./report";
+import { costTable, floorTable, runLine, scenarioTitle } from "./report";
+import { targetLine, targets } from "./targets";
 
-/** Every other request on a reused keep-alive connection, as mobile apps and HTTP libraries send them. */
-const LOAD_KEEP_ALIVE = "mixed";
-const PRE_ROLL_MS = 2000;
-const POST_ROLL_MS = 2000;
 /** Previews measured with and without the host probe. */
 const PROBE_RUNS = 15;
+/** Our stack's `deploy.health.timeoutSeconds`: the failed-health target is this + 5 s. */
+const HEALTH_TIMEOUT_SECONDS = 20;
+const APP_PORT = 8000;
 
 const OURS_DIR = "/home/deploy/clicky-bench-ours";
 const OURS_PROJECT = "clickybenchours";
 const BASE_DIR = "/home/deploy/clicky-bench-baseline";
 const BASE_PROJECT = "clickybenchbase";
+const PEER_DIR = "/home/deploy/clicky-bench-peer";
+const PEER_PROJECT = "clickybenchpeer";
 
-function say(text: string): void {
-  console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}`);
+/** The peer's project on the host, as bench/deploy/peer.ts takes it. */
+interface PeerProject {
+  readonly dir: string;
+  readonly project: string;
+  readonly port: number;
+  readonly images: {
+    readonly backend: string;
+    readonly postgres: string;
+    readonly redis: string;
+    readonly proxy: string;
+  };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** bench/deploy/peer.ts: the peer (docker-rollout) set up, deployed and removed. */
+interface PeerModule {
+  setUpPeer(h: Harness, p: PeerProject, version: string): Promise<void>;
+  peerDeployCommand(p: PeerProject, version: string): string;
+  cleanupPeer(h: Harness, p: PeerProject): Promise<void>;
+}
+
+/**
+ * The peer's module, loaded only when the peer runs (`--no-peer` runs without it). The path is
+ * a variable so that the bench builds whether or not the module is there yet.
+ */
+async function loadPeer(): Promise<PeerModule> {
+  const file = "./peer";
+  return (await import(file)) as PeerModule;
+}
+
+function say(text: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+}
 
 async function must(what: string, r: Promise<CommandResult>): Promise<string> {
   const done = await r;
@@ -86,23 +132,43 @@ async function must(what: string, r: Promise<CommandResult>): Promise<string> {
   return done.stdout;
 }
 
+/** A version of the backend as the registry has it. */
+interface BackendImage {
+  readonly tag: string;
+  readonly digest: string;
+  /** `repository@sha256:...` */
+  readonly pinned: string;
+  /** MB of incompressible layer on top of v2; 0 for the harness's own tags. */
+  readonly imageMb: number;
+}
+
 interface Bench {
   readonly h: Harness;
+  readonly options: BenchOptions;
   readonly oursPort: number;
   readonly baseline: BaselineProject;
+  readonly peer: PeerProject | null;
+  readonly peerModule: PeerModule | null;
+}
+
+function harnessImage(h: Harness, tag: string): BackendImage {
+  const t = h.images.backend.tags[tag];
+  if (!t) throw new Error(`the harness has no backend tag ${tag}`);
+  return { tag, digest: t.digest, pinned: t.pinned, imageMb: 0 };
 }
 
 /** Our stack's `deploy` section for the bench's host: defaults, except where the harness differs. */
-function oursDeploySection(b: Bench, tag: string, extra: Record<string, unknown> = {}) {
-  const harnessConfig = e2eDeployConfig(b.h, b.oursPort, { tag });
+function oursDeploySection(b: Bench, image: BackendImage, extra: Record<string, unknown> = {}) {
+  const harnessConfig = e2eDeployConfig(b.h, b.oursPort, { tag: "v1" });
   return {
     deploy: {
       appDir: OURS_DIR,
       composeProject: OURS_PROJECT,
       hosts: [{ ...(harnessConfig.hosts as Record<string, unknown>[])[0], name: "bench" }],
-      image: harnessConfig.image,
+      image: { repository: b.h.images.backend.repository, tag: image.tag, digest: image.digest },
       images: harnessConfig.images,
       proxy: harnessConfig.proxy,
+      health: { timeoutSeconds: HEALTH_TIMEOUT_SECONDS },
       app: { env: { APP_ENV: "bench" } },
       ...extra,
     },
@@ -110,8 +176,8 @@ function oursDeploySection(b: Bench, tag: string, extra: Record<string, unknown>
 }
 
 /** Our program's registrations for one deploy. */
-async function renderOurs(b: Bench, tag: string, extra: Record<string, unknown> = {}) {
-  const { deploy } = oursDeploySection(b, tag, extra);
+async function renderOurs(b: Bench, image: BackendImage, extra: Record<string, unknown> = {}) {
+  const { deploy } = oursDeploySection(b, image, extra);
   const rendered = await renderStack({ deploy, secrets: e2eSecrets(b.h) });
   if (rendered.run.error) throw new Error(String(rendered.run.error));
   const host = rendered.hosts[0];
@@ -120,11 +186,7 @@ async function renderOurs(b: Bench, tag: string, extra: Record<string, unknown> 
 }
 
 /** Prepare, copies and the deploy script, in Pulumi's order, over SSH. */
-async function runOurs(
-  b: Bench,
-  host: RenderedHost,
-  onOutput?: (chunk: string, stream: "stdout" | "stderr") => void,
-): Promise<CommandResult> {
+async function runOurs(b: Bench, host: RenderedHost, onOutput?: OnOutput): Promise<CommandResult> {
   await prepareAndCopy(b.h, host);
   return runOverSsh(b.h, host.script, {
     stdin: host.stdin,
@@ -133,23 +195,28 @@ async function runOurs(
   });
 }
 
-async function postgresOf(project: string): Promise<string> {
+async function postgresOf(project: string): Promise<string | null> {
   const [name] = await composeContainers(project, "postgres");
+  return name ?? null;
+}
+
+async function mustPostgres(project: string): Promise<string> {
+  const name = await postgresOf(project);
   if (!name) throw new Error(`${project} has no postgres container`);
   return name;
 }
 
-/** psql in a container, with room for the bench's long statements (filling 1 GiB). */
+/** psql in a container, with room for the bench's long statements (filling GiBs). */
 function psql(container: string, sql: string): Promise<string> {
   return psqlInContainer(container, sql, { timeoutMs: 30 * 60_000 });
 }
 
 /**
- * Fills a table with pseudo-random text (md5 hex, which compresses about as well as real
- * application data; no repeated strings that would flatter compression) until the database is
- * at least `gib` GiB, and returns its size in bytes.
+ * Grows a database with pseudo-random text (md5 hex, which compresses about as well as real
+ * application data; no repeated strings that would flatter compression) until it is at least
+ * `gib` GiB, and returns its size in bytes.
  */
-async function fillDatabase(container: string, gib: number): Promise<number> {
+async function fillDatabase(label: string, container: string, gib: number): Promise<number> {
   await psql(
     container,
     "CREATE TABLE IF NOT EXISTS bench_payload (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, owner text NOT NULL, payload text NOT NULL)",
@@ -157,18 +224,20 @@ async function fillDatabase(container: string, gib: number): Promise<number> {
   const size = async () =>
     Number(await psql(container, "SELECT pg_database_size(current_database())"));
   let bytes = await size();
+  const chunk = Math.max(2000, Math.min(500_000, Math.round((gib * 2 ** 30) / 250 / 4)));
   while (bytes < gib * 2 ** 30) {
     await psql(
       container,
-      `INSERT INTO bench_payload SELECT g, now() - g * interval '1 second', 'user-' || (g % 100000), md5(g::text) || md5((g + 1)::text) || md5((g * 3)::text) || md5((g * 7)::text) || md5((g * 11)::text) || md5((g * 13)::text) FROM generate_series(coalesce((SELECT max(id) FROM bench_payload), 0) + 1, coalesce((SELECT max(id) FROM bench_payload), 0) + 500000) g`,
+      `INSERT INTO bench_payload SELECT g, now() - g * interval '1 second', 'user-' || (g % 100000), md5(g::text) || md5((g + 1)::text) || md5((g * 3)::text) || md5((g * 7)::text) || md5((g * 11)::text) || md5((g * 13)::text) FROM generate_series(coalesce((SELECT max(id) FROM bench_payload), 0) + 1, coalesce((SELECT max(id) FROM bench_payload), 0) + ${chunk}) g`,
     );
     bytes = await size();
+    say(`  ${label}: ${(bytes / 2 ** 30).toFixed(3)} of ${gib} GiB`);
   }
   await psql(container, "VACUUM ANALYZE bench_payload");
   return size();
 }
 
-/** The spec-shaped project, on v1, its images in the registry like the backend's. */
+/** The spec-shaped project, on v1 with the app's tables, its images in the registry like the backend's. */
 async function setUpBaseline(b: Bench): Promise<void> {
   const { h, baseline } = b;
   await cleanupProject(h, baseline.dir, baseline.project);
@@ -185,6 +254,19 @@ async function setUpBaseline(b: Bench): Promise<void> {
   );
   await must("baseline first up", runOverSsh(h, baselineUp(baseline), { timeoutMs: 10 * 60_000 }));
   await waitForHttp(`http://127.0.0.1:${baseline.port}/health`, { timeoutMs: 120_000 });
+  await must("baseline tables", runOverSsh(h, baselineMigrate(baseline)));
+}
+
+/** The baseline back on v1 (not measured). */
+async function baselineBackToV1(b: Bench): Promise<void> {
+  await must("baseline to v1", runOverSsh(b.h, baselineSetVersion(b.baseline, "v1")));
+  await must("baseline up v1", runOverSsh(b.h, baselineUp(b.baseline), { timeoutMs: 10 * 60_000 }));
+  await waitForHttp(`http://127.0.0.1:${b.baseline.port}/health`, { timeoutMs: 120_000 });
+}
+
+/** The Docker client config of the harness (its registry login) for pushes from this machine. */
+function dockerClientEnv(h: Harness): NodeJS.ProcessEnv {
+  return { ...process.env, DOCKER_CONFIG: path.join(h.stateDir, "docker-client") };
 }
 
 /**
@@ -192,7 +274,7 @@ async function setUpBaseline(b: Bench): Promise<void> {
  * that the spec's `docker compose pull` pulls every service of the project, as on a real host.
  */
 async function pushInfraImages(h: Harness): Promise<{ postgres: string; redis: string }> {
-  const env = { ...process.env, DOCKER_CONFIG: path.join(h.stateDir, "docker-client") };
+  const env = dockerClientEnv(h);
   const out = { postgres: "", redis: "" };
   for (const [name, local] of [
     ["postgres", h.images.postgres],
@@ -210,116 +292,249 @@ async function pushInfraImages(h: Harness): Promise<{ postgres: string; redis: s
 }
 
 /**
- * Runs one deploy under the load: the load starts, runs alone for a moment, the deploy runs,
- * the load goes on for a moment and stops. Every request of that window is counted.
+ * v2 with an extra layer of `mb` MB from /dev/urandom (incompressible: the pull moves every
+ * byte), pushed to the harness registry as `v2-plus<mb>mb` and removed from this engine.
  */
-async function underLoad(
-  url: string,
-  ratePerSecond: number,
-  scenario: ScenarioId,
-  run: number,
-  deploy: (
-    onOutput: (chunk: string, stream: "stdout" | "stderr") => void,
-  ) => Promise<CommandResult>,
-  expectExit: number,
-  milestones: readonly [RegExp, string][],
-): Promise<{ readonly measurement: Measurement; readonly output: CommandResult }> {
-  const synBefore = synRetransmits();
-  const loadStart = performance.now();
-  const load = startLoad({
-    url,
-    ratePerSecond,
-    durationMs: 10 * 60_000,
-    recordSamples: true,
-    maxInFlight: 1024,
-    keepAlive: LOAD_KEEP_ALIVE,
-  });
-  await sleep(PRE_ROLL_MS);
-  const marks: { atMs: number; label: string }[] = [];
-  let pending = "";
-  const onOutput = (chunk: string, stream: "stdout" | "stderr") => {
-    if (stream !== "stdout") return;
-    pending += chunk;
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) {
-      for (const [re, label] of milestones) {
-        if (re.test(line) && !marks.some((m) => m.label === label)) {
-          marks.push({ atMs: performance.now() - loadStart, label });
-        }
-      }
-    }
-  };
-  const startMs = performance.now() - loadStart;
-  const output = await deploy(onOutput);
-  const endMs = performance.now() - loadStart;
-  await sleep(POST_ROLL_MS);
-  const r = await load.stop();
-  const synAfter = synRetransmits();
-  const steps: Record<string, number> = {};
-  const timings = /timings: (.*)$/m.exec(output.stdout)?.[1] ?? "";
-  for (const part of timings.split(", ")) {
-    const m = /^([a-z_]+) ([\d.]+) s$/.exec(part);
-    if (m?.[1] && m[2]) steps[m[1]] = Number(m[2]);
+async function buildLargerImage(h: Harness, mb: number): Promise<BackendImage> {
+  const env = dockerClientEnv(h);
+  const v2 = harnessImage(h, "v2");
+  const tag = `v2-plus${mb}mb`;
+  const ref = `${h.images.backend.repository}:${tag}`;
+  const dir = mkdtempSync(path.join(os.tmpdir(), "bench-image-"));
+  try {
+    writeFileSync(
+      path.join(dir, "Dockerfile"),
+      `FROM ${h.images.backend.tags.v2?.localBuild ?? v2.pinned}\nUSER root\nRUN head -c ${mb}M /dev/urandom > /opt/bench-incompressible && chmod 444 /opt/bench-incompressible\nUSER app\n`,
+    );
+    await must(
+      `docker build ${tag}`,
+      runLocal("docker", ["build", "--quiet", "-t", ref, dir], { env, timeoutMs: 20 * 60_000 }),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  return {
-    output,
-    measurement: {
-      scenario,
-      run,
-      exitCode: output.code,
-      expectedExit: output.code === expectExit,
-      wallSeconds: (endMs - startMs) / 1000,
-      backupSeconds: null,
-      backupBytes: null,
-      sent: r.sent,
-      ok2xx: r.ok2xx,
-      non2xx: r.non2xxTotal,
-      errors: r.errorsTotal,
-      non2xxByStatus: r.non2xx,
-      errorsByKind: r.errors,
-      p50Ms: r.latencyMs.p50,
-      p99Ms: r.latencyMs.p99,
-      maxMs: r.latencyMs.max,
-      versions: r.versions,
-      steps,
-      overOneSecond: r.samples.filter((x) => x.latencyMs >= 1000).length,
-      synRetransmits: synAfter - synBefore,
-      trace: {
-        startMs: tenth(startMs),
-        endMs: tenth(endMs),
-        marks: marks.map((m) => ({ atMs: tenth(m.atMs), label: m.label })),
-        samples: sampleColumns(r.samples),
-      },
-    },
+  const pushed = await must(
+    `docker push ${ref}`,
+    runLocal("docker", ["push", ref], { env, timeoutMs: 20 * 60_000 }),
+  );
+  const digest = /digest: (sha256:[0-9a-f]{64})/.exec(pushed)?.[1];
+  if (!digest) throw new Error(`docker push ${ref} printed no digest:\n${pushed}`);
+  const image = {
+    tag,
+    digest,
+    pinned: `${h.images.backend.repository}@${digest}`,
+    imageMb: mb,
   };
+  await removeImage(image);
+  return image;
 }
 
-/** The load's samples as the record keeps them: one column per value. */
-function sampleColumns(samples: readonly LoadSample[]): Samples {
-  return {
-    atMs: samples.map((s) => s.atMs),
-    latencyMs: samples.map((s) => s.latencyMs),
-    status: samples.map((s) => s.status),
-  };
+/** Removes an image from the host's engine (every tag and digest of it), so the next pull is real. */
+async function removeImage(image: BackendImage): Promise<void> {
+  const refs = [`${image.pinned}`, image.pinned.replace(/@sha256:.*$/, `:${image.tag}`)];
+  const id = (
+    await runLocal("docker", ["image", "inspect", "-f", "{{.Id}}", refs[0] ?? ""])
+  ).stdout.trim();
+  const tagged = (
+    await runLocal("docker", ["image", "inspect", "-f", "{{.Id}}", refs[1] ?? ""])
+  ).stdout.trim();
+  for (const target of new Set([id, tagged].filter(Boolean))) {
+    await runLocal("docker", ["image", "rm", "-f", target]);
+  }
+  for (const ref of refs) {
+    if ((await runLocal("docker", ["image", "inspect", ref ?? ""])).code === 0) {
+      say(
+        `  warning: ${ref} is still on the host (a container uses it); its pull will not be real`,
+      );
+    }
+  }
 }
 
-const tenth = (ms: number) => Math.round(ms * 10) / 10;
+/** The floor on our project, which serves v1: pull, start until healthy, switch. */
+async function measureFloor(
+  b: Bench,
+  image: BackendImage,
+  run: number,
+  databaseGib: number,
+): Promise<Floor> {
+  if (image.imageMb > 0) await removeImage(image);
+  const out = await must(
+    "the floor",
+    runOverSsh(
+      b.h,
+      floorScript({
+        appDir: OURS_DIR,
+        project: OURS_PROJECT,
+        proxyPort: b.oursPort,
+        appPort: APP_PORT,
+        image: image.pinned,
+        registry: { address: b.h.registry.address, user: b.h.registry.user },
+      }),
+      { stdin: b.h.registry.password, timeoutMs: 10 * 60_000 },
+    ),
+  );
+  const parts = parseFloorOutput(out);
+  say(
+    `  floor: pull ${parts.pullSeconds.toFixed(2)} s + healthy ${parts.healthySeconds.toFixed(2)} s + switch ${parts.switchSeconds.toFixed(2)} s = ${parts.totalSeconds.toFixed(2)} s`,
+  );
+  return { run, databaseGib, imageMb: image.imageMb, ...parts };
+}
+
+const BASELINE_MILESTONES = [
+  [/^bench-mark backup /, "Backup done"],
+  [/^bench-mark pull /, "Pulled"],
+  [/^bench-mark up /, "Up -d done"],
+  [/^bench-mark sleep /, "Slept 10 s"],
+] as const;
+
+const OUR_MILESTONES = [
+  [/backup: database saved/, "Backup done"],
+  [/migrate: /, "Migrate"],
+  [/health: backend-\w+ is healthy/, "Healthy"],
+  [/switch: the proxy sends traffic/, "Switched"],
+  [/watch: backend-\w+ stayed up/, "Watched"],
+  [/drain: stopped/, "Old stopped"],
+] as const;
+
+/** One run of the spec's procedure (or its fair variant) from v1 to `image`, then back to v1. */
+async function measureBaseline(
+  b: Bench,
+  check: BaselineHealthCheck,
+  image: BackendImage,
+  run: number,
+  databaseGib: number,
+): Promise<Measurement> {
+  const { h, baseline } = b;
+  const scenario = check === "sleep" ? "baseline" : "baselineNoSleep";
+  if (image.imageMb > 0) await removeImage(image);
+  await must("baseline to v2", runOverSsh(h, baselineSetVersion(baseline, image.tag)));
+  say(`run ${run}, ${databaseGib} GiB, ${image.tag}: ${scenarioTitle(scenario)}`);
+  const { measurement, output } = await underLoad({
+    scenario,
+    run,
+    databaseGib,
+    imageMb: image.imageMb,
+    port: baseline.port,
+    ratePerSecond: b.options.ratePerSecond,
+    writesPerSecond: b.options.writesPerSecond,
+    postgres: () => postgresOf(BASE_PROJECT),
+    deploy: (onOutput) =>
+      runOverSsh(h, baselineProcedure(baseline, image.tag, check), {
+        timeoutMs: 10 * 60_000,
+        onOutput,
+      }),
+    expectExit: (code) => code === 0,
+    milestones: BASELINE_MILESTONES,
+    steps: baselineSteps,
+  });
+  const steps = baselineSteps(output.stdout);
+  const dump = /^bench-backup (\S+)$/m.exec(output.stdout)?.[1];
+  const m: Measurement = {
+    ...measurement,
+    backupSeconds: steps.backup ?? null,
+    backupBytes: dump ? await fileSize(h, `${BASE_DIR}/${dump}`) : null,
+  };
+  say(`  ${runLine(m)}`);
+  await baselineBackToV1(b);
+  return m;
+}
+
+/** One deploy of ours under the load. */
+async function measureOurs(
+  b: Bench,
+  scenario: "deploy" | "failedHealth" | "rollback",
+  image: BackendImage,
+  run: number,
+  databaseGib: number,
+): Promise<Measurement> {
+  const host = await renderOurs(b, image, scenario === "rollback" ? { migrate: false } : {});
+  if (image.imageMb > 0) await removeImage(image);
+  say(`run ${run}, ${databaseGib} GiB, ${image.tag}: ${scenarioTitle(scenario)}`);
+  const { measurement, output } = await underLoad({
+    scenario,
+    run,
+    databaseGib,
+    imageMb: image.imageMb,
+    port: b.oursPort,
+    ratePerSecond: b.options.ratePerSecond,
+    writesPerSecond: b.options.writesPerSecond,
+    postgres: () => postgresOf(OURS_PROJECT),
+    deploy: (onOutput) => runOurs(b, host, onOutput),
+    expectExit: (code) => code === (scenario === "failedHealth" ? 1 : 0),
+    milestones: OUR_MILESTONES,
+    steps: scriptSteps,
+  });
+  const saved = /database saved to (\S+) \(\d+ KiB in ([\d.]+) s/.exec(output.stdout);
+  const m: Measurement = {
+    ...measurement,
+    backupSeconds: saved?.[2] ? Number(saved[2]) : null,
+    backupBytes: saved?.[1] ? await fileSize(b.h, saved[1]) : null,
+  };
+  say(`  ${runLine(m)}`);
+  if (!m.expectedExit) {
+    say(output.stdout.split("\n").slice(-15).join("\n"));
+    say(output.stderr.split("\n").slice(-15).join("\n"));
+  }
+  return m;
+}
+
+/** Our project back on v1 at schema 001 (a rollback and the downgrade runbook; not measured). */
+async function oursBackToV1(b: Bench, fromV2: boolean): Promise<void> {
+  if (fromV2) {
+    const back = await runOurs(b, await renderOurs(b, harnessImage(b.h, "v1"), { migrate: false }));
+    if (back.code !== 0)
+      throw new Error(`our rollback to v1 failed:\n${back.stdout}\n${back.stderr}`);
+  }
+  const ctx = {
+    appDir: OURS_DIR,
+    project: OURS_PROJECT,
+    database: { name: "clicky_db", user: "clicky", urlScheme: "postgresql+asyncpg" },
+    compose: b.h.docker.composeV2 ? "docker compose" : "docker-compose",
+  };
+  await must(
+    "downgrade runbook",
+    runOverSsh(b.h, `set -euo pipefail\n${downgradeCommands(ctx).join("\n")}`),
+  );
+}
+
+/** One deploy of the peer under the load. */
+async function measurePeer(
+  b: Bench,
+  { peerDeployCommand }: PeerModule,
+  peer: PeerProject,
+  scenario: "peer" | "peerFailed",
+  version: string,
+  run: number,
+  databaseGib: number,
+): Promise<Measurement> {
+  say(`run ${run}, ${databaseGib} GiB, ${version}: ${scenarioTitle(scenario)}`);
+  const { measurement, output } = await underLoad({
+    scenario,
+    run,
+    databaseGib,
+    imageMb: 0,
+    port: peer.port,
+    ratePerSecond: b.options.ratePerSecond,
+    writesPerSecond: b.options.writesPerSecond,
+    postgres: () => postgresOf(peer.project),
+    deploy: (onOutput) =>
+      runOverSsh(b.h, peerDeployCommand(peer, version), { timeoutMs: 10 * 60_000, onOutput }),
+    expectExit: (code) => (scenario === "peer" ? code === 0 : code !== 0),
+    milestones: [],
+    steps: () => ({}),
+  });
+  say(`  ${runLine(measurement)}`);
+  if (!measurement.expectedExit) {
+    say(output.stdout.split("\n").slice(-15).join("\n"));
+    say(output.stderr.split("\n").slice(-15).join("\n"));
+  }
+  return measurement;
+}
 
 /** `du -sb DIR | cut -f 1` and a count of files, one a line, as the record keeps them. */
 function sizeAndCount(stdout: string): { bytes: number; dumps: number } {
   const [bytes, dumps] = stdout.trim().split("\n");
   return { bytes: Number(bytes ?? 0), dumps: Number(dumps ?? 0) };
-}
-
-/** The host's count of TCP SYNs sent again (a connection attempt unanswered for 1 s). */
-function synRetransmits(): number {
-  const lines = readFileSync("/proc/net/netstat", "utf8")
-    .split("\n")
-    .filter((l) => l.startsWith("TcpExt:"));
-  const keys = lines[0]?.split(/\s+/) ?? [];
-  const values = lines[1]?.split(/\s+/) ?? [];
-  return Number(values[keys.indexOf("TCPSynRetrans")] ?? 0);
 }
 
 async function fileSize(h: Harness, file: string): Promise<number> {
@@ -361,137 +576,132 @@ async function main(options: BenchOptions): Promise<void> {
     `load average ${load1.toFixed(2)} on ${os.cpus().length} cores${load1 > 0.5 ? " (not quiet: results will be noisier)" : ""}`,
   );
   const h = await ensureHarness({ progress: process.stderr });
+  const started = new Date();
+  say("pushing the infrastructure images to the registry for the baseline's `compose pull`");
+  const infra = await pushInfraImages(h);
   const b: Bench = {
     h,
+    options,
     oursPort: await freePort(),
     baseline: {
       dir: BASE_DIR,
       project: BASE_PROJECT,
       port: await freePort(),
-      images: { backend: h.images.backend.repository, postgres: "", redis: "" },
+      images: { backend: h.images.backend.repository, ...infra },
     },
+    peer: options.peer
+      ? {
+          dir: PEER_DIR,
+          project: PEER_PROJECT,
+          port: await freePort(),
+          images: {
+            backend: h.images.backend.repository,
+            ...infra,
+            proxy: h.images.proxy,
+          },
+        }
+      : null,
+    peerModule: options.peer ? await loadPeer() : null,
   };
-  const started = new Date();
-  say("pushing the infrastructure images to the registry for the baseline's `compose pull`");
-  const infra = await pushInfraImages(h);
-  Object.assign(b.baseline, { images: { ...b.baseline.images, ...infra } });
+  const larger: BackendImage[] = [];
+  for (const mb of options.imageMb.filter((mb) => mb > 0)) {
+    say(`building v2 with ${mb} MB more (incompressible) and pushing it to the registry`);
+    larger.push(await buildLargerImage(h, mb));
+  }
 
   say(`setting up the baseline project ${BASE_PROJECT} (port ${b.baseline.port})`);
   await setUpBaseline(b);
   say(`setting up our project ${OURS_PROJECT} (port ${b.oursPort}): first deploy of v1`);
   await cleanupProject(h, OURS_DIR, OURS_PROJECT);
-  const first = await runOurs(b, await renderOurs(b, "v1"));
+  const first = await runOurs(b, await renderOurs(b, harnessImage(h, "v1")));
   if (first.code !== 0)
     throw new Error(`our first deploy failed:\n${first.stdout}\n${first.stderr}`);
+  if (b.peer && b.peerModule) {
+    say(`setting up the peer ${PEER_PROJECT} (port ${b.peer.port}): first up of v1`);
+    await b.peerModule.setUpPeer(h, b.peer, "v1");
+  }
 
-  // The host probe on a deployed host, before the load and the big database (it reads files
+  // The host probe on a deployed host, before the load and the big databases (it reads files
   // and `docker ps`, neither of which the database's size changes).
   say(`the host probe: ${PROBE_RUNS} previews without it and with it, interleaved`);
-  const probe = await measureProbe(h, oursDeploySection(b, "v1").deploy, e2eSecrets(h), PROBE_RUNS);
+  const probe = await measureProbe(
+    h,
+    oursDeploySection(b, harnessImage(h, "v1")).deploy,
+    e2eSecrets(h),
+    PROBE_RUNS,
+  );
   say(
     `preview median ${median(probe.previewWithoutProbeMs).toFixed(0)} ms without the probe, ${median(probe.previewWithProbeMs).toFixed(0)} ms with it; SSH floor ${median(probe.sshFloorMs).toFixed(0)} ms`,
   );
 
-  say(`filling both databases to at least ${options.databaseGib} GiB`);
-  const baseDbBytes = await fillDatabase(await postgresOf(BASE_PROJECT), options.databaseGib);
-  const oursDbBytes = await fillDatabase(await postgresOf(OURS_PROJECT), options.databaseGib);
-  say(
-    `database sizes: baseline ${(baseDbBytes / 2 ** 30).toFixed(2)} GiB, ours ${(oursDbBytes / 2 ** 30).toFixed(2)} GiB`,
-  );
-  const postgresVersion = await psql(await postgresOf(OURS_PROJECT), "SHOW server_version");
+  const oursPostgres = await mustPostgres(OURS_PROJECT);
+  const postgresVersion = await psql(oursPostgres, "SHOW server_version");
   const [proxyName] = await composeContainers(OURS_PROJECT, "proxy");
   const nginxVersion = (await runLocal("docker", ["exec", proxyName ?? "", "nginx", "-v"])).stderr
     .trim()
     .replace(/^nginx version: /, "");
 
-  const ctx = {
-    appDir: OURS_DIR,
-    project: OURS_PROJECT,
-    database: { name: "clicky_db", user: "clicky", urlScheme: "postgresql+asyncpg" },
-    compose: h.docker.composeV2 ? "docker compose" : "docker-compose",
-  };
+  // The plain v2 on the host before its floor ("already present"), as a release's image is
+  // once a pipeline pulled it; the larger images are removed before each of their deploys.
+  await must(
+    "docker pull v2",
+    runLocal("docker", ["pull", "--quiet", harnessImage(h, "v2").pinned], {
+      env: dockerClientEnv(h),
+      timeoutMs: 10 * 60_000,
+    }),
+  );
+  const sizes: SizeStep[] = [];
+  const floors: Floor[] = [];
   const measurements: Measurement[] = [];
-  for (let run = 1; run <= options.runs; run++) {
-    // Baseline: v1 to v2 with the spec's procedure.
-    await must("baseline to v2", runOverSsh(h, baselineSetVersion(b.baseline, "v2")));
-    say(`run ${run}: baseline (spec procedure) v1 -> v2`);
-    const base = await underLoad(
-      `http://127.0.0.1:${b.baseline.port}/health`,
-      options.ratePerSecond,
-      "baseline",
-      run,
-      (onOutput) =>
-        runOverSsh(h, baselineProcedure(b.baseline, "v2"), { timeoutMs: 10 * 60_000, onOutput }),
-      0,
-      [
-        [/^bench-mark backup /, "Backup done"],
-        [/^bench-mark pull /, "Pulled"],
-        [/^bench-mark up /, "Up -d done"],
-        [/^bench-mark sleep /, "Slept 10 s"],
-      ],
-    );
-    const marks = Object.fromEntries(
-      [...base.output.stdout.matchAll(/^bench-mark (\w+) ([\d.]+)$/gm)].map((m) => [
-        m[1],
-        Number(m[2]),
-      ]),
-    );
-    const dump = /^bench-backup (\S+)$/m.exec(base.output.stdout)?.[1];
-    measurements.push({
-      ...base.measurement,
-      backupSeconds: marks.backup && marks.start ? marks.backup - marks.start : null,
-      backupBytes: dump ? await fileSize(h, `${BASE_DIR}/${dump}`) : null,
+  const v1 = harnessImage(h, "v1");
+  const v2 = harnessImage(h, "v2");
+  const v3 = harnessImage(h, "v3");
+  for (const [sizeIndex, databaseGib] of options.databaseGib.entries()) {
+    say(`growing every database to at least ${databaseGib} GiB`);
+    const peerPostgres = b.peer ? await postgresOf(b.peer.project) : null;
+    if (b.peer && !peerPostgres) say("  the peer has no postgres container to grow");
+    sizes.push({
+      databaseGib,
+      bytes: {
+        ours: await fillDatabase("ours", oursPostgres, databaseGib),
+        baseline: await fillDatabase("baseline", await mustPostgres(BASE_PROJECT), databaseGib),
+        peer: peerPostgres ? await fillDatabase("peer", peerPostgres, databaseGib) : null,
+      },
     });
-    report(base.measurement.scenario, measurements.at(-1));
-    // Back to v1 for the next run (not measured).
-    await must("baseline to v1", runOverSsh(h, baselineSetVersion(b.baseline, "v1")));
-    await must("baseline up v1", runOverSsh(h, baselineUp(b.baseline), { timeoutMs: 10 * 60_000 }));
-    await waitForHttp(`http://127.0.0.1:${b.baseline.port}/health`, { timeoutMs: 120_000 });
-
-    // Ours: v1 to v2 with its migration, a v3 that never gets healthy, a rollback to v1.
-    const ourUrl = `http://127.0.0.1:${b.oursPort}/health`;
-    const milestones: [RegExp, string][] = [
-      [/backup: database saved/, "Backup done"],
-      [/migrate: /, "Migrate"],
-      [/health: backend-\w+ is healthy/, "Healthy"],
-      [/switch: the proxy sends traffic/, "Switched"],
-      [/watch: backend-\w+ stayed up/, "Watched"],
-      [/drain: stopped/, "Old stopped"],
-    ];
-    for (const [scenario, tag, extra, expectExit] of [
-      ["deploy", "v2", {}, 0],
-      ["failedHealth", "v3", {}, 1],
-      ["rollback", "v1", { migrate: false }, 0],
-    ] as const) {
-      const host = await renderOurs(b, tag, extra);
-      say(`run ${run}: ${SCENARIOS.find((s) => s.id === scenario)?.title}`);
-      const ours = await underLoad(
-        ourUrl,
-        options.ratePerSecond,
-        scenario,
-        run,
-        (onOutput) => runOurs(b, host, onOutput),
-        expectExit,
-        milestones,
-      );
-      const saved = /database saved to (\S+) \(\d+ KiB in ([\d.]+) s/.exec(ours.output.stdout);
-      measurements.push({
-        ...ours.measurement,
-        backupSeconds: saved?.[2] ? Number(saved[2]) : null,
-        backupBytes: saved?.[1] ? await fileSize(h, saved[1]) : null,
-      });
-      report(scenario, measurements.at(-1));
-      if (!ours.measurement.expectedExit) {
-        console.log(ours.output.stdout.split("\n").slice(-15).join("\n"));
-        console.log(ours.output.stderr.split("\n").slice(-15).join("\n"));
+    const images = sizeIndex === 0 ? [v2, ...larger] : [v2];
+    for (const image of images) {
+      for (let run = 1; run <= options.runs; run++) {
+        say(`run ${run}, ${databaseGib} GiB, ${image.tag}: the floor`);
+        floors.push(await measureFloor(b, image, run, databaseGib));
+        measurements.push(await measureBaseline(b, "sleep", image, run, databaseGib));
+        measurements.push(await measureBaseline(b, "poll", image, run, databaseGib));
+        measurements.push(await measureOurs(b, "deploy", image, run, databaseGib));
+        if (image.imageMb > 0) {
+          await oursBackToV1(b, true);
+          continue;
+        }
+        measurements.push(await measureOurs(b, "failedHealth", v3, run, databaseGib));
+        measurements.push(await measureOurs(b, "rollback", v1, run, databaseGib));
+        await oursBackToV1(b, false);
+        if (b.peer && b.peerModule) {
+          const peer = b.peer;
+          const { peerDeployCommand } = b.peerModule;
+          measurements.push(
+            await measurePeer(b, b.peerModule, peer, "peer", "v2", run, databaseGib),
+          );
+          measurements.push(
+            await measurePeer(b, b.peerModule, peer, "peerFailed", "v3", run, databaseGib),
+          );
+          say(`run ${run}: the peer back to v1 (not measured)`);
+          await must(
+            "the peer back to v1",
+            runOverSsh(h, peerDeployCommand(peer, "v1"), { timeoutMs: 10 * 60_000 }),
+          );
+        }
       }
     }
-    // Back to schema 001 for the next run's migration (the downgrade runbook; not measured).
-    await must(
-      "downgrade runbook",
-      runOverSsh(h, `set -euo pipefail\n${downgradeCommands(ctx).join("\n")}`),
-    );
   }
+
   const baselineDir = await must(
     "baseline dir size",
     runOverSsh(
@@ -506,31 +716,29 @@ async function main(options: BenchOptions): Promise<void> {
       `du -sb ${OURS_DIR}/backups | cut -f 1; ls -1 ${OURS_DIR}/backups | grep -c '\\.dump$' || true`,
     ),
   );
-
   // What nginx logged about Docker's DNS over the whole bench (its error log is the container's).
   const proxyLog = await runLocal("docker", ["logs", proxyName ?? ""]);
   const dnsTimeouts = (proxyLog.stdout + proxyLog.stderr)
     .split("\n")
     .filter((line) => /could not be resolved \(110: Operation timed out\)/.test(line)).length;
-  const summaries = summarizeScenarios(measurements);
-  console.log(`\n${resultsTable(summaries)}\n`);
-  const databaseBytes = Math.min(baseDbBytes, oursDbBytes);
-  for (const t of targets(measurements, summaries, databaseBytes, options.ratePerSecond)) {
-    console.log(`${t.met ? "MET    " : "MISSED "} ${t.name}: ${t.detail}`);
-  }
 
   const measured = {
     kind: RECORD_KIND,
-    version: 1,
+    version: RECORD_VERSION,
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
     settings: {
       runs: options.runs,
       ratePerSecond: options.ratePerSecond,
-      databaseGib: options.databaseGib,
+      writesPerSecond: options.writesPerSecond,
+      databaseGib: [...options.databaseGib],
+      imageMb: [...options.imageMb],
       preRollMs: PRE_ROLL_MS,
       postRollMs: POST_ROLL_MS,
       keepAlive: LOAD_KEEP_ALIVE,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      healthTimeoutSeconds: HEALTH_TIMEOUT_SECONDS,
+      peer: b.peer !== null,
     },
     machine,
     software: {
@@ -543,9 +751,10 @@ async function main(options: BenchOptions): Promise<void> {
       nginx: nginxVersion,
       proxyImage: h.images.proxy,
     },
-    databaseBytes: { baseline: baseDbBytes, ours: oursDbBytes },
+    sizes,
     backupsLeft: { baseline: sizeAndCount(baselineDir), ours: sizeAndCount(oursBackups) },
     dnsTimeouts,
+    floors,
     measurements,
     probe,
   } satisfies BenchRecord;
@@ -556,20 +765,17 @@ async function main(options: BenchOptions): Promise<void> {
   // Written first, checked second: a value the schema refuses (a NaN, say) fails the bench
   // naming the field, and the run's measurements are still on disk.
   const record = parseRecord(measured, recordName(recordFile));
+  console.log(`\n${floorTable(record)}\n\n${costTable(record)}\n`);
+  for (const t of targets(record)) console.log(targetLine(t));
   if (options.writeDocs) {
     const written = await writeReport(record, recordName(recordFile), path.join(REPO_ROOT, "docs"));
-    say(`wrote ${written.map((file) => path.relative(REPO_ROOT, file)).join(" and ")}`);
+    say(`wrote ${written.map((file) => path.relative(REPO_ROOT, file)).join(", ")}`);
   }
   await cleanupProject(h, OURS_DIR, OURS_PROJECT);
   await cleanupProject(h, BASE_DIR, BASE_PROJECT);
+  if (b.peer && b.peerModule) await b.peerModule.cleanupPeer(h, b.peer);
+  for (const image of larger) await removeImage(image);
   say(`done in ${((Date.now() - started.getTime()) / 60_000).toFixed(1)} min`);
-}
-
-function report(scenario: ScenarioId, m: Measurement | undefined): void {
-  if (!m) return;
-  say(
-    `  ${scenario}: exit ${m.exitCode}, ${m.wallSeconds.toFixed(1)} s, backup ${m.backupSeconds?.toFixed(1) ?? "-"} s / ${m.backupBytes === null ? "-" : `${(m.backupBytes / 1e6).toFixed(0)} MB`}, ${m.sent} requests, ${m.non2xx} non-2xx, ${m.errors} errors, p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, max ${m.maxMs} ms`,
-  );
 }
 
 main(commandLine()).catch((err) => {

@@ -25,10 +25,26 @@ const BENCH_OPTIONS = {
     value: "R",
     description: "requests per second of the load during each deploy (default 200)",
   },
+  writes: {
+    type: "string",
+    value: "W",
+    description: "acknowledged writes per second during each deploy (default 20)",
+  },
   "db-gib": {
     type: "string",
-    value: "G",
-    description: "fill each database to at least G GiB first (default 1)",
+    value: "G,G",
+    description:
+      "database sizes, GiB: each database is grown to each in turn, smallest first (default 0.1,1,4)",
+  },
+  "image-mb": {
+    type: "string",
+    value: "M,M",
+    description:
+      "image sizes: MB of incompressible layer added to v2, measured on the smallest database (default 0,300)",
+  },
+  "no-peer": {
+    type: "boolean",
+    description: "leave out the peer (docker-rollout)",
   },
   "no-docs": {
     type: "boolean",
@@ -61,7 +77,12 @@ export const REPORT_USAGE = usage(
 export interface BenchOptions {
   readonly runs: number;
   readonly ratePerSecond: number;
-  readonly databaseGib: number;
+  readonly writesPerSecond: number;
+  /** Ascending, no duplicates. */
+  readonly databaseGib: readonly number[];
+  /** Ascending, no duplicates; 0 (the plain v2 image) always first. */
+  readonly imageMb: readonly number[];
+  readonly peer: boolean;
   readonly writeDocs: boolean;
 }
 
@@ -75,7 +96,8 @@ export type Parsed<T> = { readonly help: true } | ({ readonly help: false } & T)
 
 /**
  * The options of `bench:deploy`, e.g. `["--runs", "5", "--no-docs"]` gives
- * `{ help: false, runs: 5, ratePerSecond: 200, databaseGib: 1, writeDocs: false }`.
+ * `{ help: false, runs: 5, ratePerSecond: 200, writesPerSecond: 20, databaseGib: [0.1, 1, 4],
+ * imageMb: [0, 300], peer: true, writeDocs: false }`.
  */
 export function parseBenchArgs(args: readonly string[]): Parsed<BenchOptions> {
   const { values } = parse(args, BENCH_OPTIONS, false);
@@ -84,7 +106,10 @@ export function parseBenchArgs(args: readonly string[]): Parsed<BenchOptions> {
     help: false,
     runs: positive("runs", values.runs, 3, { integer: true }),
     ratePerSecond: positive("rate", values.rate, 200),
-    databaseGib: positive("db-gib", values["db-gib"], 1),
+    writesPerSecond: positive("writes", values.writes, 20),
+    databaseGib: list("db-gib", values["db-gib"], [0.1, 1, 4], { zero: false }),
+    imageMb: [...new Set([0, ...list("image-mb", values["image-mb"], [0, 300], { zero: true })])],
+    peer: !values["no-peer"],
     writeDocs: !values["no-docs"],
   };
 }
@@ -143,6 +168,31 @@ function positive(
     );
   }
   return n;
+}
+
+/**
+ * A comma-separated list of numbers, sorted ascending, without duplicates, e.g. `"1,0.1,4"`
+ * gives `[0.1, 1, 4]`; image sizes are whole MB and may be 0, database sizes are positive.
+ */
+function list(
+  name: string,
+  value: string | undefined,
+  fallback: number[],
+  { zero }: { zero: boolean },
+): number[] {
+  if (value === undefined) return fallback;
+  const numbers = value.split(",").map((part) => {
+    const n = Number(part);
+    const ok =
+      part.trim() !== "" && Number.isFinite(n) && (zero ? n >= 0 && Number.isInteger(n) : n > 0);
+    if (!ok) {
+      throw new UsageError(
+        `--${name}: expected a comma-separated list of ${zero ? "whole numbers (0 or more)" : "positive numbers"}, got "${part}" in "${value}"`,
+      );
+    }
+    return n;
+  });
+  return [...new Set(numbers)].sort((a, b) => a - b);
 }
 
 function usage(command: string, summary: string, options: Record<string, OptionDoc>): string {

@@ -4,6 +4,10 @@
  * so a page can be rendered again, or differently, without running anything. The schema is the
  * one definition of the record: the TypeScript types are inferred from it, and a record is
  * checked against it when it is read.
+ *
+ * Version 2 measures every procedure against the floor of the same run (a pull, a start until
+ * healthy, a proxy switch), at several database sizes and image sizes, under reads and
+ * acknowledged writes. Version 1 records (one database size, reads only) are refused, saying so.
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
@@ -14,7 +18,18 @@ export const RECORD_KIND = "clicky-delivery/deploy-bench";
 const count = z.number().int().nonnegative();
 const nonNegative = z.number().nonnegative();
 
-export const scenarioIdSchema = z.enum(["baseline", "deploy", "failedHealth", "rollback"]);
+/** The record's format; a change that old readers would misread gets a new number. */
+export const RECORD_VERSION = 2;
+
+export const scenarioIdSchema = z.enum([
+  "baseline",
+  "baselineNoSleep",
+  "deploy",
+  "failedHealth",
+  "rollback",
+  "peer",
+  "peerFailed",
+]);
 export type ScenarioId = z.infer<typeof scenarioIdSchema>;
 
 /**
@@ -46,10 +61,33 @@ const traceSchema = z.strictObject({
 });
 export type Trace = z.infer<typeof traceSchema>;
 
+/** Latency percentiles, ms. */
+const latencySchema = z.strictObject({
+  p50Ms: nonNegative,
+  p99Ms: nonNegative,
+  maxMs: nonNegative,
+});
+
+/** The acknowledged writes of one run (`POST /items`, acknowledged on 201), checked afterwards. */
+const writesSchema = z.strictObject({
+  sent: count,
+  /** Answered 201. */
+  acknowledged: count,
+  /** Answered otherwise, or not at all. */
+  failed: count,
+  /** Acknowledged but not in the database afterwards; null when the database was not reachable to check. */
+  missing: count.nullable(),
+});
+export type Writes = z.infer<typeof writesSchema>;
+
 /** One measured deploy under load. */
 export const measurementSchema = z.strictObject({
   scenario: scenarioIdSchema,
   run: z.number().int().positive(),
+  /** The database size step this run belongs to (`--db-gib`), GiB. */
+  databaseGib: z.number().positive(),
+  /** MB of incompressible layer added to the new version's image (`--image-mb`); 0 for the plain image. */
+  imageMb: count,
   /** null when the deploy was ended by a signal. */
   exitCode: z.number().int().nullable(),
   /** Whether the exit code is the one this scenario should end with. */
@@ -61,43 +99,80 @@ export const measurementSchema = z.strictObject({
   ok2xx: count,
   non2xx: count,
   errors: count,
+  /** Ticks of the load not sent because too many requests were in flight. */
+  skipped: count,
   non2xxByStatus: z.record(z.string(), count),
   errorsByKind: z.record(z.string(), count),
+  /** Latency of the answered requests only. */
   p50Ms: nonNegative,
   p99Ms: nonNegative,
   maxMs: nonNegative,
+  /** Latency of every request sent, a failed one (error or non-2xx) counted at the request timeout. */
+  all: latencySchema,
   /** Answers by the app's version header. */
   versions: z.record(z.string(), count),
-  /** Our script's own step timings (`timings:` line), seconds by step. */
+  /** The procedure's own step timings (ours: its `timings:` line; the baselines: their marks), seconds by step. */
   steps: z.record(z.string(), nonNegative),
-  /** Requests that took 1 s or more. */
+  /** Requests that took 1 s or more until their answer or their error. */
   overOneSecond: count,
-  /** TCP connection attempts (SYNs) the host had to send again during the window (`TcpExt`). */
-  synRetransmits: count,
+  writes: writesSchema,
   trace: traceSchema,
 });
 export type Measurement = z.infer<typeof measurementSchema>;
 
 const leftBackupsSchema = z.strictObject({ bytes: count, dumps: count });
 
+/**
+ * The floor of an upgrade on the bench's host, measured on our project (bench/deploy/floor.ts):
+ * what no deploy of a new version can skip. Seconds.
+ */
+export const floorSchema = z.strictObject({
+  run: z.number().int().positive(),
+  databaseGib: z.number().positive(),
+  imageMb: count,
+  /** `docker pull` of the new image (already present when `imageMb` is 0, else removed first). */
+  pullSeconds: nonNegative,
+  /** `docker run` of the new image on the project's network until its first passing health probe. */
+  healthySeconds: nonNegative,
+  /** The routing file written, until the proxy's first answer from the new container. */
+  switchSeconds: nonNegative,
+  totalSeconds: nonNegative,
+});
+export type Floor = z.infer<typeof floorSchema>;
+
+/** A database size step: the size asked for and what each project's database measured. */
+const sizeSchema = z.strictObject({
+  databaseGib: z.number().positive(),
+  /** `pg_database_size` after filling; null for the peer when it did not run or has no database we can reach. */
+  bytes: z.strictObject({ ours: count, baseline: count, peer: count.nullable() }),
+});
+export type SizeStep = z.infer<typeof sizeSchema>;
+
 export const benchRecordSchema = z.strictObject({
   kind: z.literal(RECORD_KIND),
-  /** The record's format; a change that old readers would misread gets a new number. */
-  version: z.literal(1),
+  version: z.literal(RECORD_VERSION),
   startedAt: z.iso.datetime(),
   finishedAt: z.iso.datetime(),
   settings: z.strictObject({
     runs: z.number().int().positive(),
     ratePerSecond: z.number().positive(),
-    databaseGib: z.number().positive(),
+    /** Acknowledged writes per second during every measured deploy. */
+    writesPerSecond: z.number().positive(),
+    /** The database size steps, smallest first. */
+    databaseGib: z.array(z.number().positive()).min(1),
+    /** The image sizes of the new version (MB added), measured at the smallest database size. */
+    imageMb: z.array(count).min(1),
     /** The load runs alone this long before each deploy and after it. */
     preRollMs: count,
     postRollMs: count,
-    /**
-     * How the load used connections: a new one per request ("off"; records from before this
-     * field), or every other request on a reused keep-alive connection ("mixed").
-     */
-    keepAlive: z.enum(["off", "mixed"]).default("off"),
+    /** Every other request on a reused keep-alive connection ("mixed"), or each on a new one ("off"). */
+    keepAlive: z.enum(["off", "mixed"]),
+    /** A request (read or write) with no answer after this long fails; failed requests count at it. */
+    requestTimeoutMs: z.number().int().positive(),
+    /** Our stack's `deploy.health.timeoutSeconds`. */
+    healthTimeoutSeconds: z.number().int().positive(),
+    /** Whether the peer (docker-rollout) ran. */
+    peer: z.boolean(),
   }),
   machine: z.strictObject({
     cpuModel: z.string(),
@@ -115,24 +190,21 @@ export const benchRecordSchema = z.strictObject({
     composeV1: z.string().nullable(),
     /** `docker compose version --short`, null when absent. */
     composeV2: z.string().nullable(),
-    /** The compose command both procedures ran: `docker compose` or `docker-compose`. */
+    /** The compose command the procedures ran: `docker compose` or `docker-compose`. */
     composeCommand: z.string(),
     postgres: z.string(),
     postgresImage: z.string(),
     nginx: z.string(),
     proxyImage: z.string(),
   }),
-  /** `pg_database_size` of each project's database after it was filled. */
-  databaseBytes: z.strictObject({ baseline: count, ours: count }),
+  sizes: z.array(sizeSchema).min(1),
   /** The backups each procedure left on the host after the last run. */
   backupsLeft: z.strictObject({ baseline: leftBackupsSchema, ours: leftBackupsSchema }),
   /** Lookups of a slot's name that Docker's DNS did not answer in time, from nginx's log. */
   dnsTimeouts: count,
+  floors: z.array(floorSchema).min(1),
   measurements: z.array(measurementSchema).min(1),
-  /**
-   * What the host probe adds to a preview (bench/deploy/probe.ts), milliseconds per run;
-   * absent from records made before the probe existed.
-   */
+  /** What the host probe adds to a preview (bench/deploy/probe.ts), milliseconds per run. */
   probe: z
     .strictObject({
       previewWithoutProbeMs: z.array(nonNegative).min(1),
@@ -154,6 +226,18 @@ export class RecordError extends Error {
  * `x.json: measurements[3].p99Ms: Invalid input: expected number, received string ("70 ms")`.
  */
 export function parseRecord(value: unknown, source: string): BenchRecord {
+  const head = value as { kind?: unknown; version?: unknown } | null;
+  if (
+    typeof head === "object" &&
+    head !== null &&
+    head.kind === RECORD_KIND &&
+    typeof head.version === "number" &&
+    head.version !== RECORD_VERSION
+  ) {
+    throw new RecordError(
+      `${source}: a version ${head.version} record; this report reads version ${RECORD_VERSION} records only (the floor, database and image sizes, acknowledged writes): run \`npm run bench:deploy\` again`,
+    );
+  }
   const parsed = benchRecordSchema.safeParse(value, { reportInput: true });
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map(

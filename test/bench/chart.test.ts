@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import {
   assignLanes,
   CHART_TEXT,
+  COST_CHART_TEXT,
   failureTimes,
   labelWidth,
   latencyDots,
@@ -10,7 +11,7 @@ import {
   requestCounts,
   ruleLabels,
 } from "../../bench/deploy/chart";
-import { renderReport, reportChartSpec } from "../../bench/deploy/publish";
+import { costChartSpecOf, renderReport, reportChartSpec } from "../../bench/deploy/publish";
 import type { Trace } from "../../bench/deploy/record";
 import { fixtureRecord } from "../support/bench";
 
@@ -144,9 +145,11 @@ describe("the chart's SVG, rendered from the fixture record", async () => {
 
   test("has mixed-case titles, units and milestones", () => {
     for (const text of [
-      "Latency of every request at 20 req/s during a deploy (0.01 GiB database)",
+      "Latency of every read at 20 req/s (and 5 writes/s) during an upgrade (0.020 GiB database)",
       "Spec procedure: pg_dump, pull, up -d, sleep 10, curl (run 1)",
-      "Ours: deploy v1 to v2 with a migration (run 1)",
+      "Spec procedure, health polled: pg_dump, pull, up -d, curl every 0.2 s (run 1)",
+      "Ours: upgrade v1 to v2 with a migration (run 1)",
+      "Peer (docker-rollout): upgrade v1 to v2 (run 1)",
       ">1 ms<",
       ">10 s<",
       ">Backup done<",
@@ -163,7 +166,7 @@ describe("the chart's SVG, rendered from the fixture record", async () => {
     assert.ok(dots.length > 50, `${dots.length} dots`);
   });
 
-  test("uses one x domain for both panels", () => {
+  test("uses one x domain for every panel", () => {
     const spec = JSON.stringify(reportChartSpec(fixtureRecord()));
     const domains = new Set(spec.match(/"domain":\[-?\d+,\d+\]/g));
     assert.equal(domains.size, 1, [...domains].join(" "));
@@ -178,3 +181,36 @@ function dotsInSpec(node: unknown): number {
   if (view.mark?.type === "rect") return view.data?.values?.length ?? 0;
   return Object.values(node).reduce((n: number, child) => n + dotsInSpec(child), 0);
 }
+
+describe("the cost chart's SVG, rendered from the fixture record", async () => {
+  const { costChart } = await renderReport(fixtureRecord(), "test/fixtures/bench/record.json");
+
+  test("is an SVG document with both axis titles", () => {
+    assert.match(costChart, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.ok(costChart.includes(`>${COST_CHART_TEXT.xAxis}</text>`), COST_CHART_TEXT.xAxis);
+    assert.ok(costChart.includes(`>${COST_CHART_TEXT.yAxis}</text>`), COST_CHART_TEXT.yAxis);
+  });
+
+  test("names the floor, each upgrade and each larger image in its legend", () => {
+    for (const text of [
+      "floor (pull + start + switch)",
+      "ours",
+      "spec procedure (sleep 10)",
+      "spec procedure, health polled",
+      "peer (docker-rollout)",
+      "ours, v2 + 50 MB",
+      "floor, v2 + 50 MB",
+    ]) {
+      assert.ok(costChart.includes(`>${text}</text>`), text);
+    }
+  });
+
+  test("draws the floor and the upgrades against each database's measured size", () => {
+    const spec = JSON.stringify(costChartSpecOf(fixtureRecord()));
+    assert.match(
+      spec,
+      /"procedure":"floor \(pull \+ start \+ switch\)","dashed":true,"gib":0\.01,"seconds":1\.5/,
+    );
+    assert.match(spec, /"procedure":"ours","dashed":false,"gib":0\.02,"seconds":4\.12/);
+  });
+});

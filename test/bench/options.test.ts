@@ -20,12 +20,15 @@ function usageError(parse: () => unknown): string {
 }
 
 describe("the bench's command line", () => {
-  test("runs 3 times at 200 requests/s on 1 GiB and writes the docs by default", () => {
+  test("runs 3 times at 200 reads/s and 20 writes/s on 0.1, 1 and 4 GiB, two images, the peer, and writes the docs by default", () => {
     assert.deepEqual(parseBenchArgs([]), {
       help: false,
       runs: 3,
       ratePerSecond: 200,
-      databaseGib: 1,
+      writesPerSecond: 20,
+      databaseGib: [0.1, 1, 4],
+      imageMb: [0, 300],
+      peer: true,
       writeDocs: true,
     });
   });
@@ -34,7 +37,13 @@ describe("the bench's command line", () => {
     [["--runs", "5"], { runs: 5 }],
     [["--runs=5"], { runs: 5 }],
     [["--rate", "50.5"], { ratePerSecond: 50.5 }],
-    [["--db-gib", "0.5"], { databaseGib: 0.5 }],
+    [["--writes", "5"], { writesPerSecond: 5 }],
+    [["--db-gib", "0.5"], { databaseGib: [0.5] }],
+    [["--db-gib", "4,0.1,1,1"], { databaseGib: [0.1, 1, 4] }],
+    [["--image-mb", "50"], { imageMb: [0, 50] }],
+    [["--image-mb", "300,0,50"], { imageMb: [0, 50, 300] }],
+    [["--image-mb", "0"], { imageMb: [0] }],
+    [["--no-peer"], { peer: false }],
     [["--no-docs"], { writeDocs: false }],
   ];
   for (const [args, changed] of cases) {
@@ -42,7 +51,7 @@ describe("the bench's command line", () => {
       const parsed = parseBenchArgs(args);
       assert.equal(parsed.help, false);
       for (const [key, value] of Object.entries(changed)) {
-        assert.equal((parsed as unknown as Record<string, unknown>)[key], value, key);
+        assert.deepEqual((parsed as unknown as Record<string, unknown>)[key], value, key);
       }
     });
   }
@@ -50,7 +59,16 @@ describe("the bench's command line", () => {
   test("answers --help and -h with the help, which lists every option", () => {
     assert.deepEqual(parseBenchArgs(["--help"]), { help: true });
     assert.deepEqual(parseBenchArgs(["-h", "--runs", "x"]), { help: true });
-    for (const option of ["--runs N", "--rate R", "--db-gib G", "--no-docs", "-h, --help"]) {
+    for (const option of [
+      "--runs N",
+      "--rate R",
+      "--writes W",
+      "--db-gib G,G",
+      "--image-mb M,M",
+      "--no-peer",
+      "--no-docs",
+      "-h, --help",
+    ]) {
       assert.match(BENCH_USAGE, new RegExp(`^ +${option} `, "m"), option);
     }
   });
@@ -63,6 +81,16 @@ describe("the bench's command line", () => {
     [["--rate", "fast"], /^--rate: expected a positive number, got "fast"$/],
     [["--rate", ""], /^--rate: expected a positive number, got ""$/],
     [["--db-gib", "-1"], /--db-gib/],
+    [
+      ["--db-gib", "0.1,,1"],
+      /^--db-gib: expected a comma-separated list of positive numbers, got "" in "0\.1,,1"$/,
+    ],
+    [["--db-gib", "0,1"], /^--db-gib: .*got "0" in "0,1"$/],
+    [
+      ["--image-mb", "0,2.5"],
+      /^--image-mb: expected a comma-separated list of whole numbers \(0 or more\), got "2\.5" in "0,2\.5"$/,
+    ],
+    [["--image-mb=-50"], /^--image-mb: .*got "-50"/],
     [["--no-docs=yes"], /--no-docs/],
     [["docs"], /Unexpected argument 'docs'/],
   ];

@@ -40,7 +40,10 @@ function refusal(value: unknown): string {
 describe("a bench record", () => {
   test("reads the fixture record", () => {
     const record = fixtureRecord();
-    assert.equal(record.measurements.length, 8);
+    assert.equal(record.version, 2);
+    assert.equal(record.measurements.length, 34);
+    assert.equal(record.floors.length, 6);
+    assert.deepEqual(record.settings.databaseGib, [0.01, 0.02]);
     assert.equal(record.machine.cpuModel, "Synthetic CPU (test fixture)");
   });
 
@@ -56,6 +59,7 @@ describe("a bench record", () => {
     const text = serializeRecord(fixtureRecord());
     assert.match(text, /^ {10}"atMs": \[0,50,100,/m);
     assert.match(text, /^ {2}"settings": \{\n {4}"runs": 2,$/m);
+    assert.match(text, /^ {4}"databaseGib": \[0\.01,0\.02\],$/m);
     assert.ok(text.endsWith("}\n"));
   });
 
@@ -86,7 +90,20 @@ describe("a malformed record is refused, naming the field", () => {
       /^r\.json: measurements\[1\]\.trace\.samples: atMs, latencyMs and status must have the same length$/m,
     ],
     ["an unknown key (a typo)", ["settings", "rate"], 200, /^r\.json: settings: .*"rate"/m],
-    ["another format version", ["version"], 2, /^r\.json: version: /m],
+    ["an unknown format version", ["version"], "2", /^r\.json: version: /m],
+    [
+      "a floor without its switch",
+      ["floors", 0, "switchSeconds"],
+      ABSENT,
+      /^r\.json: floors\[0\]\.switchSeconds: /m,
+    ],
+    [
+      "writes with a negative count",
+      ["measurements", 2, "writes", "missing"],
+      -1,
+      /^r\.json: measurements\[2\]\.writes\.missing: .* \(-1\)$/m,
+    ],
+    ["no database size", ["sizes"], [], /^r\.json: sizes: /m],
     ["a start that is no ISO time", ["startedAt"], "yesterday", /^r\.json: startedAt: /m],
   ];
   for (const [what, field, value, message] of cases) {
@@ -94,6 +111,19 @@ describe("a malformed record is refused, naming the field", () => {
       assert.match(refusal(fixtureWith(field, value)), message);
     });
   }
+
+  test("a record of another version, saying which and what to do", () => {
+    for (const version of [1, 3]) {
+      const message = refusal(fixtureWith(["version"], version));
+      assert.match(
+        message,
+        new RegExp(
+          `^r\\.json: a version ${version} record; this report reads version 2 records only`,
+        ),
+      );
+      assert.match(message, /run `npm run bench:deploy` again$/);
+    }
+  });
 
   test("another JSON file, naming the record's root", () => {
     assert.match(refusal([1, 2]), /^r\.json: \(record\): /m);

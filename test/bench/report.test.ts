@@ -5,25 +5,40 @@ import os from "node:os";
 import path from "node:path";
 import { describe, test } from "node:test";
 import { renderBenchmarkPage } from "../../bench/deploy/page";
-import { CHART_FILE, PAGE_FILE, recordName, writeReport } from "../../bench/deploy/publish";
+import {
+  CHART_FILE,
+  COST_CHART_FILE,
+  PAGE_FILE,
+  recordName,
+  writeReport,
+} from "../../bench/deploy/publish";
 import { FIXTURE_RECORD, fixtureRecord } from "../support/bench";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
 const RECORD_NAME = "test/fixtures/bench/synthetic-deploy-record.json";
 
 describe("the benchmark page, rendered from the fixture record", () => {
-  const page = renderBenchmarkPage(fixtureRecord(), { record: RECORD_NAME, chart: CHART_FILE });
+  const page = renderBenchmarkPage(fixtureRecord(), {
+    record: RECORD_NAME,
+    chart: CHART_FILE,
+    costChart: COST_CHART_FILE,
+  });
 
   test("names the record it was rendered from and how to render it again", () => {
     assert.ok(page.includes(`Rendered from \`${RECORD_NAME}\``));
     assert.ok(page.includes(`\`npm run bench:report -- ${RECORD_NAME}\``));
   });
 
-  test("shows the chart, as an SVG next to the page", () => {
+  test("shows both charts, as SVGs next to the page", () => {
     assert.equal(CHART_FILE, "deploy-latency.svg");
+    assert.equal(COST_CHART_FILE, "deploy-cost.svg");
     assert.match(
       page,
-      /^!\[Latency of every request during a deploy[^\]]*\]\(deploy-latency\.svg\)$/m,
+      /^!\[Latency of every read during an upgrade[^\]]*\]\(deploy-latency\.svg\)$/m,
+    );
+    assert.match(
+      page,
+      /^!\[Wall time of an upgrade against the database's size\]\(deploy-cost\.svg\)$/m,
     );
   });
 
@@ -34,45 +49,75 @@ describe("the benchmark page, rendered from the fixture record", () => {
     );
     assert.match(page, /^- \*\*Date:\*\* 2000-01-01 00:00 to 00:05 UTC$/m);
     assert.match(page, /Node v0\.0\.0-test-fixture$/m);
-    assert.match(page, /here `docker compose` for both/);
+    assert.match(page, /here `docker compose`\./);
   });
 
-  test("has the medians table, one row per metric and a column per procedure", () => {
+  test("has the floor and every procedure per size, each with its ratio to the floor", () => {
     assert.match(
       page,
-      /^\| median of 2 runs \| spec procedure \(baseline\) \| ours: deploy v1 to v2 \(migration\) \| ours: failed-health deploy \(v3\) \| ours: rollback v2 to v1 \|$/m,
+      /^\| 0\.010 GiB \| \*\*floor\*\*: pull 0\.1 s \+ start until healthy 1\.2 s \+ switch 0\.2 s \| 1\.5 s \| 1\.0× \|/m,
     );
     assert.match(
       page,
-      /^\| backup size \| 20 MB \| 10 MB \(0\.50×\) \| 10 MB \(0\.50×\) \| 10 MB \(0\.50×\) \|$/m,
+      /^\| 0\.010 GiB \| ours: upgrade v1 to v2 \(migration\) \| 4\.1 s \| 2\.7× \| 6 \| 0 \| 4 \| 0 \| 2\.0 ms \| 5000 ms \| 5000 ms \| 20 \| 0 \| 0 \|$/m,
+    );
+    assert.match(
+      page,
+      /^\| 0\.020 GiB \| peer \(docker-rollout\): upgrade v1 to v2 \| 6\.2 s \| 3\.9× \|/m,
+    );
+    assert.doesNotMatch(page, /SYN/);
+  });
+
+  test("has the cost curve per size and image, and the cost per added GiB", () => {
+    assert.match(
+      page,
+      /^\| 0\.010 GiB \| v2 \+ 50 MB \| 2\.5 s \| 5\.1 s \(2\.0×\) \| 14\.6 s \(5\.8×\) \| 6\.6 s \(2\.6×\) \| – \|$/m,
+    );
+    assert.match(
+      page,
+      /^\| \*\*per added GiB\*\* \(least squares, v2\) \| \| 9\.8 s \| 2\.0 s \| 9\.8 s \|/m,
     );
   });
 
-  test("has every run, the targets and the steps of our deploy", () => {
-    assert.equal(page.match(/^\| (spec procedure|ours: )[^|]* \| [12] \|/gm)?.length, 8);
+  test("has the targets, every run and the steps", () => {
     assert.match(
       page,
-      /^- \*\*met\*\*: backup \(custom format\) smaller than the baseline's plain SQL/m,
+      /^- \*\*met\*\*: our upgrade on the smallest database \(0\.01 GiB\) within 3× the floor/m,
     );
-    assert.match(page, /^\| median seconds \| 0\.0 \| 1\.5 \| 0\.5 \|/m);
+    assert.match(
+      page,
+      /^- \*\*not measured\*\*: our upgrade on a 1 GiB database within 6× the floor/m,
+    );
+    assert.equal(
+      page.match(/^\| (spec procedure|ours: |peer )[^|]* \| 0\.0[12]0 GiB \| v2[^|]* \| [12] \|/gm)
+        ?.length,
+      34,
+    );
+    assert.match(page, /^\| 0\.010 GiB \| v2 \| 4\.1 s \| 0\.0 \| 1\.5 \| 0\.5 \|/m);
+    assert.match(page, /^\| 0\.010 GiB \| v2 \| 13\.6 s \| 1\.5 \| 0\.2 \| 0\.5 \| 10\.1 \|$/m);
   });
 
-  test("counts what the baseline's clients saw, from the record", () => {
+  test("counts what each procedure's clients saw, from the record", () => {
     assert.match(
       page,
-      /failed these requests: ECONNREFUSED: synthetic \(\d+\), HTTP 502 \(\d+\)\./,
+      /^- spec procedure \(sleep 10\): ECONNREFUSED: synthetic \(\d+\), HTTP 502 \(\d+\)$/m,
     );
     assert.match(page, /it holds 2 plain dumps, 0\.0 GB in all/);
   });
 });
 
 describe("rendering the report from a record", () => {
-  test("writes the page and the chart side by side", async () => {
+  test("writes the page and both charts side by side", async () => {
     const docs = mkdtempSync(path.join(os.tmpdir(), "bench-docs-"));
     const written = await writeReport(fixtureRecord(), RECORD_NAME, docs);
-    assert.deepEqual(written, [path.join(docs, PAGE_FILE), path.join(docs, CHART_FILE)]);
+    assert.deepEqual(written, [
+      path.join(docs, PAGE_FILE),
+      path.join(docs, CHART_FILE),
+      path.join(docs, COST_CHART_FILE),
+    ]);
     assert.match(readFileSync(path.join(docs, PAGE_FILE), "utf8"), /^# Deploy benchmark/);
     assert.match(readFileSync(path.join(docs, CHART_FILE), "utf8"), /^<svg /);
+    assert.match(readFileSync(path.join(docs, COST_CHART_FILE), "utf8"), /^<svg /);
   });
 
   test("names a record by its path in the repository, or by its file name elsewhere", () => {
@@ -97,6 +142,7 @@ describe("npm run bench:report", () => {
     assert.equal(run.status, 0, run.stderr);
     assert.ok(existsSync(path.join(docs, PAGE_FILE)));
     assert.ok(existsSync(path.join(docs, CHART_FILE)));
+    assert.ok(existsSync(path.join(docs, COST_CHART_FILE)));
     assert.ok(readFileSync(path.join(docs, PAGE_FILE), "utf8").includes(RECORD_NAME));
   });
 
@@ -110,6 +156,22 @@ describe("npm run bench:report", () => {
     const run = cli(file, "--docs-dir", docs);
     assert.equal(run.status, 1);
     assert.match(run.stderr, /bad\.json: measurements\[2\]\.wallSeconds: .*expected number/);
+    assert.equal(existsSync(docs), false);
+  });
+
+  test("refuses a version 1 record, saying so, and writes nothing", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "bench-v1-"));
+    const record = JSON.parse(readFileSync(FIXTURE_RECORD, "utf8"));
+    record.version = 1;
+    const file = path.join(dir, "old.json");
+    writeFileSync(file, JSON.stringify(record));
+    const docs = path.join(dir, "docs");
+    const run = cli(file, "--docs-dir", docs);
+    assert.equal(run.status, 1);
+    assert.match(
+      run.stderr,
+      /old\.json: a version 1 record; this report reads version 2 records only/,
+    );
     assert.equal(existsSync(docs), false);
   });
 

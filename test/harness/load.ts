@@ -73,6 +73,11 @@ export interface LoadResult {
   /** Answers by X-App-Version header (`-` when absent). */
   versions: Record<string, number>;
   latencyMs: LatencySummary;
+  /**
+   * Latency of every request sent, a failed one (an error, or an answer that is not 2xx)
+   * counted at the request timeout, as a client that retries would wait at least that long.
+   */
+  latencyAllMs: LatencySummary;
   failures: LoadFailure[];
   durationMs: number;
   /** Every request's outcome in the order they ended, when `recordSamples` was on. */
@@ -111,6 +116,19 @@ function summarize(lat: number[]): LatencySummary {
 }
 
 /**
+ * The latency summary of every request sent, where a failed request (an error, or an answer
+ * that is not 2xx) counts at `timeoutMs` whatever it took: a refused connection answered in
+ * 1 ms is no fast answer. E.g. 98 answers at 2 ms and 2 failures at a 5000 ms timeout give a
+ * p50 of 2 ms and a p99 and max of 5000 ms.
+ */
+export function summarizeEveryRequest(
+  requests: readonly { readonly latencyMs: number; readonly ok: boolean }[],
+  timeoutMs: number,
+): LatencySummary {
+  return summarize(requests.map((r) => (r.ok ? r.latencyMs : timeoutMs)));
+}
+
+/**
  * Sends a steady stream of HTTP GETs to a loopback URL while a deploy runs, so a test can
  * prove that no request was dropped: every request ends up counted as 2xx, non-2xx (by
  * status) or a connection error (by message). Bounded in time, stoppable, loopback only.
@@ -145,6 +163,8 @@ export function startLoad(opts: LoadOptions): LoadHandle {
   const errors: Record<string, number> = {};
   const versions: Record<string, number> = {};
   const latencies: number[] = [];
+  /** Every request that ended, and whether it succeeded (latencyAllMs). */
+  const everyRequest: { latencyMs: number; ok: boolean }[] = [];
   const failures: LoadFailure[] = [];
   const samples: LoadSample[] = [];
   const sample = (t0: number, status: number) => {
@@ -196,7 +216,9 @@ export function startLoad(opts: LoadOptions): LoadHandle {
           versions[version] = (versions[version] ?? 0) + 1;
           if (status >= 200 && status < 300) {
             ok2xx++;
+            everyRequest.push({ latencyMs: performance.now() - t0, ok: true });
           } else {
+            everyRequest.push({ latencyMs: performance.now() - t0, ok: false });
             non2xxTotal++;
             non2xx[String(status)] = (non2xx[String(status)] ?? 0) + 1;
             fail("status", String(status));
@@ -209,6 +231,7 @@ export function startLoad(opts: LoadOptions): LoadHandle {
       end(() => {
         const msg = err.code ? `${err.code}: ${err.message}` : err.message;
         sample(t0, 0);
+        everyRequest.push({ latencyMs: performance.now() - t0, ok: false });
         errorsTotal++;
         errors[msg] = (errors[msg] ?? 0) + 1;
         fail("error", req.reusedSocket ? `${msg} (on a reused connection)` : msg);
@@ -251,6 +274,7 @@ export function startLoad(opts: LoadOptions): LoadHandle {
     inFlight,
     versions: { ...versions },
     latencyMs: summarize(latencies),
+    latencyAllMs: summarizeEveryRequest(everyRequest, requestTimeoutMs),
     failures: [...failures],
     durationMs: Math.round((stoppedAt ?? performance.now()) - start),
     samples: opts.recordSamples ? [...samples] : [],
