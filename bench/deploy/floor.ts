@@ -1,6 +1,6 @@
 /**
  * The floor of an upgrade on the bench's host: what no deploy of a new version can skip, measured
- * in the same run as the deploys, on our project, with no load. Three parts, each timed on the
+ * in the same run as the deploys, on our project, under the same load. Three parts, each timed on the
  * host by the script itself (`date +%s.%N` marks; the SSH connection is not counted):
  *
  * 1. `docker pull` of the new image (already on the host, or removed first to measure a real

@@ -36,6 +36,8 @@ import {
   REPO_ROOT,
   runLocal,
   runOverSsh,
+  startLoad,
+  startWriter,
   waitForHttp,
 } from "../../test/harness";
 import {
@@ -62,6 +64,8 @@ import {
   underLoad,
 } from "./load";
 import { BENCH_USAGE, type BenchOptions, parseBenchArgs, UsageError } from "./options";
+import * as peerModule from "./peer";
+import type { PeerProject } from "./peer";
 import { measureProbe } from "./probe";
 import { recordName, writeReport } from "./publish";
 import {
@@ -91,34 +95,10 @@ const BASE_PROJECT = "clickybenchbase";
 const PEER_DIR = "/home/deploy/clicky-bench-peer";
 const PEER_PROJECT = "clickybenchpeer";
 
-/** The peer's project on the host, as bench/deploy/peer.ts takes it. */
-interface PeerProject {
-  readonly dir: string;
-  readonly project: string;
-  readonly port: number;
-  readonly images: {
-    readonly backend: string;
-    readonly postgres: string;
-    readonly redis: string;
-    readonly proxy: string;
-  };
-}
-
 /** bench/deploy/peer.ts: the peer (docker-rollout) set up, deployed and removed. */
-interface PeerModule {
-  setUpPeer(h: Harness, p: PeerProject, version: string): Promise<void>;
-  peerDeployCommand(p: PeerProject, version: string): string;
-  cleanupPeer(h: Harness, p: PeerProject): Promise<void>;
-}
+type PeerModule = typeof peerModule;
 
-/**
- * The peer's module, loaded only when the peer runs (`--no-peer` runs without it). The path is
- * a variable so that the bench builds whether or not the module is there yet.
- */
-async function loadPeer(): Promise<PeerModule> {
-  const file = "./peer";
-  return (await import(file)) as PeerModule;
-}
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function say(text: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
@@ -358,6 +338,24 @@ async function measureFloor(
   databaseGib: number,
 ): Promise<Floor> {
   if (image.imageMb > 0) await removeImage(image);
+  // Under the same load as the deploys, so that every ratio compares like with like.
+  const base = `http://127.0.0.1:${b.oursPort}`;
+  const load = startLoad({
+    url: `${base}/health`,
+    ratePerSecond: b.options.ratePerSecond,
+    durationMs: 10 * 60_000,
+    maxInFlight: 1024,
+    keepAlive: LOAD_KEEP_ALIVE,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  const writer = startWriter({
+    url: `${base}/items`,
+    ratePerSecond: b.options.writesPerSecond,
+    prefix: `bench-floor-${run}-${Date.now().toString(36)}`,
+    durationMs: 10 * 60_000,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  await sleep(PRE_ROLL_MS);
   const out = await must(
     "the floor",
     runOverSsh(
@@ -373,6 +371,7 @@ async function measureFloor(
       { stdin: b.h.registry.password, timeoutMs: 10 * 60_000 },
     ),
   );
+  await Promise.all([load.stop(), writer.stop()]);
   const parts = parseFloorOutput(out);
   say(
     `  floor: pull ${parts.pullSeconds.toFixed(2)} s + healthy ${parts.healthySeconds.toFixed(2)} s + switch ${parts.switchSeconds.toFixed(2)} s = ${parts.totalSeconds.toFixed(2)} s`,
@@ -521,7 +520,7 @@ async function measurePeer(
       runOverSsh(b.h, peerDeployCommand(peer, version), { timeoutMs: 10 * 60_000, onOutput }),
     expectExit: (code) => (scenario === "peer" ? code === 0 : code !== 0),
     milestones: [],
-    steps: () => ({}),
+    steps: peerModule.peerSteps,
   });
   say(`  ${runLine(measurement)}`);
   if (!measurement.expectedExit) {
@@ -599,9 +598,10 @@ async function main(options: BenchOptions): Promise<void> {
             ...infra,
             proxy: h.images.proxy,
           },
+          healthTimeoutSeconds: HEALTH_TIMEOUT_SECONDS,
         }
       : null,
-    peerModule: options.peer ? await loadPeer() : null,
+    peerModule: options.peer ? peerModule : null,
   };
   const larger: BackendImage[] = [];
   for (const mb of options.imageMb.filter((mb) => mb > 0)) {

@@ -133,7 +133,7 @@ ${floorRunsTable(record)}
 
 ## How it is measured
 
-- **The floor** (\`bench/deploy/floor.ts\`), on our project while it serves v1, with no load,
+- **The floor** (\`bench/deploy/floor.ts\`), on our project while it serves v1, under the same load as the deploys (reads and writes),
   timed on the host by the script itself (the SSH connection is not counted): (1) \`docker pull\`
   of the new image by digest, already on the host for v2 (a larger image is removed from the
   engine first, so its pull is real); (2) \`docker run\` of the new image on the project's network
