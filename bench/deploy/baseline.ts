@@ -30,75 +30,112 @@ export interface BaselineProject {
 /** The database password of the baseline project (its own, plain: nothing here is secret). */
 export const BASELINE_DB_PASSWORD = "bench-baseline";
 
-/** The spec-shaped compose file: the backend image's tag comes from `.env` (CLICKY_VERSION). */
-export function baselineComposeFile(p: BaselineProject): string {
-  const health = { interval: "5s", timeout: "3s", retries: 5, start_period: "20s" };
-  const doc = {
-    services: {
-      fastapi: {
-        image: `${p.images.backend}:\${CLICKY_VERSION:?}`,
-        restart: "unless-stopped",
-        ports: [`127.0.0.1:${p.port}:8000`],
-        environment: [
-          "APP_ENV=bench",
-          "REDIS_URL=redis://redis:6379/0",
-          "DATABASE_URL",
-          "JWT_SECRET_KEY",
+/** The Docker health check timings of the spec-shaped project's services. */
+const SPEC_HEALTH = { interval: "5s", timeout: "3s", retries: 5, start_period: "20s" };
+
+/** What the spec-shaped services need: their images, and the app's published ports and health. */
+export interface SpecServices {
+  readonly images: { readonly backend: string; readonly postgres: string; readonly redis: string };
+  /** The app's `ports` (none: it is reached through a proxy). */
+  readonly appPorts?: readonly string[];
+  /** The app's health check timings; default the other services'. */
+  readonly appHealth?: Readonly<Record<string, string | number>>;
+}
+
+/**
+ * The services of a spec-shaped project, shared by the baseline and the peer: `fastapi` (its
+ * tag from `.env`, CLICKY_VERSION), PostgreSQL and Redis, each with its Docker health check.
+ */
+export function specServices(s: SpecServices) {
+  return {
+    fastapi: {
+      image: `${s.images.backend}:\${CLICKY_VERSION:?}`,
+      restart: "unless-stopped",
+      ...(s.appPorts ? { ports: [...s.appPorts] } : {}),
+      environment: [
+        "APP_ENV=bench",
+        "REDIS_URL=redis://redis:6379/0",
+        "DATABASE_URL",
+        "JWT_SECRET_KEY",
+      ],
+      depends_on: {
+        postgres: { condition: "service_healthy" },
+        redis: { condition: "service_healthy" },
+      },
+      healthcheck: {
+        test: [
+          "CMD",
+          "python3",
+          "-c",
+          "import sys, urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=3); sys.exit(0)",
         ],
-        depends_on: {
-          postgres: { condition: "service_healthy" },
-          redis: { condition: "service_healthy" },
-        },
-        healthcheck: {
-          test: [
-            "CMD",
-            "python3",
-            "-c",
-            "import sys, urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=3); sys.exit(0)",
-          ],
-          ...health,
-        },
-      },
-      postgres: {
-        image: p.images.postgres,
-        restart: "unless-stopped",
-        environment: ["POSTGRES_USER=clicky", "POSTGRES_DB=clicky_db", "POSTGRES_PASSWORD"],
-        volumes: ["pgdata:/var/lib/postgresql/data"],
-        healthcheck: { test: ["CMD", "pg_isready", "-U", "clicky", "-d", "clicky_db"], ...health },
-      },
-      redis: {
-        image: p.images.redis,
-        restart: "unless-stopped",
-        command: ["redis-server", "--appendonly", "yes"],
-        volumes: ["redisdata:/data"],
-        healthcheck: { test: ["CMD", "redis-cli", "ping"], ...health },
+        ...(s.appHealth ?? SPEC_HEALTH),
       },
     },
+    postgres: {
+      image: s.images.postgres,
+      restart: "unless-stopped",
+      environment: ["POSTGRES_USER=clicky", "POSTGRES_DB=clicky_db", "POSTGRES_PASSWORD"],
+      volumes: ["pgdata:/var/lib/postgresql/data"],
+      healthcheck: {
+        test: ["CMD", "pg_isready", "-U", "clicky", "-d", "clicky_db"],
+        ...SPEC_HEALTH,
+      },
+    },
+    redis: {
+      image: s.images.redis,
+      restart: "unless-stopped",
+      command: ["redis-server", "--appendonly", "yes"],
+      volumes: ["redisdata:/data"],
+      healthcheck: { test: ["CMD", "redis-cli", "ping"], ...SPEC_HEALTH },
+    },
+  };
+}
+
+/** The spec-shaped compose file: the app published on the host, as the spec checks it. */
+export function baselineComposeFile(p: BaselineProject): string {
+  const doc = {
+    services: specServices({ images: p.images, appPorts: [`127.0.0.1:${p.port}:8000`] }),
     volumes: { pgdata: {}, redisdata: {} },
   };
   return stringify(doc, { lineWidth: 0, version: "1.1" });
 }
 
-/** `.env` of the project (compose reads it from the working directory). */
-export function baselineEnv(p: BaselineProject, version: string): string {
+/**
+ * `.env` of a spec-shaped project (compose reads it from the working directory), with its own
+ * plain database password and JWT key: nothing in a bench project is secret.
+ */
+export function specEnv(project: string, version: string, password: string, jwt: string): string {
   return [
-    `COMPOSE_PROJECT_NAME=${p.project}`,
+    `COMPOSE_PROJECT_NAME=${project}`,
     `CLICKY_VERSION=${version}`,
-    `POSTGRES_PASSWORD=${BASELINE_DB_PASSWORD}`,
-    `DATABASE_URL=postgresql+asyncpg://clicky:${BASELINE_DB_PASSWORD}@postgres:5432/clicky_db`,
-    "JWT_SECRET_KEY=bench-baseline-jwt",
+    `POSTGRES_PASSWORD=${password}`,
+    `DATABASE_URL=postgresql+asyncpg://clicky:${password}@postgres:5432/clicky_db`,
+    `JWT_SECRET_KEY=${jwt}`,
     "",
   ].join("\n");
 }
 
-/** Shell prelude: the project dir, its registry login, and `docker compose` as the host has it. */
-function prelude(p: BaselineProject): string {
+/** `.env` of the baseline project. */
+export function baselineEnv(p: BaselineProject, version: string): string {
+  return specEnv(p.project, version, BASELINE_DB_PASSWORD, "bench-baseline-jwt");
+}
+
+/**
+ * Shell prelude of a project's commands: its directory, its own Docker config (registry login,
+ * plugins), and `compose` as the host has it (`docker compose`, else `docker-compose`).
+ */
+export function projectPrelude(dir: string): string {
   return [
-    `cd ${p.dir}`,
-    `export DOCKER_CONFIG=${p.dir}/.docker`,
+    `cd ${dir}`,
+    `export DOCKER_CONFIG=${dir}/.docker`,
     'if docker compose version >/dev/null 2>&1; then compose() { docker compose "$@"; }; else compose() { docker-compose "$@"; }; fi',
     "",
   ].join("\n");
+}
+
+function prelude(p: BaselineProject): string {
+  return projectPrelude(p.dir);
 }
 
 /**

@@ -34,6 +34,7 @@ import {
   runOverSsh,
   waitForHttp,
 } from "../../test/harness";
+import { projectPrelude, specEnv, specServices } from "./baseline";
 
 export interface PeerProject {
   readonly dir: string;
@@ -58,51 +59,11 @@ const PEER_DB_PASSWORD = "bench-peer";
 /** The app's Docker health check: every second, so docker-rollout's once-a-second poll sees it. */
 const APP_HEALTH = { interval: "1s", timeout: "3s", retries: 3, start_period: "2s" };
 
-/** The project's compose file: the backend's tag comes from `.env` (CLICKY_VERSION). */
+/** The project's compose file: the baseline's services, the app unpublished, nginx in front. */
 export function peerComposeFile(p: PeerProject): string {
-  const infraHealth = { interval: "5s", timeout: "3s", retries: 5, start_period: "20s" };
   const doc = {
     services: {
-      fastapi: {
-        image: `${p.images.backend}:\${CLICKY_VERSION:?}`,
-        restart: "unless-stopped",
-        environment: [
-          "APP_ENV=bench",
-          "REDIS_URL=redis://redis:6379/0",
-          "DATABASE_URL",
-          "JWT_SECRET_KEY",
-        ],
-        depends_on: {
-          postgres: { condition: "service_healthy" },
-          redis: { condition: "service_healthy" },
-        },
-        healthcheck: {
-          test: [
-            "CMD",
-            "python3",
-            "-c",
-            "import sys, urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=3); sys.exit(0)",
-          ],
-          ...APP_HEALTH,
-        },
-      },
-      postgres: {
-        image: p.images.postgres,
-        restart: "unless-stopped",
-        environment: ["POSTGRES_USER=clicky", "POSTGRES_DB=clicky_db", "POSTGRES_PASSWORD"],
-        volumes: ["pgdata:/var/lib/postgresql/data"],
-        healthcheck: {
-          test: ["CMD", "pg_isready", "-U", "clicky", "-d", "clicky_db"],
-          ...infraHealth,
-        },
-      },
-      redis: {
-        image: p.images.redis,
-        restart: "unless-stopped",
-        command: ["redis-server", "--appendonly", "yes"],
-        volumes: ["redisdata:/data"],
-        healthcheck: { test: ["CMD", "redis-cli", "ping"], ...infraHealth },
-      },
+      ...specServices({ images: p.images, appHealth: APP_HEALTH }),
       proxy: {
         image: p.images.proxy,
         restart: "unless-stopped",
@@ -139,24 +100,11 @@ server {
 
 /** `.env` of the project (compose and docker-rollout read it from the working directory). */
 export function peerEnv(p: PeerProject, version: string): string {
-  return [
-    `COMPOSE_PROJECT_NAME=${p.project}`,
-    `CLICKY_VERSION=${version}`,
-    `POSTGRES_PASSWORD=${PEER_DB_PASSWORD}`,
-    `DATABASE_URL=postgresql+asyncpg://clicky:${PEER_DB_PASSWORD}@postgres:5432/clicky_db`,
-    "JWT_SECRET_KEY=bench-peer-jwt",
-    "",
-  ].join("\n");
+  return specEnv(p.project, version, PEER_DB_PASSWORD, "bench-peer-jwt");
 }
 
-/** Shell prelude: the project dir, its Docker config (registry login, the plugin), compose. */
 function prelude(p: PeerProject): string {
-  return [
-    `cd ${p.dir}`,
-    `export DOCKER_CONFIG=${p.dir}/.docker`,
-    'if docker compose version >/dev/null 2>&1; then compose() { docker compose "$@"; }; else compose() { docker-compose "$@"; }; fi',
-    "",
-  ].join("\n");
+  return projectPrelude(p.dir);
 }
 
 /**
