@@ -6,9 +6,10 @@
  *
  * docker-rollout scales a service to twice its containers with the service's current compose
  * definition, waits for Docker to call the new ones healthy (or gives up after `--timeout`
- * seconds and removes them), then stops and removes the old ones. It needs a proxy that routes
- * to every container of the service. The adapter around it, the most favourable we could give
- * it with what the harness has (no Traefik image can be pulled here):
+ * polls, about a second each, stops and removes them and exits 1), then stops and removes the
+ * old ones. It needs a proxy that routes to every container of the service. The adapter around
+ * it, the most favourable we could give it with what the harness has (its README recommends
+ * Traefik or nginx-proxy, and neither image can be pulled here):
  *
  * - the spec-shaped project of the baseline (`fastapi`, PostgreSQL, Redis), the app unpublished
  *   and without `container_name` (docker-rollout's two requirements), behind an nginx `proxy`
@@ -16,13 +17,16 @@
  * - nginx resolves `fastapi` through Docker's DNS per request (`resolver 127.0.0.11 valid=1s`,
  *   a variable in `proxy_pass`), so it round-robins over every container of the service, and a
  *   request that finds a container gone, refusing, or answering 502 to 504 is passed to the next
- *   one (`proxy_next_upstream`); a Traefik set-up would instead route to healthy containers only;
+ *   one (`proxy_next_upstream`). Docker's DNS lists a container whether it is healthy or not,
+ *   so a new container gets requests as soon as it listens, also one that never gets healthy;
+ *   a Traefik set-up would route to healthy containers only;
  * - the app's Docker health check every second (docker-rollout polls Docker's verdict once a
  *   second), so its wait is not stretched by the check's cadence;
- * - the deploy is the README's sample script for an image from a registry: the version is set in
- *   `.env`, then `docker compose pull fastapi` and `docker rollout --timeout <T> fastapi`, with
- *   T the health timeout our stack has in the same bench. Like the baseline's, it has no backup
- *   and no migration step (the tables are made once, at set-up).
+ * - the deploy is its README's sample script with `compose pull fastapi` for the build (our
+ *   images come from a registry) and no migration: the version is set in `.env`, the image
+ *   pulled, then `docker rollout --timeout <T> fastapi`, with T the health timeout our stack has
+ *   in the same bench. Like the baseline's, it has no backup (the tables are made once, at
+ *   set-up).
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -46,9 +50,15 @@ export interface PeerProject {
     readonly redis: string;
     readonly proxy: string;
   };
-  /** docker-rollout's `--timeout`: the seconds it waits for the new containers to be healthy. */
-  readonly healthTimeoutSeconds: number;
+  /**
+   * docker-rollout's `--timeout`: how many times (about a second apart) it checks the new
+   * containers' health before it rolls them back; default `PEER_HEALTH_TIMEOUT_SECONDS`.
+   */
+  readonly healthTimeoutSeconds?: number;
 }
+
+/** The health timeout our stack has in the bench (its `HEALTH_TIMEOUT_SECONDS`), seconds. */
+export const PEER_HEALTH_TIMEOUT_SECONDS = 20;
 
 /** The vendored plugin, and the upstream's own name for it. */
 export const PEER_SCRIPT = path.join(__dirname, "peer", "docker-rollout");
@@ -100,7 +110,15 @@ server {
 
 /** `.env` of the project (compose and docker-rollout read it from the working directory). */
 export function peerEnv(p: PeerProject, version: string): string {
+  checkVersion(version);
   return specEnv(p.project, version, PEER_DB_PASSWORD, "bench-peer-jwt");
+}
+
+/** A version goes into `.env` and a `sed` expression: an image tag, nothing to quote. */
+function checkVersion(version: string): void {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(version)) {
+    throw new Error(`Invalid version "${version}": an image tag is [A-Za-z0-9_][A-Za-z0-9_.-]*`);
+  }
 }
 
 function prelude(p: PeerProject): string {
@@ -108,25 +126,30 @@ function prelude(p: PeerProject): string {
 }
 
 /**
- * The peer's deploy of `version`, as docker-rollout's README scripts it for an image from a
- * registry, with `bench-mark <step> <time>` lines around each command (they change nothing).
- * Exits with docker-rollout's code.
+ * The peer's deploy of `version`, as docker-rollout's README scripts it (see the module's
+ * comment), with `bench-mark <step> <time>` lines around each command (they change nothing).
+ * Exits with docker-rollout's code: 0 once the old containers are gone, 1 when the new ones
+ * were not healthy in time (it has removed them, the old ones still serve).
  */
 export function peerDeployCommand(p: PeerProject, version: string): string {
+  checkVersion(version);
+  const timeout = p.healthTimeoutSeconds ?? PEER_HEALTH_TIMEOUT_SECONDS;
   return `${prelude(p)}set -euo pipefail
 mark() { printf 'bench-mark %s %s\\n' "$1" "$(date +%s.%N)"; }
 sed -i 's/^CLICKY_VERSION=.*/CLICKY_VERSION=${version}/' .env
 mark start
 compose pull --quiet fastapi
 mark pull
-docker rollout --timeout ${p.healthTimeoutSeconds} fastapi
+code=0
+docker rollout --timeout ${timeout} fastapi || code=$?
 mark finished
+exit "$code"
 `;
 }
 
 /**
  * The peer's steps from its marks, seconds: `pull` and `rollout` (docker-rollout from its start
- * to its exit), e.g. marks at 0, 0.5 and 12.5 give `{ pull: 0.5, rollout: 12 }`.
+ * to its exit, whatever its code), e.g. marks at 0, 0.5 and 12.5 give `{ pull: 0.5, rollout: 12 }`.
  */
 export function peerSteps(stdout: string): Record<string, number> {
   const marks = new Map<string, number>();
