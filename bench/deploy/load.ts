@@ -95,6 +95,7 @@ export async function underLoad(d: LoadedDeploy): Promise<{
     acknowledged: w.acknowledged.length,
     failed: w.failures.length,
     missing: await missingWrites(await d.postgres(), w.acknowledged),
+    failures: w.failures.slice(0, 20).map((f) => writeFailureReason(f.detail)),
   };
   return {
     output,
@@ -172,4 +173,12 @@ function sampleColumns(samples: readonly LoadSample[]): Samples {
     latencyMs: samples.map((s) => s.latencyMs),
     status: samples.map((s) => s.status),
   };
+}
+
+/**
+ * Why a write failed, without the write's name: `bench-deploy-1-x-7: status 500: {...}` gives
+ * `status 500: {...}`, cut to 200 characters.
+ */
+export function writeFailureReason(detail: string): string {
+  return detail.replace(/^[^:\s]+: /, "").slice(0, 200);
 }

@@ -10,6 +10,7 @@ import type { BenchRecord, ScenarioId } from "./record";
 import {
   costTable,
   failureKinds,
+  writeFailureKinds,
   floorRunsTable,
   floorTable,
   fmt,
@@ -49,8 +50,8 @@ export function renderBenchmarkPage(record: BenchRecord, files: PageFiles): stri
   const seen = SCENARIOS.filter(({ id }) => of(id).length > 0);
   const clients = seen
     .map(({ id, title }) => {
-      const kinds = failureKinds(of(id));
-      return `- ${title}: ${kinds.length ? kinds.join(", ") : "no failed request"}`;
+      const kinds = [...failureKinds(of(id)), ...writeFailureKinds(of(id))];
+      return `- ${title}: ${kinds.length ? kinds.join(", ") : "no failed request or write"}`;
     })
     .join("\n");
   const baselineSteps = stepsTable(record, "baseline");

@@ -77,6 +77,11 @@ const writesSchema = z.strictObject({
   failed: count,
   /** Acknowledged but not in the database afterwards; null when the database was not reachable to check. */
   missing: count.nullable(),
+  /**
+   * Why writes failed: their status and answer, or their error, the write's name left out; at
+   * most 20 a run. Absent from records made before the bench kept them.
+   */
+  failures: z.array(z.string()).optional(),
 });
 export type Writes = z.infer<typeof writesSchema>;
 

@@ -265,6 +265,28 @@ export function failureKinds(ms: readonly Measurement[]): string[] {
   return [...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} (${n})`);
 }
 
+/**
+ * Why writes failed, by reason, summed over the runs given; runs whose record kept no reasons
+ * are counted apart.
+ */
+export function writeFailureKinds(ms: readonly Measurement[]): string[] {
+  const kinds = new Map<string, number>();
+  let unexplained = 0;
+  for (const m of ms) {
+    const reasons = m.writes.failures;
+    if (!reasons) {
+      unexplained += m.writes.failed;
+      continue;
+    }
+    for (const reason of reasons) kinds.set(reason, (kinds.get(reason) ?? 0) + 1);
+    unexplained += m.writes.failed - reasons.length;
+  }
+  const out = [...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `write ${k} (${n})`);
+  if (unexplained > 0)
+    out.push(`failed writes whose reason the record does not keep (${unexplained})`);
+  return out;
+}
+
 /** The short line the bench prints after each run. */
 export function runLine(m: Measurement): string {
   return `${m.scenario}: exit ${m.exitCode}, ${m.wallSeconds.toFixed(1)} s, ${m.sent} requests (${m.skipped} ticks skipped), ${m.non2xx} non-2xx, ${m.errors} errors, p50/p99/max ${m.all.p50Ms}/${m.all.p99Ms}/${m.all.maxMs} ms over every request; writes ${m.writes.acknowledged} acknowledged, ${m.writes.failed} failed, ${m.writes.missing ?? "unchecked"} missing`;

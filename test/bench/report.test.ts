@@ -4,7 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, test } from "node:test";
+import { writeFailureReason } from "../../bench/deploy/load";
 import { renderBenchmarkPage } from "../../bench/deploy/page";
+import { writeFailureKinds } from "../../bench/deploy/report";
 import {
   CHART_FILE,
   COST_CHART_FILE,
@@ -100,7 +102,7 @@ describe("the benchmark page, rendered from the fixture record", () => {
   test("counts what each procedure's clients saw, from the record", () => {
     assert.match(
       page,
-      /^- spec procedure \(sleep 10\): ECONNREFUSED: synthetic \(\d+\), HTTP 502 \(\d+\)$/m,
+      /^- spec procedure \(sleep 10\): ECONNREFUSED: synthetic \(\d+\), HTTP 502 \(\d+\), failed writes whose reason the record does not keep \(\d+\)$/m,
     );
     assert.match(page, /it holds 2 plain dumps, 0\.0 GB in all/);
   });
@@ -180,5 +182,41 @@ describe("npm run bench:report", () => {
     assert.equal(run.status, 2);
     assert.match(run.stderr, /Unknown option '--out'/);
     assert.match(run.stderr, /--help/);
+  });
+});
+
+describe("why writes failed", () => {
+  test("a write's reason drops its name and keeps its status and answer", () => {
+    assert.equal(
+      writeFailureReason('bench-deploy-2-x1-17: status 500: {"error": "timeout expired"}'),
+      'status 500: {"error": "timeout expired"}',
+    );
+    assert.equal(
+      writeFailureReason("bench-rollback-1-x-3: no answer in 5000 ms"),
+      "no answer in 5000 ms",
+    );
+  });
+
+  test("reasons are counted over the runs, and failures a record kept no reason for are said apart", () => {
+    const [one, two] = fixtureRecord().measurements;
+    assert.ok(one && two);
+    const kept = {
+      ...one,
+      writes: {
+        ...one.writes,
+        failed: 3,
+        failures: ["status 500: x", "status 500: x", "no answer in 5000 ms"],
+      },
+    };
+    const old = { ...two, writes: { sent: 10, acknowledged: 8, failed: 2, missing: 0 } };
+    assert.deepEqual(writeFailureKinds([kept, old]), [
+      "write status 500: x (2)",
+      "write no answer in 5000 ms (1)",
+      "failed writes whose reason the record does not keep (2)",
+    ]);
+    assert.deepEqual(
+      writeFailureKinds([{ ...one, writes: { ...one.writes, failed: 0, failures: [] } }]),
+      [],
+    );
   });
 });
