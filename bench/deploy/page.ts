@@ -109,7 +109,9 @@ Ours (its script's own \`timings:\` line), the upgrade from v1 to v2:
 ${stepsTable(record, "deploy")}
 
 \`pull\` runs in the background during \`backup\`; its column is the time left to wait for it
-afterwards.
+afterwards. The dump runs in the background too: \`backup\` is its start, \`backup_wait\` the
+time the deploy then waited for it. With a migration pending that wait comes before the
+migration and is counted inside \`migrate\` as well; with none, inside \`watch\`.
 ${baselineSteps ? `\nThe spec's procedure (its marks; \`health\` is the \`sleep 10\` and the \`curl\`):\n\n${baselineSteps}\n` : ""}${noSleepSteps ? `\nThe spec's procedure, health polled (\`health\` is the poll):\n\n${noSleepSteps}\n` : ""}
 ## What the clients saw
 

@@ -121,7 +121,7 @@ function sizeLabel(record: BenchRecord, databaseGib: number): string {
  */
 export function floorTable(record: BenchRecord): string {
   const lines = [
-    "| database | procedure | wall (median) | × floor | failed requests | connection errors | ≥ 1 s | skipped ticks | p50 | p99 | max | writes acknowledged | writes failed | writes missing |",
+    "| database | procedure | wall (median) | × floor | failed requests (all runs) | connection errors (median) | ≥ 1 s (median) | skipped ticks (median) | p50 | p99 | max | writes acknowledged (median) | writes failed (all runs) | writes missing (all runs) |",
     "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const size of record.sizes) {
