@@ -362,7 +362,7 @@ end_rotation_bridge() {
 # background (BACKUP_PID) and finish_backup waits for it: before the migration when one is
 # pending (step_migrate), else before the commit (step_watch), so that a deploy with nothing to
 # migrate starts, checks and switches to the new version while the dump runs. pg_dump reads one
-# snapshot, taken as it starts; no traffic moves until its container runs.
+# snapshot, taken as it starts.
 step_backup() {
   STEP=backup
   local stamp partial pg_cid pg_image
@@ -558,7 +558,8 @@ migration_pending() {
     log "nothing to migrate (${MIGRATION_CHECK[*]} exited 0 in $(seconds_of "$(($(now_ms) - t0))") s): the new version starts while the backup runs"
     return 1
   fi
-  log "${MIGRATION_CHECK[*]} exited $rc ($(grep -v '^$' "$TMP_DIR/migcheck.out" | tail -n 1 | cut -c 1-200)): waiting for the backup, then migrating"
+  # Its last line that says something (compose v1 may end the output with a bare exit code).
+  log "${MIGRATION_CHECK[*]} exited $rc ($(grep '[[:alpha:]]' "$TMP_DIR/migcheck.out" | tail -n 1 | cut -c 1-200)): waiting for the backup, then migrating"
   docker rm -f "$PROJECT-migcheck-$$" >/dev/null 2>&1 || true
   return 0
 }
