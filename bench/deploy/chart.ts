@@ -135,6 +135,28 @@ export function requestCounts(trace: Trace): { sent: number; failed: number } {
   return { sent: trace.samples.status.length, failed };
 }
 
+const VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
+
+/** The type and axes every chart of the page shares. */
+const CHART_CONFIG = {
+  font: "Helvetica, Arial, sans-serif",
+  view: { stroke: null },
+  axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: "normal", titleColor: INK },
+} as const;
+
+/** A chart's title and subtitle, set as every chart of the page sets them. */
+function chartTitle(text: string, subtitle: string | string[]) {
+  return {
+    text,
+    subtitle,
+    anchor: "start" as const,
+    fontSize: 16,
+    subtitleFontSize: 12,
+    subtitleColor: MUTED,
+    offset: 12,
+  };
+}
+
 /**
  * The chart's Vega-Lite spec: a title, then per panel its title, the failure strip and the
  * latency plot. Both axes have explicit domains, the same in every panel, so the panels
@@ -144,23 +166,13 @@ export function latencyChartSpec(title: string, panels: readonly LatencyPanel[])
   const xDomain = timeDomain(panels.map((p) => p.trace));
   const yTop = latencyTop(panels.map((p) => p.trace));
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: {
-      text: title,
-      subtitle: [
-        "One dot per request, at its latency (log scale); orange: answered, but not 2xx.",
-        "Red ticks above a plot: failed requests (no answer, or not 2xx).",
-      ],
-      anchor: "start",
-      fontSize: 16,
-      subtitleFontSize: 12,
-      subtitleColor: MUTED,
-      offset: 12,
-    },
+    $schema: VEGA_LITE_SCHEMA,
+    title: chartTitle(title, [
+      "One dot per request, at its latency (log scale); orange: answered, but not 2xx.",
+      "Red ticks above a plot: failed requests (no answer, or not 2xx).",
+    ]),
     config: {
-      font: "Helvetica, Arial, sans-serif",
-      view: { stroke: null },
-      axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: "normal", titleColor: INK },
+      ...CHART_CONFIG,
       // Equal y-axis widths keep the plots of every panel aligned with their failure strips.
       axisY: { minExtent: 48, maxExtent: 48 },
       concat: { spacing: 28 },
@@ -437,22 +449,12 @@ export function costChartSpec(title: string, series: readonly CostSeries[]): Top
     axis: { gridDash: [2, 3], gridColor: "#dddddd" },
   };
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: {
-      text: title,
-      subtitle:
-        "Median wall time per database size; the floor dashed. Points alone: a larger image.",
-      anchor: "start",
-      fontSize: 16,
-      subtitleFontSize: 12,
-      subtitleColor: MUTED,
-      offset: 12,
-    },
-    config: {
-      font: "Helvetica, Arial, sans-serif",
-      view: { stroke: null },
-      axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: "normal", titleColor: INK },
-    },
+    $schema: VEGA_LITE_SCHEMA,
+    title: chartTitle(
+      title,
+      "Median wall time per database size; the floor dashed. Points alone: a larger image.",
+    ),
+    config: CHART_CONFIG,
     width: PLOT_WIDTH * 0.75,
     height: 320,
     data: { values },

@@ -38,18 +38,11 @@ import {
   runOverSsh,
   waitForHttp,
 } from "../../test/harness";
-import { projectPrelude, specEnv, specServices } from "./baseline";
+import { type BaselineProject, projectPrelude, specEnv, specServices } from "./baseline";
 
-export interface PeerProject {
-  readonly dir: string;
-  readonly project: string;
-  readonly port: number;
-  readonly images: {
-    readonly backend: string;
-    readonly postgres: string;
-    readonly redis: string;
-    readonly proxy: string;
-  };
+/** The baseline's project, plus the proxy in front (the port is the proxy's). */
+export interface PeerProject extends Omit<BaselineProject, "images"> {
+  readonly images: BaselineProject["images"] & { readonly proxy: string };
   /**
    * docker-rollout's `--timeout`: how many times (about a second apart) it checks the new
    * containers' health before it rolls them back; default `PEER_HEALTH_TIMEOUT_SECONDS`.
