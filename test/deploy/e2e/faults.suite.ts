@@ -969,9 +969,11 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     });
     const kill = await killed;
     const counted = await traffic.stop();
-    await sql(
-      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE fault_dump_block%' AND pid <> pg_backend_pid()",
+    // psql sends the holder's statements one by one: its session now runs the pg_sleep.
+    const ended = await sql(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%' AND pid <> pg_backend_pid()",
     );
+    assert.equal(ended, "1", "the session holding the lock was ended");
     await holder;
     await sql("DROP TABLE fault_dump_block");
     timings.push(
