@@ -553,6 +553,7 @@ migration_pending() {
   if ((${#MIGRATION_CHECK[@]} == 0)); then return 0; fi
   local rc=0 t0
   t0="$(now_ms)"
+  log "checking whether a migration is pending: ${MIGRATION_CHECK[*]} with $IMAGE"
   with_app_env timeout 120 "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_FILE" run --rm --no-deps -T --name "$PROJECT-migcheck-$$" "backend-$NEW_SLOT" "${MIGRATION_CHECK[@]}" >"$TMP_DIR/migcheck.out" 2>&1 </dev/null || rc=$?
   if ((rc == 0)); then
     log "nothing to migrate (${MIGRATION_CHECK[*]} exited 0 in $(seconds_of "$(($(now_ms) - t0))") s): the new version starts while the backup runs"
@@ -673,15 +674,18 @@ stop_migration() {
   docker rm -f "$MIGRATION_CONTAINER" >/dev/null 2>&1 || true
 }
 
-# Migration containers a deploy that was killed (kill -9, the OOM killer, a reboot) left: this
-# deploy holds the lock, so nothing else runs them. Their sessions end and they go.
+# Migration runs and migration checks a deploy that was killed (kill -9, the OOM killer, a
+# reboot) left: this deploy holds the lock, so nothing else runs them. Their sessions end and
+# they go.
 remove_leftover_migrations() {
-  local name
+  local name what
   while read -r name; do
     MIGRATION_CONTAINER=$name
     stop_migration
-    log "removed $name, a migration run that an interrupted deploy left (its open transaction, if any, rolled back)"
-  done < <(docker ps -a --format '{{.Names}}' 2>/dev/null | grep -E "^$PROJECT-migrate-[0-9]+-[0-9]+\$" || true)
+    what="a migration run"
+    [[ $name != "$PROJECT"-migcheck-* ]] || what="a migration check"
+    log "removed $name, $what that an interrupted deploy left (its open transaction, if any, rolled back)"
+  done < <(docker ps -a --format '{{.Names}}' 2>/dev/null | grep -E "^$PROJECT-(migrate-[0-9]+-[0-9]+|migcheck-[0-9]+)\$" || true)
   MIGRATION_CONTAINER=''
   stop_lock_watch all
 }
