@@ -56,6 +56,7 @@ import { median } from "./cost";
 import { floorScript, parseFloorOutput } from "./floor";
 import {
   LOAD_KEEP_ALIVE,
+  type LoadedDeploy,
   type OnOutput,
   POST_ROLL_MS,
   PRE_ROLL_MS,
@@ -76,6 +77,7 @@ import {
   RECORD_KIND,
   RECORD_VERSION,
   recordFileName,
+  type ScenarioId,
   type SizeStep,
   serializeRecord,
 } from "./record";
@@ -395,6 +397,41 @@ const OUR_MILESTONES = [
   [/drain: stopped/, "Old stopped"],
 ] as const;
 
+/**
+ * What every measured deploy shares: the scenario's identity and the bench's reads and writes,
+ * sent to that procedure's port and checked in its project's PostgreSQL.
+ */
+function loadOf(
+  b: Bench,
+  scenario: ScenarioId,
+  run: number,
+  databaseGib: number,
+  imageMb: number,
+  port: number,
+  project: string,
+): Pick<
+  LoadedDeploy,
+  | "scenario"
+  | "run"
+  | "databaseGib"
+  | "imageMb"
+  | "port"
+  | "ratePerSecond"
+  | "writesPerSecond"
+  | "postgres"
+> {
+  return {
+    scenario,
+    run,
+    databaseGib,
+    imageMb,
+    port,
+    ratePerSecond: b.options.ratePerSecond,
+    writesPerSecond: b.options.writesPerSecond,
+    postgres: () => postgresOf(project),
+  };
+}
+
 /** One run of the spec's procedure (or its fair variant) from v1 to `image`, then back to v1. */
 async function measureBaseline(
   b: Bench,
@@ -409,14 +446,7 @@ async function measureBaseline(
   await must("baseline to v2", runOverSsh(h, baselineSetVersion(baseline, image.tag)));
   say(`run ${run}, ${databaseGib} GiB, ${image.tag}: ${scenarioTitle(scenario)}`);
   const { measurement, output } = await underLoad({
-    scenario,
-    run,
-    databaseGib,
-    imageMb: image.imageMb,
-    port: baseline.port,
-    ratePerSecond: b.options.ratePerSecond,
-    writesPerSecond: b.options.writesPerSecond,
-    postgres: () => postgresOf(BASE_PROJECT),
+    ...loadOf(b, scenario, run, databaseGib, image.imageMb, baseline.port, BASE_PROJECT),
     deploy: (onOutput) =>
       runOverSsh(h, baselineProcedure(baseline, image.tag, check), {
         timeoutMs: 10 * 60_000,
@@ -450,14 +480,7 @@ async function measureOurs(
   if (image.imageMb > 0) await removeImage(image);
   say(`run ${run}, ${databaseGib} GiB, ${image.tag}: ${scenarioTitle(scenario)}`);
   const { measurement, output } = await underLoad({
-    scenario,
-    run,
-    databaseGib,
-    imageMb: image.imageMb,
-    port: b.oursPort,
-    ratePerSecond: b.options.ratePerSecond,
-    writesPerSecond: b.options.writesPerSecond,
-    postgres: () => postgresOf(OURS_PROJECT),
+    ...loadOf(b, scenario, run, databaseGib, image.imageMb, b.oursPort, OURS_PROJECT),
     deploy: (onOutput) => runOurs(b, host, onOutput),
     expectExit: (code) => code === (scenario === "failedHealth" ? 1 : 0),
     milestones: OUR_MILESTONES,
@@ -508,14 +531,7 @@ async function measurePeer(
 ): Promise<Measurement> {
   say(`run ${run}, ${databaseGib} GiB, ${version}: ${scenarioTitle(scenario)}`);
   const { measurement, output } = await underLoad({
-    scenario,
-    run,
-    databaseGib,
-    imageMb: 0,
-    port: peer.port,
-    ratePerSecond: b.options.ratePerSecond,
-    writesPerSecond: b.options.writesPerSecond,
-    postgres: () => postgresOf(peer.project),
+    ...loadOf(b, scenario, run, databaseGib, 0, peer.port, peer.project),
     deploy: (onOutput) =>
       runOverSsh(b.h, peerDeployCommand(peer, version), { timeoutMs: 10 * 60_000, onOutput }),
     expectExit: (code) => (scenario === "peer" ? code === 0 : code !== 0),
