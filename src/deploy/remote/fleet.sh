@@ -157,11 +157,8 @@ step_fleet_preflight() {
 # while it stops, which this deploy does only on one host.
 step_fleet_infra() {
   STEP=infra
-  if ! is_running "$(container_of postgres)" || ! is_running "$(container_of redis)"; then
-    POSTGRES_PASSWORD="${SECRETS[POSTGRES_PASSWORD]}" compose up -d --no-deps --no-recreate postgres redis || fail "could not start postgres and redis"
-  fi
-  wait_healthy postgres "$HEALTH_TIMEOUT"
-  wait_healthy redis "$HEALTH_TIMEOUT"
+  snapshot_containers
+  infra_up
   check_infra_image postgres "$POSTGRES_IMAGE"
   check_infra_image redis "$REDIS_IMAGE"
   PG_CID="$(container_of postgres)"

@@ -98,6 +98,29 @@ write_file() {
 }
 
 # The container of a compose service of this project (Docker labels; no compose start-up).
+# One look at the project's service containers (compose's one-off runs left out), as preflight,
+# infra and the proxy check ask about them: by compose service, the newest container's SNAP_ID,
+# SNAP_RUNNING (true/false, as is_running), SNAP_STATUS (running, restarting, exited, ...),
+# SNAP_HEALTH (healthy, unhealthy, starting, or none without a health check), SNAP_IMAGE (the
+# reference it was started from) and SNAP_IMAGE_ID. Two docker calls on every deploy's critical
+# path, where asking container_of, is_running, health_of and inspect for each service took
+# about twenty. A snapshot: a step that changes containers asks Docker again.
+declare -gA SNAP_ID=() SNAP_RUNNING=() SNAP_STATUS=() SNAP_HEALTH=() SNAP_IMAGE=() SNAP_IMAGE_ID=()
+snapshot_containers() {
+  SNAP_ID=() SNAP_RUNNING=() SNAP_STATUS=() SNAP_HEALTH=() SNAP_IMAGE=() SNAP_IMAGE_ID=()
+  local -a ids
+  local service id running status health image_id image
+  mapfile -t ids < <(docker ps -aq --no-trunc --filter "label=com.docker.compose.project=$PROJECT" --filter label=com.docker.compose.oneoff=False 2>/dev/null || true)
+  ((${#ids[@]})) || return 0
+  # docker ps lists the newest first, and inspect keeps that order: the first of a service wins,
+  # as with container_of.
+  while read -r service id running status health image_id image; do
+    [[ -n $image && -z ${SNAP_ID[$service]:-} ]] || continue
+    SNAP_ID[$service]=$id SNAP_RUNNING[$service]=$running SNAP_STATUS[$service]=$status
+    SNAP_HEALTH[$service]=$health SNAP_IMAGE_ID[$service]=$image_id SNAP_IMAGE[$service]=$image
+  done < <(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{.Id}} {{.State.Running}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.Image}} {{.Config.Image}}' "${ids[@]}" 2>/dev/null || true)
+}
+
 container_of() {
   local service=$1
   docker ps -aq --no-trunc --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$service" --filter label=com.docker.compose.oneoff=False 2>/dev/null | head -n 1 || true

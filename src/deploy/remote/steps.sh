@@ -89,20 +89,21 @@ step_preflight() {
   export CLICKY_IMAGE_BLUE="$IMAGE" CLICKY_IMAGE_GREEN="$IMAGE"
   compose config -q >/dev/null 2>&1 || fail "the compose file $COMPOSE_FILE is not valid: $(compose config -q 2>&1 | tail -n 1)"
   # What serves now: the slot the proxy's routing file names, if its container runs.
+  snapshot_containers
   SERVING_SLOT="$(serving_slot)"
-  if [[ -n $SERVING_SLOT ]]; then OLD_CID="$(container_of "backend-$SERVING_SLOT")"; fi
-  if is_running "$OLD_CID"; then
+  if [[ -n $SERVING_SLOT ]]; then OLD_CID="${SNAP_ID[backend-$SERVING_SLOT]:-}"; fi
+  if [[ -n $OLD_CID && ${SNAP_RUNNING[backend-$SERVING_SLOT]} == true ]]; then
     OLD_SLOT=$SERVING_SLOT
-    OLD_IMAGE="$(docker inspect -f '{{.Config.Image}}' "$OLD_CID")"
+    OLD_IMAGE="${SNAP_IMAGE[backend-$OLD_SLOT]}"
     printf -v "CLICKY_IMAGE_${OLD_SLOT^^}" '%s' "$OLD_IMAGE"
   fi
   if [[ $SERVING_SLOT == blue ]]; then NEW_SLOT=green; else NEW_SLOT=blue; fi
-  PROXY_CID="$(container_of proxy)"
+  PROXY_CID="${SNAP_ID[proxy]:-}"
 
   # Room for a backup: the database's size plus the configured margin.
   local pg_cid need_kib free_kib
-  pg_cid="$(container_of postgres)"
-  if is_running "$pg_cid"; then
+  pg_cid="${SNAP_ID[postgres]:-}"
+  if [[ ${SNAP_RUNNING[postgres]:-} == true ]]; then
     need_kib="$(PG_CID=$pg_cid pg_query 'SELECT pg_database_size(current_database())' | tr -dc 0-9 || true)"
     need_kib=$((${need_kib:-0} / 1024 + BACKUP_MIN_FREE_MIB * 1024))
     free_kib="$(df -Pk "$BACKUP_DIR" | awk 'NR == 2 { print $4 }')"
@@ -129,8 +130,8 @@ already_deployed() {
   [[ -n $OLD_SLOT ]] || return 1
   [[ "$(state_get "$current" fingerprint)" == "$FINGERPRINT" ]] || return 1
   [[ "$(state_get "$current" slot)" == "$OLD_SLOT" ]] || return 1
-  [[ "$(health_of "$OLD_CID")" == healthy ]] || return 1
-  is_running "$PROXY_CID"
+  [[ ${SNAP_HEALTH[backend-$OLD_SLOT]} == healthy ]] || return 1
+  [[ ${SNAP_RUNNING[proxy]:-} == true ]]
 }
 
 # The release serves as recorded but the proxy's live site files were changed on the host:
@@ -163,8 +164,8 @@ step_proxy_check() {
     chmod 644 "$PROXY_CHECK_DIR/$name"
   done
   # The image that will load it: the running proxy's, else the configured one.
-  if is_running "$PROXY_CID"; then
-    image="$(docker inspect -f '{{.Image}}' "$PROXY_CID")"
+  if [[ ${SNAP_RUNNING[proxy]:-} == true ]]; then
+    image="${SNAP_IMAGE_ID[proxy]}"
   else
     image="$PROXY_IMAGE"
   fi
@@ -175,24 +176,38 @@ step_proxy_check() {
 }
 
 # --- infra: PostgreSQL and Redis running and healthy; never recreated by a deploy.
+# What preflight saw (snapshot_containers); compose up never recreates these, and one it
+# created now has the configured image.
 check_infra_image() {
-  local service=$1 want=$2 cid have
-  cid="$(container_of "$service")"
-  [[ -n $cid ]] || return 0
-  have="$(docker inspect -f '{{.Config.Image}}' "$cid" 2>/dev/null || true)"
+  local service=$1 want=$2 have
+  [[ -n ${SNAP_ID[$service]:-} ]] || return 0
+  have=${SNAP_IMAGE[$service]}
   if [[ $have != "$want" ]]; then
     log "WARNING: $service runs $have but the config says $want; a deploy never recreates it (docs/operations.md: Runbook: changing an infrastructure image)"
   fi
 }
 
-step_infra() {
-  STEP=infra
-  # compose up would leave running services alone; asking Docker first is much quicker.
+# PostgreSQL and Redis running and healthy. Both were when the snapshot was taken (the usual
+# case): nothing to wait for. Else compose up (it leaves running services alone) and wait,
+# asking Docker each time.
+infra_up() {
+  if ran_healthy postgres && ran_healthy redis; then return 0; fi
   if ! is_running "$(container_of postgres)" || ! is_running "$(container_of redis)"; then
     POSTGRES_PASSWORD="${SECRETS[POSTGRES_PASSWORD]}" compose up -d --no-deps --no-recreate postgres redis || fail "could not start postgres and redis"
   fi
   wait_healthy postgres "$HEALTH_TIMEOUT"
   wait_healthy redis "$HEALTH_TIMEOUT"
+}
+
+# Whether service $1 was running, healthy or without a health check (as wait_healthy accepts),
+# when the snapshot was taken.
+ran_healthy() {
+  [[ ${SNAP_STATUS[$1]:-} == running ]] && [[ ${SNAP_HEALTH[$1]} == healthy || ${SNAP_HEALTH[$1]} == none ]]
+}
+
+step_infra() {
+  STEP=infra
+  infra_up
   # Infrastructure containers are never recreated by a deploy; say so when config moved on.
   check_infra_image postgres "$POSTGRES_IMAGE"
   check_infra_image redis "$REDIS_IMAGE"
@@ -284,7 +299,8 @@ write_hba() {
 }
 
 ensure_db_password() {
-  PG_CID="$(container_of postgres)"
+  PG_CID="${SNAP_ID[postgres]:-}"
+  [[ -n $PG_CID ]] || PG_CID="$(container_of postgres)"
   local state verdict
   state="$(db_password_state)"
   verdict="$(sed -n 2p <<<"$state")"
