@@ -97,7 +97,6 @@ write_file() {
   mv -f "$tmp" "$path"
 }
 
-# The container of a compose service of this project (Docker labels; no compose start-up).
 # One look at the project's service containers (compose's one-off runs left out), as preflight,
 # infra and the proxy check ask about them: by compose service, the newest container's SNAP_ID,
 # SNAP_RUNNING (true/false, as is_running), SNAP_STATUS (running, restarting, exited, ...),
@@ -121,6 +120,7 @@ snapshot_containers() {
   done < <(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{.Id}} {{.State.Running}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.Image}} {{.Config.Image}}' "${ids[@]}" 2>/dev/null || true)
 }
 
+# The container of a compose service of this project (Docker labels; no compose start-up).
 container_of() {
   local service=$1
   docker ps -aq --no-trunc --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$service" --filter label=com.docker.compose.oneoff=False 2>/dev/null | head -n 1 || true
