@@ -106,6 +106,22 @@ describe("the deploy script of a fleet host", () => {
     assert.notEqual(r.status, 0);
   });
 
+  test("an app host's failed phase names the rollout's database phase for the backup, not a missing one of its own", () => {
+    for (const phase of ["switch", "commit", "revert"]) {
+      // It stops at once: no secrets on its stdin here.
+      const r = run(fleetScript("host", "app"), [`phase=${phase}`, ...ARGS]);
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /deploy FAILED on app-1 \(stack staging\) at step stdin/);
+      assert.match(
+        r.stderr,
+        new RegExp(`backup: taken by this rollout's database phase, not by the ${phase} phase`),
+      );
+      assert.doesNotMatch(r.stderr, /backup taken before this deploy/);
+    }
+    const database = run(fleetScript("host", "database"), ["phase=database", ...ARGS]);
+    assert.match(database.stderr, /backup taken before this deploy: none/);
+  });
+
   test("leaves the single host's script as it was: the fleet's part is not in it", () => {
     const deploy = parseDeploy({
       hosts: [HOSTS[0]],

@@ -143,7 +143,12 @@ on_exit() {
     else
       report "no previous version was serving on this host"
     fi
-    if ((!LOCK_BUSY)); then
+    if ((LOCK_BUSY)); then
+      :
+    elif [[ -n ${PHASE:-} && $PHASE != database ]]; then
+      # A fleet's app host: the rollout's database phase dumps, once, before any host moves.
+      report "backup: taken by this rollout's database phase, not by the $PHASE phase of an app host"
+    else
       report "backup taken before this deploy: ${BACKUP_PATH:-none (the deploy stopped before its backup was complete)}"
     fi
   fi
