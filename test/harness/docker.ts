@@ -22,6 +22,23 @@ export async function composeContainers(project: string, service?: string): Prom
   return r.stdout.split("\n").filter(Boolean).sort();
 }
 
+/**
+ * Names of a project's one-off migration runs and checks (`<project>-migrate-…`,
+ * `<project>-migcheck-…`, as the deploy names them), running or not.
+ */
+export async function migrationContainers(project: string): Promise<string[]> {
+  const r = await runLocal("docker", [
+    "ps",
+    "-a",
+    "--filter",
+    `name=${project}-mig`,
+    "--format",
+    "{{.Names}}",
+  ]);
+  if (r.code !== 0) throw new Error(`docker ps: ${r.stderr.trim()}`);
+  return r.stdout.split("\n").filter(Boolean).sort();
+}
+
 const PROJECT_RE = /^[a-z0-9][a-z0-9_-]*$/;
 const PROTECTED_DIRS = new Set(
   [

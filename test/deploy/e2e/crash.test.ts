@@ -24,6 +24,7 @@ import {
   harnessInstance,
   httpGet,
   type LoadResult,
+  migrationContainers,
   prepareAndCopy,
   psqlInContainer,
   runLocal,
@@ -223,15 +224,11 @@ describe("a deploy killed at each step, then the next one (crash consistency)", 
         "every acknowledged write is in the database",
       );
       // Nothing of the killed run is left behind: no one-off container, one container per service.
-      const left = await runLocal("docker", [
-        "ps",
-        "-a",
-        "--filter",
-        `name=${PROJECT}-mig`,
-        "--format",
-        "{{.Names}}",
-      ]);
-      assert.equal(left.stdout.trim(), "", "no migration run or check container is left");
+      assert.deepEqual(
+        await migrationContainers(PROJECT),
+        [],
+        "no migration run or check container is left",
+      );
       const watchers = await sql(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'clicky-deploy-watch-%'",
       );

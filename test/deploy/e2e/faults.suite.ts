@@ -38,6 +38,7 @@ import {
   httpPost,
   type LoadHandle,
   type LoadResult,
+  migrationContainers,
   passwordAccepted as passwordAcceptedIn,
   prepareAndCopy,
   psqlInContainer,
@@ -583,15 +584,11 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
       r.result.stdout,
       new RegExp(`removed ${left[1]}, a migration run that an interrupted deploy left`),
     );
-    const after = await runLocal("docker", [
-      "ps",
-      "-a",
-      "--filter",
-      `name=${PROJECT}-mig`,
-      "--format",
-      "{{.Names}}",
-    ]);
-    assert.equal(after.stdout.trim(), "", "no migration run or check container is left");
+    assert.deepEqual(
+      await migrationContainers(PROJECT),
+      [],
+      "no migration run or check container is left",
+    );
     noRequestFailed("(6) during the deploy after the power cut", counted, ["v1", "v2"]);
     assert.equal(await serving(), "v1");
     assert.equal(await currentTag(), "v1");
@@ -686,14 +683,6 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     };
   }
 
-  async function migrationContainers(): Promise<string> {
-    const r = await runLocal("docker", ["ps", "-a", "--format", "{{.Names}}"]);
-    return r.stdout
-      .split("\n")
-      .filter((n) => n.startsWith(`${PROJECT}-migrate-`))
-      .join(" ");
-  }
-
   test("(7a) a migration that waits for a lock gives up quickly and tries again; writes of the serving version go on; the holder is named when it never frees", async () => {
     // (a) The lock is never released during the deploy: each try is cancelled after 1 s, the
     // deploy fails at migrate naming the session, and nothing changed.
@@ -729,7 +718,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     assert.equal(await serving(), "v1");
     assert.equal(await revision(), "002", "nothing was migrated");
     assert.equal(await sql("SELECT to_regclass('audit_log') IS NULL"), "t", "003 rolled back");
-    assert.equal(await migrationContainers(), "", "no migration container is left");
+    assert.deepEqual(await migrationContainers(PROJECT), [], "no migration container is left");
     await rowsIntact();
   });
 
@@ -785,7 +774,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     noRequestFailed("(7b) during the migration that waited once", counted, ["v1", "v2"]);
     assert.equal(await serving(), "v2");
     assert.equal(await revision(), "002");
-    assert.equal(await migrationContainers(), "");
+    assert.deepEqual(await migrationContainers(PROJECT), []);
     await rowsIntact();
   });
 
