@@ -263,8 +263,20 @@ export const deployConfigSchema = z
          * save a little more space for a lot more time (docs/benchmarks.md); 0 stores it raw.
          */
         compressionLevel: z.number().int().min(0).max(9).default(1),
+        /**
+         * CPU weight of the dump's container (`docker run --cpu-shares`; Docker's default is
+         * 1024, cgroup v2 hosts map it to `cpu.weight`): while the host's CPU is short, the
+         * serving version comes first and the dump takes what is left; an idle CPU is the
+         * dump's all the same (docs/benchmarks.md). 0 leaves Docker's default.
+         */
+        cpuShares: z
+          .number()
+          .int()
+          .max(262_144)
+          .refine((n) => n === 0 || n >= 2, "must be 0 (Docker's default) or from 2 to 262144")
+          .default(128),
       })
-      .default({ keep: 10, minFreeMiB: 1024, compressionLevel: 1 }),
+      .default({ keep: 10, minFreeMiB: 1024, compressionLevel: 1, cpuShares: 128 }),
     /** Images of the infrastructure services (change them for mirrors or tests). */
     images: z
       .strictObject({

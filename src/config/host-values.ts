@@ -200,6 +200,7 @@ export const RESERVED_ENV_NAMES: readonly string[] = [
   "APP_PORT",
   "APP_SECRETS",
   "BACKUP_COMPRESSION",
+  "BACKUP_CPU_SHARES",
   "BACKUP_DIR",
   "BACKUP_KEEP",
   "BACKUP_MIN_FREE_MIB",

@@ -36,6 +36,7 @@ export interface DeploySettings {
   readonly BACKUP_KEEP: number;
   readonly BACKUP_MIN_FREE_MIB: number;
   readonly BACKUP_COMPRESSION: number;
+  readonly BACKUP_CPU_SHARES: number;
   readonly VERIFY_PATHS: readonly string[];
   /** The pre-switch check inside the new slot (`verifyProbeCommand`). */
   readonly VERIFY_PROBE: readonly string[];
@@ -109,6 +110,7 @@ export function deploySettings(input: DeployScriptInput): DeploySettings {
     BACKUP_KEEP: deploy.backup.keep,
     BACKUP_MIN_FREE_MIB: deploy.backup.minFreeMiB,
     BACKUP_COMPRESSION: deploy.backup.compressionLevel,
+    BACKUP_CPU_SHARES: deploy.backup.cpuShares,
     VERIFY_PATHS: deploy.app.verifyPaths,
     VERIFY_PROBE: verifyProbeCommand(deploy),
     PROXY_URL: proxyUrl(deploy.proxy),

@@ -106,7 +106,12 @@ describe("the deploy section", () => {
     ]);
     assert.equal(parsed.migrate, true);
     assert.deepEqual(parsed.migrationCommand, ["alembic", "upgrade", "head"]);
-    assert.deepEqual(parsed.backup, { keep: 10, minFreeMiB: 1024, compressionLevel: 1 });
+    assert.deepEqual(parsed.backup, {
+      keep: 10,
+      minFreeMiB: 1024,
+      compressionLevel: 1,
+      cpuShares: 128,
+    });
     assert.deepEqual(parsed.images, {
       postgres: "postgres:16",
       redis: "redis:7-alpine",
@@ -131,6 +136,9 @@ describe("the deploy section", () => {
       [{ watchSeconds: 601 }, "watchSeconds"],
       [{ backup: { compressionLevel: 10 } }, "backup.compressionLevel"],
       [{ backup: { compressionLevel: 1.5 } }, "backup.compressionLevel"],
+      [{ backup: { cpuShares: 1 } }, "backup.cpuShares"],
+      [{ backup: { cpuShares: -1 } }, "backup.cpuShares"],
+      [{ backup: { cpuShares: 262_145 } }, "backup.cpuShares"],
     ] as const) {
       const result = deployConfigSchema.safeParse({ ...minimal, ...patch });
       assert.equal(result.success, false, JSON.stringify(patch));

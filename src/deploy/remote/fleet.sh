@@ -243,12 +243,13 @@ step_external_backup() {
   BACKUP_CONTAINER="$PROJECT-backup-$$"
   BACKUP_PARTIAL="$BACKUP_DIR/$partial"
   on_failure undo_backup
+  dump_cpu_options
   # shellcheck disable=SC2016 # the command line runs in the dump's container
   if ! (
     external_pg_env
     env_args=(-e PGHOST -e PGPORT -e PGUSER -e PGPASSWORD -e PGDATABASE)
     if [[ -v PGSSLMODE ]]; then env_args+=(-e PGSSLMODE); fi
-    docker run --rm --name "$BACKUP_CONTAINER" --network host --user "$(id -u):$(id -g)" "${env_args[@]}" -v "$BACKUP_DIR:/backups" --entrypoint sh "$POSTGRES_IMAGE" -c 'pg_dump -Fc -Z "$1" -f "/backups/$2" && pg_restore --list "/backups/$2"' sh "$BACKUP_COMPRESSION" "$partial"
+    docker run --rm --name "$BACKUP_CONTAINER" "${BACKUP_CPU[@]}" --network host --user "$(id -u):$(id -g)" "${env_args[@]}" -v "$BACKUP_DIR:/backups" --entrypoint sh "$POSTGRES_IMAGE" -c 'pg_dump -Fc -Z "$1" -f "/backups/$2" && pg_restore --list "/backups/$2"' sh "$BACKUP_COMPRESSION" "$partial"
   ) >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err"; then
     fail "pg_dump of the external database failed: $(tail -n 1 "$TMP_DIR/backup.err")"
   fi

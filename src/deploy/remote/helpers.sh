@@ -177,6 +177,26 @@ wait_healthy() {
   done
 }
 
+# Sets BACKUP_CPU to `docker run`'s options for a dump's container: its CPU weight
+# (backup.cpuShares; none for 0, Docker's default), so that the serving version comes first.
+dump_cpu_options() {
+  BACKUP_CPU=()
+  if ((BACKUP_CPU_SHARES > 0)); then BACKUP_CPU=(--cpu-shares "$BACKUP_CPU_SHARES"); fi
+}
+
+# Removes container $1 (if any) and returns once Docker no longer lists it, for up to 10 s. A
+# one-off that Docker removes by itself (`docker run --rm`, compose v2's `run --rm`) is still
+# listed for a moment after its run ended, and `docker rm -f` then refuses ("removal already in
+# progress"); a deploy that ends in that moment would leave it to be seen.
+remove_container() {
+  local i
+  docker rm -f "$1" >/dev/null 2>&1 || true
+  for ((i = 0; i < 100; i++)); do
+    docker container inspect --format '{{.Id}}' "$1" >/dev/null 2>&1 || return 0
+    sleep 0.1
+  done
+}
+
 # Stops and removes a backend slot's container, if any.
 remove_slot() {
   local cid

@@ -392,11 +392,12 @@ step_backup() {
   BACKUP_CONTAINER="$PROJECT-backup-$$"
   BACKUP_PARTIAL="$BACKUP_DIR/$partial"
   on_failure undo_backup
+  dump_cpu_options
   # The lock's descriptor is closed, so a dump that outlives a killed deploy never holds it.
   # shellcheck disable=SC2016 # the command line runs in the dump's container
   (
     exec 9>&-
-    PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" exec docker run --rm --name "$BACKUP_CONTAINER" --network "container:$pg_cid" --user "$(id -u):$(id -g)" -e PGPASSWORD -v "$BACKUP_DIR:/backups" --entrypoint sh "$pg_image" -c 'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fc -Z "$3" -f "/backups/$4" && pg_restore --list "/backups/$4"' sh "$DB_USER" "$DB_NAME" "$BACKUP_COMPRESSION" "$partial"
+    PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" exec docker run --rm --name "$BACKUP_CONTAINER" "${BACKUP_CPU[@]}" --network "container:$pg_cid" --user "$(id -u):$(id -g)" -e PGPASSWORD -v "$BACKUP_DIR:/backups" --entrypoint sh "$pg_image" -c 'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fc -Z "$3" -f "/backups/$4" && pg_restore --list "/backups/$4"' sh "$DB_USER" "$DB_NAME" "$BACKUP_COMPRESSION" "$partial"
   ) >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err" &
   BACKUP_PID=$!
   log "dumping $DB_NAME to ${BACKUP_TARGET##*/}"
@@ -540,7 +541,9 @@ step_migrate() {
     fi
     with_app_env compose run --rm --no-deps -T --name "$MIGRATION_CONTAINER" "backend-$NEW_SLOT" "${MIGRATION_COMMAND[@]}" &
     watch_migration "$!"
-    # The run has ended (or was stopped) either way: nothing is left for undo_migrate.
+    # The run has ended (or was stopped) either way: once its container is gone, nothing is
+    # left for undo_migrate.
+    remove_container "$MIGRATION_CONTAINER"
     MIGRATION_CONTAINER=''
     case $MIGRATION_VERDICT in
       timeout)
@@ -571,13 +574,13 @@ migration_pending() {
   t0="$(now_ms)"
   log "checking whether a migration is pending: ${MIGRATION_CHECK[*]} with $IMAGE"
   with_app_env timeout 120 "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_FILE" run --rm --no-deps -T --name "$PROJECT-migcheck-$$" "backend-$NEW_SLOT" "${MIGRATION_CHECK[@]}" >"$TMP_DIR/migcheck.out" 2>&1 </dev/null || rc=$?
+  remove_container "$PROJECT-migcheck-$$"
   if ((rc == 0)); then
     log "nothing to migrate (${MIGRATION_CHECK[*]} exited 0 in $(seconds_of "$(($(now_ms) - t0))") s): the new version starts while the backup runs"
     return 1
   fi
   # Its last line that says something (compose v1 may end the output with a bare exit code).
   log "${MIGRATION_CHECK[*]} exited $rc ($(grep '[[:alpha:]]' "$TMP_DIR/migcheck.out" | tail -n 1 | cut -c 1-200)): waiting for the backup, then migrating"
-  docker rm -f "$PROJECT-migcheck-$$" >/dev/null 2>&1 || true
   return 0
 }
 
@@ -687,7 +690,7 @@ stop_migration() {
   if [[ -n $address ]]; then
     pg_query "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE client_addr = '$address'" >/dev/null
   fi
-  docker rm -f "$MIGRATION_CONTAINER" >/dev/null 2>&1 || true
+  remove_container "$MIGRATION_CONTAINER"
 }
 
 # Migration runs and migration checks a deploy that was killed (kill -9, the OOM killer, a

@@ -174,3 +174,28 @@ stdin() {
   [ "$status" -eq 0 ]
   [ "$output" = "[]" ]
 }
+
+@test "remove_container returns once Docker no longer lists the container, though docker rm refused it as already being removed" {
+  CALLS="$BATS_TEST_TMPDIR/calls"
+  : >"$CALLS"
+  docker() {
+    printf '%s\n' "$*" >>"$CALLS"
+    case $1 in
+      rm) return 1 ;; # "removal of container ... is already in progress"
+      container) (($(grep -c '^container inspect' "$CALLS") < 4)) ;;
+    esac
+  }
+  remove_container clicky-migrate-7-1
+  [ "$(grep -c '^rm -f clicky-migrate-7-1$' "$CALLS")" -eq 1 ]
+  # Listed three times, gone the fourth: it waited for exactly that.
+  [ "$(grep -c '^container inspect --format {{.Id}} clicky-migrate-7-1$' "$CALLS")" -eq 4 ]
+}
+
+@test "dump_cpu_options gives the dump's container backup.cpuShares, and nothing for 0 (Docker's default)" {
+  [ "$BACKUP_CPU_SHARES" -eq 128 ] # the default
+  dump_cpu_options
+  [ "${BACKUP_CPU[*]}" = "--cpu-shares 128" ]
+  run bash -c 'source <(sed "s/^  BACKUP_CPU_SHARES=.*/  BACKUP_CPU_SHARES=0/" "$1"); source "$2/helpers.sh"; dump_cpu_options; printf "%s [%s]\n" "$BACKUP_CPU_SHARES" "${BACKUP_CPU[*]}"' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR"
+  [ "$status" -eq 0 ]
+  [ "$output" = "0 []" ]
+}
