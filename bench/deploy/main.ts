@@ -32,7 +32,6 @@ import {
   type Harness,
   harnessAvailability,
   prepareAndCopy,
-  psqlInContainer,
   REPO_ROOT,
   runLocal,
   runOverSsh,
@@ -53,6 +52,7 @@ import {
   baselineUp,
 } from "./baseline";
 import { median } from "./cost";
+import { fillDatabase, mustPostgres, postgresOf, psql } from "./database";
 import { floorScript, parseFloorOutput } from "./floor";
 import {
   LOAD_KEEP_ALIVE,
@@ -175,48 +175,6 @@ async function runOurs(b: Bench, host: RenderedHost, onOutput?: OnOutput): Promi
     timeoutMs: 10 * 60_000,
     ...(onOutput ? { onOutput } : {}),
   });
-}
-
-async function postgresOf(project: string): Promise<string | null> {
-  const [name] = await composeContainers(project, "postgres");
-  return name ?? null;
-}
-
-async function mustPostgres(project: string): Promise<string> {
-  const name = await postgresOf(project);
-  if (!name) throw new Error(`${project} has no postgres container`);
-  return name;
-}
-
-/** psql in a container, with room for the bench's long statements (filling GiBs). */
-function psql(container: string, sql: string): Promise<string> {
-  return psqlInContainer(container, sql, { timeoutMs: 30 * 60_000 });
-}
-
-/**
- * Grows a database with pseudo-random text (md5 hex, which compresses about as well as real
- * application data; no repeated strings that would flatter compression) until it is at least
- * `gib` GiB, and returns its size in bytes.
- */
-async function fillDatabase(label: string, container: string, gib: number): Promise<number> {
-  await psql(
-    container,
-    "CREATE TABLE IF NOT EXISTS bench_payload (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, owner text NOT NULL, payload text NOT NULL)",
-  );
-  const size = async () =>
-    Number(await psql(container, "SELECT pg_database_size(current_database())"));
-  let bytes = await size();
-  const chunk = Math.max(2000, Math.min(500_000, Math.round((gib * 2 ** 30) / 250 / 4)));
-  while (bytes < gib * 2 ** 30) {
-    await psql(
-      container,
-      `INSERT INTO bench_payload SELECT g, now() - g * interval '1 second', 'user-' || (g % 100000), md5(g::text) || md5((g + 1)::text) || md5((g * 3)::text) || md5((g * 7)::text) || md5((g * 11)::text) || md5((g * 13)::text) FROM generate_series(coalesce((SELECT max(id) FROM bench_payload), 0) + 1, coalesce((SELECT max(id) FROM bench_payload), 0) + ${chunk}) g`,
-    );
-    bytes = await size();
-    say(`  ${label}: ${(bytes / 2 ** 30).toFixed(3)} of ${gib} GiB`);
-  }
-  await psql(container, "VACUUM ANALYZE bench_payload");
-  return size();
 }
 
 /** The spec-shaped project, on v1 with the app's tables, its images in the registry like the backend's. */
@@ -679,9 +637,14 @@ async function main(options: BenchOptions): Promise<void> {
     sizes.push({
       databaseGib,
       bytes: {
-        ours: await fillDatabase("ours", oursPostgres, databaseGib),
-        baseline: await fillDatabase("baseline", await mustPostgres(BASE_PROJECT), databaseGib),
-        peer: peerPostgres ? await fillDatabase("peer", peerPostgres, databaseGib) : null,
+        ours: await fillDatabase("ours", oursPostgres, databaseGib, say),
+        baseline: await fillDatabase(
+          "baseline",
+          await mustPostgres(BASE_PROJECT),
+          databaseGib,
+          say,
+        ),
+        peer: peerPostgres ? await fillDatabase("peer", peerPostgres, databaseGib, say) : null,
       },
     });
     const images = sizeIndex === 0 ? [v2, ...larger] : [v2];

@@ -1,0 +1,361 @@
+/**
+ * `npm run bench:dump`: what the dump's CPU weight (`deploy.backup.cpuShares`) does for the
+ * serving version while a backup runs, on the e2e harness (real OpenSSH, Docker engine,
+ * PostgreSQL), under reads and acknowledged writes.
+ *
+ * Our project is deployed once (v1, then v2 with its migration), its database grown to the
+ * size asked; then, per run, per number of contenders and per weight, one deploy that swaps
+ * v1 and v2 (no migration: the dump runs beside the serving version for its whole length) is
+ * measured: wall time, the dump's time, failed reads and writes, acknowledged writes missing
+ * afterwards. Contenders are containers that spin on the CPU at Docker's default weight (other
+ * work on the host); they start before the deploy and go after it. The weights alternate their
+ * order from run to run.
+ *
+ * Prints the table and writes the run's numbers to bench/results/dump-<UTC time>.json.
+ * Options: `npm run bench:dump -- --help`. Needs what the e2e needs (root, Docker;
+ * test/harness/provision.sh sets it up), installs nothing.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import {
+  type CommandResult,
+  cleanupProject,
+  ensureHarness,
+  freePort,
+  type Harness,
+  harnessAvailability,
+  prepareAndCopy,
+  REPO_ROOT,
+  runLocal,
+  runOverSsh,
+} from "../../test/harness";
+import { e2eDeployConfig, e2eSecrets } from "../../test/support/e2e-config";
+import { type RenderedHost, renderStack } from "../../test/support/render";
+import { median } from "../deploy/cost";
+import { fillDatabase, mustPostgres, postgresOf } from "../deploy/database";
+import { type OnOutput, scriptSteps, underLoad } from "../deploy/load";
+
+const DIR = "/home/deploy/clicky-bench-dump";
+const PROJECT = "clickybenchdump";
+const CONTENDER_PREFIX = `${PROJECT}-contender-`;
+
+const USAGE = `Usage: npm run bench:dump -- [options]
+
+Measures failed requests and the dump's time during deploys whose backup runs at each CPU
+weight (deploy.backup.cpuShares), with and without other work spinning on the host's CPU.
+
+Options:
+  --runs N          runs of each case (default 3)
+  --db-gib G        database size, GiB (default 1)
+  --shares S,S      backup.cpuShares values to compare; 0 is Docker's default (default 0,128)
+  --contenders C,C  numbers of CPU-spinning containers beside the deploy (default 0,2)
+  --rate R          requests per second of the load (default 200)
+  --writes W        acknowledged writes per second (default 20)
+  -h, --help        show this help and exit`;
+
+class UsageError extends Error {}
+
+interface Options {
+  readonly runs: number;
+  readonly databaseGib: number;
+  readonly shares: readonly number[];
+  readonly contenders: readonly number[];
+  readonly ratePerSecond: number;
+  readonly writesPerSecond: number;
+}
+
+function numberList(option: string, text: string, ok: (n: number) => boolean): number[] {
+  const values = text.split(",").map((part) => Number(part.trim()));
+  if (values.length === 0 || values.some((n) => !Number.isFinite(n) || !ok(n))) {
+    throw new UsageError(`--${option}: ${JSON.stringify(text)} is not a list of allowed values`);
+  }
+  return values;
+}
+
+function parseOptions(argv: readonly string[]): Options | null {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        runs: { type: "string" },
+        "db-gib": { type: "string" },
+        shares: { type: "string" },
+        contenders: { type: "string" },
+        rate: { type: "string" },
+        writes: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  if (v.help) return null;
+  const one = (option: string, fallback: string, ok: (n: number) => boolean) => {
+    const [n] = numberList(option, String(v[option] ?? fallback), ok);
+    if (n === undefined || String(v[option] ?? fallback).includes(","))
+      throw new UsageError(`--${option}: expected one value`);
+    return n;
+  };
+  return {
+    runs: one("runs", "3", (n) => Number.isInteger(n) && n >= 1),
+    databaseGib: one("db-gib", "1", (n) => n > 0 && n <= 64),
+    shares: numberList(
+      "shares",
+      String(v.shares ?? "0,128"),
+      (n) => Number.isInteger(n) && (n === 0 || (n >= 2 && n <= 262_144)),
+    ),
+    contenders: numberList(
+      "contenders",
+      String(v.contenders ?? "0,2"),
+      (n) => Number.isInteger(n) && n >= 0 && n <= 16,
+    ),
+    ratePerSecond: one("rate", "200", (n) => n > 0 && n <= 2000),
+    writesPerSecond: one("writes", "20", (n) => n >= 0 && n <= 500),
+  };
+}
+
+function say(text: string): void {
+  process.stderr.write(`[bench:dump ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+}
+
+async function must(what: string, r: Promise<CommandResult>): Promise<string> {
+  const done = await r;
+  if (done.code !== 0) {
+    throw new Error(`${what} failed (exit ${done.code}):\n${done.stdout}\n${done.stderr}`);
+  }
+  return done.stdout;
+}
+
+async function render(
+  h: Harness,
+  port: number,
+  tag: string,
+  deploy: Record<string, unknown>,
+): Promise<RenderedHost> {
+  const config = e2eDeployConfig(h, port, { tag });
+  const rendered = await renderStack({
+    deploy: {
+      ...config,
+      appDir: DIR,
+      composeProject: PROJECT,
+      hosts: [{ ...(config.hosts as Record<string, unknown>[])[0], name: "bench" }],
+      health: { timeoutSeconds: 20 },
+      app: { env: { APP_ENV: "bench" } },
+      ...deploy,
+    },
+    secrets: e2eSecrets(h),
+  });
+  if (rendered.run.error) throw new Error(String(rendered.run.error));
+  const host = rendered.hosts[0];
+  if (!host) throw new Error("the program registered no deploy");
+  return host;
+}
+
+async function deploy(h: Harness, host: RenderedHost, onOutput?: OnOutput) {
+  await prepareAndCopy(h, host);
+  return runOverSsh(h, host.script, {
+    stdin: host.stdin,
+    timeoutMs: 15 * 60_000,
+    ...(onOutput ? { onOutput } : {}),
+  });
+}
+
+async function startContenders(h: Harness, n: number): Promise<void> {
+  for (let i = 1; i <= n; i++) {
+    await must(
+      `contender ${i}`,
+      runLocal("docker", [
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        `${CONTENDER_PREFIX}${i}`,
+        "--entrypoint",
+        "sh",
+        h.images.postgres,
+        "-c",
+        "while :; do :; done",
+      ]),
+    );
+  }
+}
+
+async function stopContenders(): Promise<void> {
+  const r = await runLocal("docker", ["ps", "-aq", "--filter", `name=${CONTENDER_PREFIX}`]);
+  const ids = r.stdout.split("\n").filter(Boolean);
+  if (ids.length > 0) await runLocal("docker", ["rm", "-f", ...ids]);
+}
+
+interface DumpRun {
+  readonly run: number;
+  readonly contenders: number;
+  readonly cpuShares: number;
+  readonly tag: string;
+  readonly wallSeconds: number;
+  readonly backupSeconds: number | null;
+  readonly backupWaitSeconds: number | null;
+  readonly sent: number;
+  readonly failedReads: number;
+  readonly writesSent: number;
+  readonly failedWrites: number;
+  readonly missingWrites: number | null;
+  readonly p99AllMs: number | null;
+  readonly maxAllMs: number | null;
+}
+
+function table(runs: readonly DumpRun[], options: Options): string {
+  const lines = [
+    "| contenders | backup.cpuShares | deploy (median) | dump (median) | failed reads (sum) | failed writes (sum) | writes missing | p99, every request (median) |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const contenders of options.contenders) {
+    for (const shares of options.shares) {
+      const rs = runs.filter((r) => r.contenders === contenders && r.cpuShares === shares);
+      if (rs.length === 0) continue;
+      const med = (f: (r: DumpRun) => number | null) => {
+        const xs = rs.map(f).filter((x): x is number => x !== null);
+        return xs.length ? median(xs) : Number.NaN;
+      };
+      const sum = (f: (r: DumpRun) => number) => rs.reduce((a, r) => a + f(r), 0);
+      lines.push(
+        `| ${contenders} | ${shares === 0 ? "0 (Docker's default, 1024)" : shares} | ${med((r) => r.wallSeconds).toFixed(1)} s | ${med((r) => r.backupSeconds).toFixed(1)} s | ${sum((r) => r.failedReads)} of ${sum((r) => r.sent)} | ${sum((r) => r.failedWrites)} of ${sum((r) => r.writesSent)} | ${sum((r) => r.missingWrites ?? 0)} | ${med((r) => r.p99AllMs).toFixed(0)} ms |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+async function main(options: Options): Promise<void> {
+  const availability = harnessAvailability();
+  if (!availability.ok) {
+    console.error(`bench:dump cannot run here: ${availability.reason}`);
+    process.exit(2);
+  }
+  const started = new Date();
+  const load1 = os.loadavg()[0] ?? 0;
+  say(`load average ${load1.toFixed(2)} on ${os.cpus().length} cores`);
+  const h = await ensureHarness({ progress: process.stderr });
+  const port = await freePort();
+  await stopContenders();
+  await cleanupProject(h, DIR, PROJECT);
+  say(`our project ${PROJECT} (port ${port}): v1, then v2 with its migration`);
+  for (const tag of ["v1", "v2"]) {
+    const r = await deploy(h, await render(h, port, tag, {}));
+    if (r.code !== 0) throw new Error(`the deploy of ${tag} failed:\n${r.stdout}\n${r.stderr}`);
+  }
+  const postgres = await mustPostgres(PROJECT);
+  say(`growing the database to at least ${options.databaseGib} GiB`);
+  const bytes = await fillDatabase("ours", postgres, options.databaseGib, say);
+
+  const runs: DumpRun[] = [];
+  let tag = "v1";
+  try {
+    for (let run = 1; run <= options.runs; run++) {
+      for (const contenders of options.contenders) {
+        const order = run % 2 === 1 ? options.shares : [...options.shares].reverse();
+        for (const cpuShares of order) {
+          const host = await render(h, port, tag, { migrate: false, backup: { cpuShares } });
+          say(`run ${run}, ${contenders} contenders, backup.cpuShares ${cpuShares}: to ${tag}`);
+          await startContenders(h, contenders);
+          let result: Awaited<ReturnType<typeof underLoad>>;
+          try {
+            result = await underLoad({
+              scenario: "deploy",
+              run,
+              databaseGib: options.databaseGib,
+              imageMb: 0,
+              port,
+              ratePerSecond: options.ratePerSecond,
+              writesPerSecond: options.writesPerSecond,
+              postgres: () => postgresOf(PROJECT),
+              deploy: (onOutput) => deploy(h, host, onOutput),
+              expectExit: (code) => code === 0,
+              milestones: [],
+              steps: scriptSteps,
+            });
+          } finally {
+            await stopContenders();
+          }
+          const { measurement: m, output } = result;
+          if (output.code !== 0) {
+            throw new Error(`the deploy of ${tag} failed:\n${output.stdout}\n${output.stderr}`);
+          }
+          const saved = /database saved to \S+ \(\d+ KiB in ([\d.]+) s/.exec(output.stdout);
+          const r: DumpRun = {
+            run,
+            contenders,
+            cpuShares,
+            tag,
+            wallSeconds: m.wallSeconds,
+            backupSeconds: saved?.[1] ? Number(saved[1]) : null,
+            backupWaitSeconds: m.steps.backup_wait ?? null,
+            sent: m.sent,
+            failedReads: m.non2xx + m.errors,
+            writesSent: m.writes.sent,
+            failedWrites: m.writes.failed,
+            missingWrites: m.writes.missing,
+            p99AllMs: m.all.p99Ms,
+            maxAllMs: m.all.maxMs,
+          };
+          runs.push(r);
+          say(
+            `  ${r.wallSeconds.toFixed(1)} s, dump ${r.backupSeconds ?? "?"} s; failed ${r.failedReads} of ${r.sent} reads, ${r.failedWrites} of ${r.writesSent} writes; p99 ${r.p99AllMs?.toFixed(0)} ms`,
+          );
+          tag = tag === "v1" ? "v2" : "v1";
+        }
+      }
+    }
+  } finally {
+    await stopContenders();
+  }
+  const record = {
+    kind: "clicky-bench-dump",
+    startedAt: started.toISOString(),
+    machine: {
+      cpuModel: os.cpus()[0]?.model.trim() ?? "unknown CPU",
+      cores: os.cpus().length,
+      memoryBytes: os.totalmem(),
+      kernel: `${os.type()} ${os.release()}`,
+      loadAverage: load1,
+      cgroup: (await runLocal("docker", ["info", "--format", "{{.CgroupVersion}}"])).stdout.trim(),
+    },
+    options,
+    databaseBytes: bytes,
+    runs,
+  };
+  const file = path.join(
+    REPO_ROOT,
+    "bench",
+    "results",
+    `dump-${started.toISOString().slice(0, 19).replaceAll(":", "-")}Z.json`,
+  );
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+  say(`wrote ${path.relative(REPO_ROOT, file)}`);
+  console.log(table(runs, options));
+  await cleanupProject(h, DIR, PROJECT);
+  say(`done in ${((Date.now() - started.getTime()) / 60_000).toFixed(1)} min`);
+}
+
+let options: Options | null;
+try {
+  options = parseOptions(process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  console.error(`bench:dump: ${err.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (options === null) {
+  console.log(USAGE);
+} else {
+  main(options).catch((err) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exit(1);
+  });
+}
