@@ -267,7 +267,7 @@ export const deployConfigSchema = z
          * CPU weight of the dump's container (`docker run --cpu-shares`; Docker's default is
          * 1024, cgroup v2 hosts map it to `cpu.weight`): while the host's CPU is short, the
          * serving version comes first and the dump takes what is left; an idle CPU is the
-         * dump's all the same (docs/benchmarks.md). 0 leaves Docker's default.
+         * dump's all the same (docs/deploy.md, measured by bench:dump). 0 leaves Docker's default.
          */
         cpuShares: z
           .number()
