@@ -62,6 +62,38 @@ const REPORT_OPTIONS = {
   help: { type: "boolean", short: "h", description: "show this help and exit" },
 } as const satisfies Record<string, OptionDoc>;
 
+const DUMP_OPTIONS = {
+  runs: { type: "string", value: "N", description: "runs of each case (default 3)" },
+  "db-gib": {
+    type: "string",
+    value: "G",
+    description: "database size, GiB (default 1, at most 64)",
+  },
+  shares: {
+    type: "string",
+    value: "S,S",
+    description:
+      "backup.cpuShares values to compare; 0 is Docker's default, else 2 to 262144 (default 0,128)",
+  },
+  contenders: {
+    type: "string",
+    value: "C,C",
+    description:
+      "numbers of containers spinning on the CPU beside each deploy, up to 16 (default 0,2)",
+  },
+  rate: {
+    type: "string",
+    value: "R",
+    description: "requests per second of the load during each deploy (default 200, at most 2000)",
+  },
+  writes: {
+    type: "string",
+    value: "W",
+    description: "acknowledged writes per second during each deploy (default 20, at most 500)",
+  },
+  help: { type: "boolean", short: "h", description: "show this help and exit" },
+} as const satisfies Record<string, OptionDoc>;
+
 export const BENCH_USAGE = usage(
   "npm run bench:deploy -- [options]",
   "Runs the deploy benchmark on the e2e harness, writes the run's record to bench/results/\nand renders docs/benchmarks.md and its chart from it.",
@@ -74,6 +106,12 @@ export const REPORT_USAGE = usage(
   REPORT_OPTIONS,
 );
 
+export const DUMP_USAGE = usage(
+  "npm run bench:dump -- [options]",
+  "Measures failed requests and the dump's time during deploys whose backup runs at each CPU\nweight (deploy.backup.cpuShares), with and without other work spinning on the host's CPU.",
+  DUMP_OPTIONS,
+);
+
 export interface BenchOptions {
   readonly runs: number;
   readonly ratePerSecond: number;
@@ -84,6 +122,17 @@ export interface BenchOptions {
   readonly imageMb: readonly number[];
   readonly peer: boolean;
   readonly writeDocs: boolean;
+}
+
+export interface DumpOptions {
+  readonly runs: number;
+  readonly databaseGib: number;
+  /** backup.cpuShares values, ascending, no duplicates; 0 is Docker's default. */
+  readonly cpuShares: readonly number[];
+  /** Numbers of CPU-spinning containers, ascending, no duplicates. */
+  readonly contenders: readonly number[];
+  readonly ratePerSecond: number;
+  readonly writesPerSecond: number;
 }
 
 export interface ReportOptions {
@@ -111,6 +160,30 @@ export function parseBenchArgs(args: readonly string[]): Parsed<BenchOptions> {
     imageMb: [...new Set([0, ...list("image-mb", values["image-mb"], [0, 300], { zero: true })])],
     peer: !values["no-peer"],
     writeDocs: !values["no-docs"],
+  };
+}
+
+/** The options of `bench:dump`, e.g. `[]` gives 3 runs on 1 GiB, weights 0 and 128, 0 and 2 contenders. */
+export function parseDumpArgs(args: readonly string[]): Parsed<DumpOptions> {
+  const { values } = parse(args, DUMP_OPTIONS, false);
+  if (values.help) return { help: true };
+  const cpuShares = list("shares", values.shares, [0, 128], { zero: true });
+  const contenders = list("contenders", values.contenders, [0, 2], { zero: true });
+  for (const n of cpuShares) {
+    if (n === 1 || n > 262_144) {
+      throw new UsageError(
+        `--shares: expected 0 (Docker's default) or 2 to 262144, got "${n}" in "${values.shares}"`,
+      );
+    }
+  }
+  return {
+    help: false,
+    runs: positive("runs", values.runs, 3, { integer: true }),
+    databaseGib: atMost("db-gib", positive("db-gib", values["db-gib"], 1), 64),
+    cpuShares,
+    contenders: contenders.map((n) => atMost("contenders", n, 16)),
+    ratePerSecond: atMost("rate", positive("rate", values.rate, 200), 2000),
+    writesPerSecond: atMost("writes", positive("writes", values.writes, 20), 500),
   };
 }
 
@@ -167,6 +240,11 @@ function positive(
       `--${name}: expected a positive ${integer ? "whole number" : "number"}, got "${value}"`,
     );
   }
+  return n;
+}
+
+function atMost(name: string, n: number, max: number): number {
+  if (n > max) throw new UsageError(`--${name}: at most ${max}, got "${n}"`);
   return n;
 }
 

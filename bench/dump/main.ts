@@ -18,7 +18,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import {
   type CommandResult,
   cleanupProject,
@@ -36,89 +35,11 @@ import { type RenderedHost, renderStack } from "../../test/support/render";
 import { median } from "../deploy/cost";
 import { fillDatabase, mustPostgres, postgresOf } from "../deploy/database";
 import { type OnOutput, scriptSteps, underLoad } from "../deploy/load";
+import { DUMP_USAGE, type DumpOptions, parseDumpArgs, UsageError } from "../deploy/options";
 
 const DIR = "/home/deploy/clicky-bench-dump";
 const PROJECT = "clickybenchdump";
 const CONTENDER_PREFIX = `${PROJECT}-contender-`;
-
-const USAGE = `Usage: npm run bench:dump -- [options]
-
-Measures failed requests and the dump's time during deploys whose backup runs at each CPU
-weight (deploy.backup.cpuShares), with and without other work spinning on the host's CPU.
-
-Options:
-  --runs N          runs of each case (default 3)
-  --db-gib G        database size, GiB (default 1)
-  --shares S,S      backup.cpuShares values to compare; 0 is Docker's default (default 0,128)
-  --contenders C,C  numbers of CPU-spinning containers beside the deploy (default 0,2)
-  --rate R          requests per second of the load (default 200)
-  --writes W        acknowledged writes per second (default 20)
-  -h, --help        show this help and exit`;
-
-class UsageError extends Error {}
-
-interface Options {
-  readonly runs: number;
-  readonly databaseGib: number;
-  readonly shares: readonly number[];
-  readonly contenders: readonly number[];
-  readonly ratePerSecond: number;
-  readonly writesPerSecond: number;
-}
-
-function numberList(option: string, text: string, ok: (n: number) => boolean): number[] {
-  const values = text.split(",").map((part) => Number(part.trim()));
-  if (values.length === 0 || values.some((n) => !Number.isFinite(n) || !ok(n))) {
-    throw new UsageError(`--${option}: ${JSON.stringify(text)} is not a list of allowed values`);
-  }
-  return values;
-}
-
-function parseOptions(argv: readonly string[]): Options | null {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      options: {
-        runs: { type: "string" },
-        "db-gib": { type: "string" },
-        shares: { type: "string" },
-        contenders: { type: "string" },
-        rate: { type: "string" },
-        writes: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-  const v = parsed.values as Record<string, string | boolean | undefined>;
-  if (v.help) return null;
-  const one = (option: string, fallback: string, ok: (n: number) => boolean) => {
-    const [n] = numberList(option, String(v[option] ?? fallback), ok);
-    if (n === undefined || String(v[option] ?? fallback).includes(","))
-      throw new UsageError(`--${option}: expected one value`);
-    return n;
-  };
-  return {
-    runs: one("runs", "3", (n) => Number.isInteger(n) && n >= 1),
-    databaseGib: one("db-gib", "1", (n) => n > 0 && n <= 64),
-    shares: numberList(
-      "shares",
-      String(v.shares ?? "0,128"),
-      (n) => Number.isInteger(n) && (n === 0 || (n >= 2 && n <= 262_144)),
-    ),
-    contenders: numberList(
-      "contenders",
-      String(v.contenders ?? "0,2"),
-      (n) => Number.isInteger(n) && n >= 0 && n <= 16,
-    ),
-    ratePerSecond: one("rate", "200", (n) => n > 0 && n <= 2000),
-    writesPerSecond: one("writes", "20", (n) => n >= 0 && n <= 500),
-  };
-}
 
 function say(text: string): void {
   process.stderr.write(`[bench:dump ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
@@ -209,13 +130,13 @@ interface DumpRun {
   readonly maxAllMs: number | null;
 }
 
-function table(runs: readonly DumpRun[], options: Options): string {
+function table(runs: readonly DumpRun[], options: DumpOptions): string {
   const lines = [
     "| contenders | backup.cpuShares | deploy (median) | dump (median) | failed reads (sum) | failed writes (sum) | writes missing | p99, every request (median) |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const contenders of options.contenders) {
-    for (const shares of options.shares) {
+    for (const shares of options.cpuShares) {
       const rs = runs.filter((r) => r.contenders === contenders && r.cpuShares === shares);
       if (rs.length === 0) continue;
       const med = (f: (r: DumpRun) => number | null) => {
@@ -231,7 +152,7 @@ function table(runs: readonly DumpRun[], options: Options): string {
   return lines.join("\n");
 }
 
-async function main(options: Options): Promise<void> {
+async function main(options: DumpOptions): Promise<void> {
   const availability = harnessAvailability();
   if (!availability.ok) {
     console.error(`bench:dump cannot run here: ${availability.reason}`);
@@ -258,7 +179,7 @@ async function main(options: Options): Promise<void> {
   try {
     for (let run = 1; run <= options.runs; run++) {
       for (const contenders of options.contenders) {
-        const order = run % 2 === 1 ? options.shares : [...options.shares].reverse();
+        const order = run % 2 === 1 ? options.cpuShares : [...options.cpuShares].reverse();
         for (const cpuShares of order) {
           const host = await render(h, port, tag, { migrate: false, backup: { cpuShares } });
           say(`run ${run}, ${contenders} contenders, backup.cpuShares ${cpuShares}: to ${tag}`);
@@ -343,19 +264,22 @@ async function main(options: Options): Promise<void> {
   say(`done in ${((Date.now() - started.getTime()) / 60_000).toFixed(1)} min`);
 }
 
-let options: Options | null;
-try {
-  options = parseOptions(process.argv.slice(2));
-} catch (err) {
-  if (!(err instanceof UsageError)) throw err;
-  console.error(`bench:dump: ${err.message}\n\n${USAGE}`);
-  process.exit(2);
+function commandLine(): DumpOptions {
+  try {
+    const parsed = parseDumpArgs(process.argv.slice(2));
+    if (parsed.help) {
+      console.log(DUMP_USAGE);
+      process.exit(0);
+    }
+    return parsed;
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`bench:dump: ${err.message}\nRun with --help for the options.`);
+    process.exit(2);
+  }
 }
-if (options === null) {
-  console.log(USAGE);
-} else {
-  main(options).catch((err) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  });
-}
+
+main(commandLine()).catch((err) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+  process.exit(1);
+});

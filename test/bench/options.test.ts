@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
   BENCH_USAGE,
+  DUMP_USAGE,
   parseBenchArgs,
+  parseDumpArgs,
   parseReportArgs,
   REPORT_USAGE,
   UsageError,
@@ -98,6 +100,77 @@ describe("the bench's command line", () => {
     test(`refuses ${JSON.stringify(args.join(" "))}, naming what is wrong`, () => {
       assert.match(
         usageError(() => parseBenchArgs(args)),
+        message,
+      );
+    });
+  }
+});
+
+describe("bench:dump's command line", () => {
+  test("runs 3 times on 1 GiB, weights 0 and 128, without and with 2 contenders, by default", () => {
+    assert.deepEqual(parseDumpArgs([]), {
+      help: false,
+      runs: 3,
+      databaseGib: 1,
+      cpuShares: [0, 128],
+      contenders: [0, 2],
+      ratePerSecond: 200,
+      writesPerSecond: 20,
+    });
+  });
+
+  test("takes lists in any order, sorted, without duplicates", () => {
+    const parsed = parseDumpArgs([
+      "--shares",
+      "512,0,2,512",
+      "--contenders",
+      "4,1",
+      "--db-gib",
+      "4",
+    ]);
+    assert.equal(parsed.help, false);
+    if (parsed.help) return;
+    assert.deepEqual(parsed.cpuShares, [0, 2, 512]);
+    assert.deepEqual(parsed.contenders, [1, 4]);
+    assert.equal(parsed.databaseGib, 4);
+  });
+
+  test("answers --help with the help, which lists every option", () => {
+    assert.deepEqual(parseDumpArgs(["--help"]), { help: true });
+    for (const option of [
+      "--runs N",
+      "--db-gib G",
+      "--shares S,S",
+      "--contenders C,C",
+      "--rate R",
+      "--writes W",
+      "-h, --help",
+    ]) {
+      assert.match(DUMP_USAGE, new RegExp(`^ +${option} `, "m"), option);
+    }
+  });
+
+  const refused: [string[], RegExp][] = [
+    [
+      ["--shares", "0,1"],
+      /^--shares: expected 0 \(Docker's default\) or 2 to 262144, got "1" in "0,1"$/,
+    ],
+    [["--shares", "262145"], /^--shares: .*got "262145"/],
+    [["--shares", "0,"], /^--shares: .*got "" in "0,"$/],
+    [["--shares", "128.5"], /^--shares: .*got "128\.5"/],
+    [["--contenders", "17"], /^--contenders: at most 16, got "17"$/],
+    [["--contenders=-1"], /^--contenders: .*got "-1"/],
+    [["--db-gib", "65"], /^--db-gib: at most 64, got "65"$/],
+    [["--db-gib", "1,4"], /^--db-gib: expected a positive number, got "1,4"$/],
+    [["--rate", "2001"], /^--rate: at most 2000/],
+    [["--writes", "501"], /^--writes: at most 500/],
+    [["--runs", "0"], /^--runs: expected a positive whole number, got "0"$/],
+    [["--peer"], /Unknown option '--peer'/],
+  ];
+  for (const [args, message] of refused) {
+    test(`refuses ${JSON.stringify(args.join(" "))}, naming what is wrong`, () => {
+      assert.match(
+        usageError(() => parseDumpArgs(args)),
         message,
       );
     });
