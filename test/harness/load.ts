@@ -2,6 +2,7 @@
  * An open-loop HTTP load generator that counts every failure (the e2e zero-downtime checks
  * and the bench), and small HTTP helpers. Loopback targets only.
  */
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { performance } from "node:perf_hooks";
@@ -512,18 +513,63 @@ export async function waitForHttp(
   throw new Error(`waitForHttp ${url}: no ${want} in time (last: ${last})`);
 }
 
+/** Where Linux takes the local ports of outgoing connections (`ip_local_port_range`). */
+export function ephemeralPortRange(
+  text = readProcFile("/proc/sys/net/ipv4/ip_local_port_range"),
+): [number, number] {
+  const [lo, hi] = (text ?? "").trim().split(/\s+/).map(Number);
+  if (lo && hi && Number.isInteger(lo) && Number.isInteger(hi) && lo <= hi) return [lo, hi];
+  return [32768, 60999];
+}
+
+function readProcFile(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * A TCP port on 127.0.0.1 that was free a moment ago, so that parallel tests (and other
- * users of the same Docker engine) do not fight over fixed published ports.
+ * The ports `freePort` picks from: below the kernel's range for outgoing connections (the
+ * harness's registry and sshd sit at 20000 to 28000), or above it when that range starts too
+ * low to leave room.
  */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+export function freePortRange(
+  ephemeral: [number, number] = ephemeralPortRange(),
+): [number, number] {
+  const [lo, hi] = ephemeral;
+  if (lo - 1 >= 11000) return [10000, Math.min(lo - 1, 19999)];
+  if (hi + 1000 <= 65535) return [hi + 1, 65535];
+  throw new Error(`freePort: the ephemeral port range ${lo}-${hi} leaves no room for test ports`);
+}
+
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port on 127.0.0.1 that nothing listens on, so that parallel tests (and other users of
+ * the same Docker engine) do not fight over fixed published ports. It is never one of the
+ * kernel's ports for outgoing connections: a port from that range may become the local end of
+ * any connection (the load generator's, SSH's, the engine's pulls) between being picked here
+ * and being published, and the engine then fails to publish it ("address already in use").
+ * A port handed out once in this process is not handed out again.
+ */
+export async function freePort(): Promise<number> {
+  const [lo, hi] = freePortRange();
+  for (let attempt = 0; attempt < 500; attempt++) {
+    const port = lo + Math.floor(Math.random() * (hi - lo + 1));
+    if (handedOut.has(port) || !(await canListen(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`freePort: no free port in ${lo}-${hi} after 500 tries`);
+}
+
+/** Whether a listener can bind 127.0.0.1:`port` now (it is closed again at once). */
+export function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error("freePort: no port"))));
-    });
+    srv.once("error", () => resolve(false));
+    srv.listen({ port, host: "127.0.0.1", exclusive: true }, () => srv.close(() => resolve(true)));
   });
 }
