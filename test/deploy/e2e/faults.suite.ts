@@ -147,7 +147,17 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
       ],
       "what the deploy printed",
     );
-    return { result, seconds: (Date.now() - started) / 1000 };
+    const seconds = (Date.now() - started) / 1000;
+    // A one-line trace of every deploy that did not succeed, printed with the timings at the end
+    // (what a CI log keeps when it keeps little): its exit and the reason it gave.
+    if (result.code !== 0) {
+      const reason =
+        /deploy FAILED .*/.exec(result.stderr)?.[0] ?? result.stderr.trim().split("\n").at(-1);
+      timings.push(
+        `a deploy ended after ${seconds.toFixed(1)} s with ${result.code ?? result.signal}: ${(reason ?? "").slice(0, 300)}`,
+      );
+    }
+    return { result, seconds };
   }
 
   function output(r: Run): string {
