@@ -275,8 +275,21 @@ export const deployConfigSchema = z
           .max(262_144)
           .refine((n) => n === 0 || n >= 2, "must be 0 (Docker's default) or from 2 to 262144")
           .default(128),
+        /**
+         * How long a deploy waits for its dump, from its start: a dump still running then is
+         * stopped, its partial file removed, and the deploy fails at backup (traffic goes back
+         * to the version that served). A dump that never ends would otherwise hold the deploy,
+         * its lock and both versions until someone kills it. 0: no limit.
+         */
+        timeoutSeconds: z.number().int().min(0).max(86_400).default(3600),
       })
-      .default({ keep: 10, minFreeMiB: 1024, compressionLevel: 1, cpuShares: 128 }),
+      .default({
+        keep: 10,
+        minFreeMiB: 1024,
+        compressionLevel: 1,
+        cpuShares: 128,
+        timeoutSeconds: 3600,
+      }),
     /** Images of the infrastructure services (change them for mirrors or tests). */
     images: z
       .strictObject({

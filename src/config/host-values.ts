@@ -204,6 +204,7 @@ export const RESERVED_ENV_NAMES: readonly string[] = [
   "BACKUP_DIR",
   "BACKUP_KEEP",
   "BACKUP_MIN_FREE_MIB",
+  "BACKUP_TIMEOUT",
   "COMPOSE_FILE",
   "COMPOSE_PREFERENCE",
   "DB_NAME",

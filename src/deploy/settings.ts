@@ -37,6 +37,7 @@ export interface DeploySettings {
   readonly BACKUP_MIN_FREE_MIB: number;
   readonly BACKUP_COMPRESSION: number;
   readonly BACKUP_CPU_SHARES: number;
+  readonly BACKUP_TIMEOUT: number;
   readonly VERIFY_PATHS: readonly string[];
   /** The pre-switch check inside the new slot (`verifyProbeCommand`). */
   readonly VERIFY_PROBE: readonly string[];
@@ -111,6 +112,7 @@ export function deploySettings(input: DeployScriptInput): DeploySettings {
     BACKUP_MIN_FREE_MIB: deploy.backup.minFreeMiB,
     BACKUP_COMPRESSION: deploy.backup.compressionLevel,
     BACKUP_CPU_SHARES: deploy.backup.cpuShares,
+    BACKUP_TIMEOUT: deploy.backup.timeoutSeconds,
     VERIFY_PATHS: deploy.app.verifyPaths,
     VERIFY_PROBE: verifyProbeCommand(deploy),
     PROXY_URL: proxyUrl(deploy.proxy),

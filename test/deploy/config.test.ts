@@ -111,6 +111,7 @@ describe("the deploy section", () => {
       minFreeMiB: 1024,
       compressionLevel: 1,
       cpuShares: 128,
+      timeoutSeconds: 3600,
     });
     assert.deepEqual(parsed.images, {
       postgres: "postgres:16",
@@ -139,6 +140,9 @@ describe("the deploy section", () => {
       [{ backup: { cpuShares: 1 } }, "backup.cpuShares"],
       [{ backup: { cpuShares: -1 } }, "backup.cpuShares"],
       [{ backup: { cpuShares: 262_145 } }, "backup.cpuShares"],
+      [{ backup: { timeoutSeconds: -1 } }, "backup.timeoutSeconds"],
+      [{ backup: { timeoutSeconds: 2.5 } }, "backup.timeoutSeconds"],
+      [{ backup: { timeoutSeconds: 86_401 } }, "backup.timeoutSeconds"],
     ] as const) {
       const result = deployConfigSchema.safeParse({ ...minimal, ...patch });
       assert.equal(result.success, false, JSON.stringify(patch));

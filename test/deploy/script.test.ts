@@ -71,6 +71,7 @@ describe("the deploy script's settings", () => {
       "BACKUP_MIN_FREE_MIB=1024",
       "BACKUP_COMPRESSION=1",
       "BACKUP_CPU_SHARES=128",
+      "BACKUP_TIMEOUT=3600",
       "VERIFY_PATHS=(/health /api/v1/health)",
       "PROXY_URL=http://127.0.0.1:80",
       "HEALTH_TIMEOUT=180",

@@ -244,15 +244,25 @@ step_external_backup() {
   BACKUP_PARTIAL="$BACKUP_DIR/$partial"
   on_failure undo_backup
   dump_cpu_options
+  BACKUP_T0=$t0
+  # In the background, so that backup.timeoutSeconds bounds it; the lock's descriptor is closed,
+  # so a dump that outlives a killed deploy never holds it.
   # shellcheck disable=SC2016 # the command line runs in the dump's container
-  if ! (
+  (
+    exec 9>&-
     external_pg_env
     env_args=(-e PGHOST -e PGPORT -e PGUSER -e PGPASSWORD -e PGDATABASE)
     if [[ -v PGSSLMODE ]]; then env_args+=(-e PGSSLMODE); fi
-    docker run --rm --name "$BACKUP_CONTAINER" "${BACKUP_CPU[@]}" --network host --user "$(id -u):$(id -g)" "${env_args[@]}" -v "$BACKUP_DIR:/backups" --entrypoint sh "$POSTGRES_IMAGE" -c 'pg_dump -Fc -Z "$1" -f "/backups/$2" && pg_restore --list "/backups/$2"' sh "$BACKUP_COMPRESSION" "$partial"
-  ) >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err"; then
-    fail "pg_dump of the external database failed: $(tail -n 1 "$TMP_DIR/backup.err")"
+    exec docker run --rm --name "$BACKUP_CONTAINER" "${BACKUP_CPU[@]}" --network host --user "$(id -u):$(id -g)" "${env_args[@]}" -v "$BACKUP_DIR:/backups" --entrypoint sh "$POSTGRES_IMAGE" -c 'pg_dump -Fc -Z "$1" -f "/backups/$2" && pg_restore --list "/backups/$2"' sh "$BACKUP_COMPRESSION" "$partial"
+  ) >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err" &
+  BACKUP_PID=$!
+  if backup_overdue_wait; then
+    fail "the dump of the external database did not finish within $BACKUP_TIMEOUT s (backup.timeoutSeconds); it was stopped and no partial dump is kept"
   fi
+  local rc=0
+  wait "$BACKUP_PID" || rc=$?
+  BACKUP_PID=''
+  ((rc == 0)) || fail "pg_dump of the external database failed: $(tail -n 1 "$TMP_DIR/backup.err")"
   grep -q "dbname: " "$TMP_DIR/backup.toc" || fail "the dump does not read back as a database with pg_restore --list"
   mv -f "$BACKUP_PARTIAL" "$target"
   BACKUP_CONTAINER='' BACKUP_PARTIAL=''

@@ -419,6 +419,10 @@ finish_backup() {
 # when the dump failed or does not read back.
 keep_dump() {
   local rc=0
+  if backup_overdue_wait; then
+    BACKUP_ERROR="the dump of $DB_NAME did not finish within $BACKUP_TIMEOUT s (backup.timeoutSeconds); it was stopped and no partial dump is kept"
+    return 1
+  fi
   wait "$BACKUP_PID" || rc=$?
   BACKUP_PID=''
   if ((rc != 0)); then
@@ -443,6 +447,22 @@ keep_dump() {
     rm -f -- "${dumps[i]}"
     log "removed old backup ${dumps[i]##*/}"
   done
+}
+
+# Waits while the dump (BACKUP_PID) runs, until BACKUP_TIMEOUT seconds after it started (0: no
+# limit); true when it is still running then.
+backup_overdue_wait() {
+  ((BACKUP_TIMEOUT > 0)) || return 1
+  while kill -0 "$BACKUP_PID" 2>/dev/null; do
+    backup_overdue && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Whether the dump has run longer than BACKUP_TIMEOUT seconds (never with 0, no limit).
+backup_overdue() {
+  ((BACKUP_TIMEOUT > 0 && $(now_ms) - BACKUP_T0 >= BACKUP_TIMEOUT * 1000))
 }
 
 # On failure: a dump that has finished is kept all the same (it cost its time, and the next
@@ -877,7 +897,7 @@ step_watch() {
     ((misses < HEALTH_RETRIES)) || fail "backend-$NEW_SLOT failed its health probe $misses times in a row, $elapsed s after the switch"
     left=$((WATCH_SECONDS * 1000 - ($(now_ms) - t0)))
     if ((left <= 0)); then
-      if [[ -z $BACKUP_PID ]] || ! kill -0 "$BACKUP_PID" 2>/dev/null; then break; fi
+      if [[ -z $BACKUP_PID ]] || ! kill -0 "$BACKUP_PID" 2>/dev/null || backup_overdue; then break; fi
       left=1000
     fi
     sleep "$(seconds_of "$((left < 1000 ? left : 1000))")"

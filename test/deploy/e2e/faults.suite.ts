@@ -1052,4 +1052,60 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     await writeRow("after (11)");
     await rowsIntact();
   });
+
+  test(
+    "(12) a dump that never ends: the deploy gives up at backup.timeoutSeconds, the dump's container and partial file go, traffic goes back",
+    V2_ONLY,
+    async () => {
+      const before = await currentTag();
+      const kept = await backups();
+      // pg_dump waits behind a session's lock for as long as that session lives: a dump that hangs.
+      const pg = await container("postgres");
+      await sql("CREATE TABLE fault_dump_hang (id int)");
+      const holder = psqlInContainer(
+        pg,
+        "BEGIN; LOCK TABLE fault_dump_hang IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;",
+        { timeoutMs: 150_000 },
+      ).catch((err: unknown) => err);
+      const host = await render(
+        before,
+        {
+          app: { env: { APP_ENV: "e2e", FAULT_SCENARIO: "12" } },
+          backup: { keep: 5, minFreeMiB: 10, timeoutSeconds: 3 },
+        },
+        undefined,
+        { postgresPassword: ROTATED_PASSWORD },
+      );
+      await prepareAndCopy(h, host);
+      const traffic = await load();
+      const r = await run(host);
+      const counted = await traffic.stop();
+      const left = await runLocal("docker", ["ps", "-aq", "--filter", `name=${PROJECT}-backup-`]);
+      const ended = await sql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%' AND pid <> pg_backend_pid()",
+      );
+      assert.equal(ended, "1", "the session holding the lock was ended");
+      await holder;
+      await sql("DROP TABLE fault_dump_hang");
+      timings.push(`(12) dump past its timeout: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`);
+      failedAt(
+        r,
+        "backup",
+        /at step backup: the dump of clicky_db did not finish within 3 s \(backup\.timeoutSeconds\); it was stopped and no partial dump is kept/,
+      );
+      assert.match(r.result.stdout, /switch: the proxy sends traffic to backend-/);
+      assert.match(r.result.stdout, /undo: traffic is back on backend-/);
+      assert.match(
+        r.result.stderr,
+        /backup taken before this deploy: none \(the deploy stopped before its backup was complete\)/,
+      );
+      assert.equal(left.stdout.trim(), "", "the dump's container was removed");
+      noRequestFailed("(12) during the deploy whose dump never ended", counted, [before]);
+      assert.equal(await currentTag(), before);
+      assert.equal(await serving(), before);
+      assert.deepEqual(await backups(), kept, "no dump and no partial file was added");
+      await writeRow("after (12)");
+      await rowsIntact();
+    },
+  );
 });

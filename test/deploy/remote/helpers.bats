@@ -199,3 +199,41 @@ stdin() {
   [ "$status" -eq 0 ]
   [ "$output" = "0 []" ]
 }
+
+@test "keep_dump gives up on a dump still running backup.timeoutSeconds after it started, and leaves it to undo_backup" {
+  [ "$BACKUP_TIMEOUT" -eq 3600 ] # the default
+  run bash -c '
+    source <(sed "s/^  BACKUP_TIMEOUT=.*/  BACKUP_TIMEOUT=1/" "$1")
+    for part in output helpers steps; do source "$2/$part.sh"; done
+    TMP_DIR=$3
+    sleep 30 &
+    BACKUP_PID=$!
+    BACKUP_T0=$(now_ms)
+    t0=$SECONDS
+    if keep_dump; then echo kept; fi
+    printf "%s|%s|%s\n" "$((SECONDS - t0))" "$BACKUP_ERROR" "$(kill -0 "$BACKUP_PID" 2>/dev/null && echo running)"
+    kill "$BACKUP_PID"
+  ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR" "$BATS_TEST_TMPDIR"
+  [ "$status" -eq 0 ]
+  [[ $output == [12]"|the dump of clicky_db did not finish within 1 s (backup.timeoutSeconds); it was stopped and no partial dump is kept|running" ]]
+}
+
+@test "backup.timeoutSeconds 0 waits for the dump however long it takes; a dump that ends is never overdue" {
+  run bash -c '
+    source <(sed "s/^  BACKUP_TIMEOUT=.*/  BACKUP_TIMEOUT=0/" "$1")
+    for part in output helpers steps; do source "$2/$part.sh"; done
+    sleep 1.5 &
+    BACKUP_PID=$!
+    BACKUP_T0=$(( $(now_ms) - 5000 ))
+    backup_overdue_wait && echo overdue || echo waited
+    backup_overdue && echo overdue || echo "not overdue"
+  ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR"
+  [ "$status" -eq 0 ]
+  [ "$output" = $'waited\nnot overdue' ]
+  [ "$BACKUP_TIMEOUT" -eq 3600 ]
+  sleep 0.2 &
+  BACKUP_PID=$!
+  BACKUP_T0=$(now_ms)
+  ! backup_overdue_wait
+  ! kill -0 "$BACKUP_PID" 2>/dev/null
+}
