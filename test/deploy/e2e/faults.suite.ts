@@ -199,6 +199,40 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     assert.equal(Number(await sql("SELECT count(*) FROM items")), rows + 3);
   }
 
+  /**
+   * A session that holds an ACCESS EXCLUSIVE lock on a new table `table` (pg_dump waits behind
+   * it) until `release` ends the session and drops the table.
+   */
+  async function blockDumps(table: string): Promise<{ release(): Promise<void> }> {
+    await sql(`CREATE TABLE ${table} (id int)`);
+    const holder = psqlInContainer(
+      await container("postgres"),
+      `BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;`,
+      { timeoutMs: 150_000 },
+    ).catch((err: unknown) => err);
+    // Until the session holds the lock (it then runs the pg_sleep).
+    const deadline = Date.now() + 30_000;
+    while (
+      (await sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%' AND pid <> pg_backend_pid()",
+      )) !== "1"
+    ) {
+      assert.ok(Date.now() < deadline, `the session locking ${table} did not start`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return {
+      async release() {
+        // psql sends the holder's statements one by one: its session now runs the pg_sleep.
+        const ended = await sql(
+          "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%' AND pid <> pg_backend_pid()",
+        );
+        assert.equal(ended, "1", "the session holding the lock was ended");
+        await holder;
+        await sql(`DROP TABLE ${table}`);
+      },
+    };
+  }
+
   async function revision(): Promise<string> {
     return sql("SELECT version_num FROM alembic_version");
   }
@@ -999,13 +1033,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     const kept = await backups();
     // A session holds a lock that pg_dump needs, so the dump is still running when the new
     // version serves; once the watch has begun, the dump's container is killed.
-    const pg = await container("postgres");
-    await sql("CREATE TABLE fault_dump_block (id int)");
-    const holder = psqlInContainer(
-      pg,
-      "BEGIN; LOCK TABLE fault_dump_block IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;",
-      { timeoutMs: 150_000 },
-    ).catch((err: unknown) => err);
+    const holder = await blockDumps("fault_dump_block");
     const host = await render(
       before,
       { app: { env: { APP_ENV: "e2e", FAULT_SCENARIO: "11" } } },
@@ -1023,13 +1051,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     });
     const kill = await killed;
     const counted = await traffic.stop();
-    // psql sends the holder's statements one by one: its session now runs the pg_sleep.
-    const ended = await sql(
-      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%' AND pid <> pg_backend_pid()",
-    );
-    assert.equal(ended, "1", "the session holding the lock was ended");
-    await holder;
-    await sql("DROP TABLE fault_dump_block");
+    await holder.release();
     timings.push(
       `(11) dump killed after the switch: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`,
     );
@@ -1060,13 +1082,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
       const before = await currentTag();
       const kept = await backups();
       // pg_dump waits behind a session's lock for as long as that session lives: a dump that hangs.
-      const pg = await container("postgres");
-      await sql("CREATE TABLE fault_dump_hang (id int)");
-      const holder = psqlInContainer(
-        pg,
-        "BEGIN; LOCK TABLE fault_dump_hang IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;",
-        { timeoutMs: 150_000 },
-      ).catch((err: unknown) => err);
+      const holder = await blockDumps("fault_dump_hang");
       const host = await render(
         before,
         {
@@ -1081,12 +1097,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
       const r = await run(host);
       const counted = await traffic.stop();
       const left = await runLocal("docker", ["ps", "-aq", "--filter", `name=${PROJECT}-backup-`]);
-      const ended = await sql(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%' AND pid <> pg_backend_pid()",
-      );
-      assert.equal(ended, "1", "the session holding the lock was ended");
-      await holder;
-      await sql("DROP TABLE fault_dump_hang");
+      await holder.release();
       timings.push(`(12) dump past its timeout: ${r.seconds.toFixed(1)} s, exit ${r.result.code}`);
       failedAt(
         r,
