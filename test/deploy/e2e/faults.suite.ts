@@ -233,6 +233,30 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     };
   }
 
+  /**
+   * After a deploy that failed with its dump (scenario `label`): it says no backup was taken,
+   * no request failed, the version `before` still serves and is recorded, the backups are the
+   * `kept` ones (no dump, no partial file), and every row is there.
+   */
+  async function servesOnWithoutDump(
+    r: Run,
+    label: string,
+    during: string,
+    counted: LoadResult,
+    { before, kept }: { before: string; kept: string[] },
+  ): Promise<void> {
+    assert.match(
+      r.result.stderr,
+      /backup taken before this deploy: none \(the deploy stopped before its backup was complete\)/,
+    );
+    noRequestFailed(`${label} ${during}`, counted, [before]);
+    assert.equal(await currentTag(), before);
+    assert.equal(await serving(), before);
+    assert.deepEqual(await backups(), kept, "no dump and no partial file was added");
+    await writeRow(`after ${label}`);
+    await rowsIntact();
+  }
+
   async function revision(): Promise<string> {
     return sql("SELECT version_num FROM alembic_version");
   }
@@ -1063,16 +1087,10 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     failedAt(r, "backup", /at step backup: pg_dump of clicky_db failed/);
     assert.match(r.result.stdout, /switch: the proxy sends traffic to backend-/);
     assert.match(r.result.stdout, /undo: traffic is back on backend-/);
-    assert.match(
-      r.result.stderr,
-      /backup taken before this deploy: none \(the deploy stopped before its backup was complete\)/,
-    );
-    noRequestFailed("(11) during the deploy whose dump failed", counted, [before]);
-    assert.equal(await currentTag(), before);
-    assert.equal(await serving(), before);
-    assert.deepEqual(await backups(), kept, "no dump and no partial file was added");
-    await writeRow("after (11)");
-    await rowsIntact();
+    await servesOnWithoutDump(r, "(11)", "during the deploy whose dump failed", counted, {
+      before,
+      kept,
+    });
   });
 
   test(
@@ -1106,17 +1124,11 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
       );
       assert.match(r.result.stdout, /switch: the proxy sends traffic to backend-/);
       assert.match(r.result.stdout, /undo: traffic is back on backend-/);
-      assert.match(
-        r.result.stderr,
-        /backup taken before this deploy: none \(the deploy stopped before its backup was complete\)/,
-      );
       assert.equal(left.stdout.trim(), "", "the dump's container was removed");
-      noRequestFailed("(12) during the deploy whose dump never ended", counted, [before]);
-      assert.equal(await currentTag(), before);
-      assert.equal(await serving(), before);
-      assert.deepEqual(await backups(), kept, "no dump and no partial file was added");
-      await writeRow("after (12)");
-      await rowsIntact();
+      await servesOnWithoutDump(r, "(12)", "during the deploy whose dump never ended", counted, {
+        before,
+        kept,
+      });
     },
   );
 });
