@@ -235,16 +235,15 @@ step_external_backup() {
     return 0
   fi
   [[ ${SECRETS[DATABASE_URL]#*://} == *@*/* ]] || fail "DATABASE_URL (the secret databaseUrl) is not scheme://user:password@host:port/name; nothing was changed"
-  local stamp target partial t0
-  t0="$(now_ms)"
+  local stamp partial
+  BACKUP_T0="$(now_ms)"
   stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-  target="$BACKUP_DIR/$STACK-$stamp-$IMAGE_TAG.dump"
-  partial="${target##*/}.partial"
+  BACKUP_TARGET="$BACKUP_DIR/$STACK-$stamp-$IMAGE_TAG.dump"
+  partial="${BACKUP_TARGET##*/}.partial"
   BACKUP_CONTAINER="$PROJECT-backup-$$"
   BACKUP_PARTIAL="$BACKUP_DIR/$partial"
   on_failure undo_backup
   dump_cpu_options
-  BACKUP_T0=$t0
   # In the background, so that backup.timeoutSeconds bounds it; the lock's descriptor is closed,
   # so a dump that outlives a killed deploy never holds it.
   # shellcheck disable=SC2016 # the command line runs in the dump's container
@@ -256,27 +255,9 @@ step_external_backup() {
     exec docker run --rm --name "$BACKUP_CONTAINER" "${BACKUP_CPU[@]}" --network host --user "$(id -u):$(id -g)" "${env_args[@]}" -v "$BACKUP_DIR:/backups" --entrypoint sh "$POSTGRES_IMAGE" -c 'pg_dump -Fc -Z "$1" -f "/backups/$2" && pg_restore --list "/backups/$2"' sh "$BACKUP_COMPRESSION" "$partial"
   ) >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err" &
   BACKUP_PID=$!
-  if backup_overdue_wait; then
-    fail "the dump of the external database did not finish within $BACKUP_TIMEOUT s (backup.timeoutSeconds); it was stopped and no partial dump is kept"
-  fi
-  local rc=0
-  wait "$BACKUP_PID" || rc=$?
-  BACKUP_PID=''
-  ((rc == 0)) || fail "pg_dump of the external database failed: $(tail -n 1 "$TMP_DIR/backup.err")"
-  grep -q "dbname: " "$TMP_DIR/backup.toc" || fail "the dump does not read back as a database with pg_restore --list"
-  mv -f "$BACKUP_PARTIAL" "$target"
-  BACKUP_CONTAINER='' BACKUP_PARTIAL=''
-  BACKUP_PATH=$target
-  log "external database saved to $BACKUP_PATH ($(du -k "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$(($(now_ms) - t0))") s, verified with pg_restore --list)"
-  local -a dumps
-  local i
-  shopt -s nullglob
-  dumps=("$BACKUP_DIR/$STACK"-*.dump)
-  shopt -u nullglob
-  for ((i = 0; i < ${#dumps[@]} - BACKUP_KEEP; i++)); do
-    rm -f -- "${dumps[i]}"
-    log "removed old backup ${dumps[i]##*/}"
-  done
+  log "dumping the external database to ${BACKUP_TARGET##*/}"
+  # Kept (or failed) at once: the app hosts switch later, in their own phase.
+  keep_dump "the external database" "" || fail "$BACKUP_ERROR"
 }
 
 fleet_database() {

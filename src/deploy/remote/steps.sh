@@ -410,27 +410,31 @@ finish_backup() {
   local step=$STEP t0
   STEP=backup
   t0="$(now_ms)"
-  keep_dump || fail "$BACKUP_ERROR"
+  keep_dump "$DB_NAME" "$DB_NAME" || fail "$BACKUP_ERROR"
   TIMINGS+=("backup_wait $(seconds_of "$(($(now_ms) - t0))") s")
   STEP=$step
 }
 
-# Waits for the dump, checks it, keeps it and prunes the oldest; returns 1 with BACKUP_ERROR
-# when the dump failed or does not read back.
+# Waits for the dump (BACKUP_PID, started at BACKUP_T0, writing BACKUP_PARTIAL), checks it,
+# keeps it as BACKUP_TARGET and prunes the oldest; returns 1 with BACKUP_ERROR when the dump
+# failed, ran past BACKUP_TIMEOUT or does not read back. $1 is what the messages call the
+# database, $2 the name the dump must read back as (empty: any, for an external database whose
+# name only its URL knows).
 keep_dump() {
-  local rc=0
+  local what=$1 dbname=$2 rc=0
   if backup_overdue_wait; then
-    BACKUP_ERROR="the dump of $DB_NAME did not finish within $BACKUP_TIMEOUT s (backup.timeoutSeconds); it was stopped and no partial dump is kept"
+    BACKUP_ERROR="the dump of $what did not finish within $BACKUP_TIMEOUT s (backup.timeoutSeconds); it was stopped and no partial dump is kept"
     return 1
   fi
   wait "$BACKUP_PID" || rc=$?
   BACKUP_PID=''
   if ((rc != 0)); then
-    BACKUP_ERROR="pg_dump of $DB_NAME failed: $(tail -n 1 "$TMP_DIR/backup.err")"
+    BACKUP_ERROR="pg_dump of $what failed: $(tail -n 1 "$TMP_DIR/backup.err")"
     return 1
   fi
-  if ! grep -q "dbname: $DB_NAME" "$TMP_DIR/backup.toc"; then
-    BACKUP_ERROR="the dump does not read back as database $DB_NAME with pg_restore --list"
+  if ! grep -q "dbname: $dbname" "$TMP_DIR/backup.toc"; then
+    if [[ -n $dbname ]]; then what="database $dbname"; else what="a database"; fi
+    BACKUP_ERROR="the dump does not read back as $what with pg_restore --list"
     return 1
   fi
   mv -f "$BACKUP_PARTIAL" "$BACKUP_TARGET"
@@ -469,7 +473,7 @@ backup_overdue() {
 # deploy starts from it); one still running is stopped, its container and partial file go, so
 # that putting the old version back never waits for it.
 undo_backup() {
-  if [[ -n $BACKUP_PID ]] && ! kill -0 "$BACKUP_PID" 2>/dev/null && keep_dump; then return 0; fi
+  if [[ -n $BACKUP_PID ]] && ! kill -0 "$BACKUP_PID" 2>/dev/null && keep_dump "$DB_NAME" "$DB_NAME"; then return 0; fi
   if [[ -n $BACKUP_CONTAINER ]]; then
     docker rm -f "$BACKUP_CONTAINER" >/dev/null 2>&1
     if [[ -n $BACKUP_PID ]]; then wait "$BACKUP_PID" 2>/dev/null; fi

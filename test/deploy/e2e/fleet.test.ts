@@ -433,9 +433,10 @@ describe("a fleet of two app hosts and an accessories host, end to end", { skip 
     );
     assert.match(run.stdout, /\[app1\] the stack's lock is held/);
     assert.match(run.stdout, /\[app1\] database: starting/);
+    assert.match(run.stdout, /\[app1\] .*backup: dumping the external database to /);
     assert.match(
       run.stdout,
-      /\[app1\] .*backup: external database saved to .*verified with pg_restore --list/,
+      /\[app1\] .*backup: database saved to .*verified with pg_restore --list/,
     );
     assert.match(run.stdout, /\[app1\] .*migrate: the migration finished/);
     for (const name of APP_HOSTS) assert.deepEqual(await servingImages(name), [ref("v2")], name);

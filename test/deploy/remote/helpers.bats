@@ -210,12 +210,49 @@ stdin() {
     BACKUP_PID=$!
     BACKUP_T0=$(now_ms)
     t0=$SECONDS
-    if keep_dump; then echo kept; fi
+    if keep_dump "$DB_NAME" "$DB_NAME"; then echo kept; fi
     printf "%s|%s|%s\n" "$((SECONDS - t0))" "$BACKUP_ERROR" "$(kill -0 "$BACKUP_PID" 2>/dev/null && echo running)"
     kill "$BACKUP_PID"
   ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR" "$BATS_TEST_TMPDIR"
   [ "$status" -eq 0 ]
   [[ $output == [12]"|the dump of clicky_db did not finish within 1 s (backup.timeoutSeconds); it was stopped and no partial dump is kept|running" ]]
+}
+
+@test "keep_dump keeps a dump that reads back as the database named (an empty name: any), refuses one that does not, and keeps BACKUP_KEEP" {
+  run bash -c '
+    source <(sed "s/^  BACKUP_KEEP=.*/  BACKUP_KEEP=2/" "$1")
+    for part in output helpers steps; do source "$2/$part.sh"; done
+    TMP_DIR=$3 BACKUP_DIR=$3/backups STEP=backup
+    mkdir -p "$BACKUP_DIR"
+    keep() { # $1: the TOC the dump reads back as; $2, $3: keep_dump arguments
+      printf "%s
+" "$1" >"$TMP_DIR/backup.toc"
+      BACKUP_TARGET="$BACKUP_DIR/$STACK-$((++n))-v9.dump" BACKUP_PARTIAL="$BACKUP_DIR/partial"
+      echo data >"$BACKUP_PARTIAL"
+      true &
+      BACKUP_PID=$! BACKUP_T0=$(now_ms)
+      keep_dump "$2" "$3" && echo kept || echo "refused: $BACKUP_ERROR"
+    }
+    keep ";     dbname: clicky_db" "$DB_NAME" "$DB_NAME"
+    keep ";     dbname: other" "$DB_NAME" "$DB_NAME"
+    keep ";     dbname: other" "the external database" ""
+    keep ";     no name" "the external database" ""
+    keep ";     dbname: clicky_db" "$DB_NAME" "$DB_NAME"
+    ls "$BACKUP_DIR"
+  ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR" "$BATS_TEST_TMPDIR"
+  [ "$status" -eq 0 ]
+  [[ ${lines[0]} == *"backup: database saved to "*"/$STACK-1-v9.dump ("*"verified with pg_restore --list)" ]]
+  [ "${lines[1]}" = "kept" ]
+  [ "${lines[2]}" = "refused: the dump does not read back as database clicky_db with pg_restore --list" ]
+  [[ ${lines[3]} == *"database saved to "*"/$STACK-3-v9.dump ("* ]]
+  [ "${lines[4]}" = "kept" ]
+  [ "${lines[5]}" = "refused: the dump does not read back as a database with pg_restore --list" ]
+  [[ ${lines[6]} == *"database saved to "*"/$STACK-5-v9.dump ("* ]]
+  [[ ${lines[7]} == *"removed old backup $STACK-1-v9.dump" ]]
+  [ "${lines[8]}" = "kept" ]
+  [ "${lines[9]}" = "$STACK-3-v9.dump" ]
+  [ "${lines[10]}" = "$STACK-5-v9.dump" ]
+  [ "${#lines[@]}" -eq 11 ]
 }
 
 @test "backup.timeoutSeconds 0 waits for the dump however long it takes; a dump that ends is never overdue" {
