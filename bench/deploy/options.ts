@@ -75,6 +75,11 @@ const DUMP_OPTIONS = {
     description:
       "backup.cpuShares values to compare; 0 is Docker's default, else 2 to 262144 (default 0,128)",
   },
+  levels: {
+    type: "string",
+    value: "L,L",
+    description: "backup.compressionLevel values to compare, 0 (none) to 9 (default 1)",
+  },
   contenders: {
     type: "string",
     value: "C,C",
@@ -108,7 +113,7 @@ export const REPORT_USAGE = usage(
 
 export const DUMP_USAGE = usage(
   "npm run bench:dump -- [options]",
-  "Measures failed requests and the dump's time during deploys whose backup runs at each CPU\nweight (deploy.backup.cpuShares), with and without other work spinning on the host's CPU.",
+  "Measures failed requests and the dump's time during deploys whose backup runs at each CPU\nweight (deploy.backup.cpuShares) and compression level (deploy.backup.compressionLevel), with\nand without other work spinning on the host's CPU.",
   DUMP_OPTIONS,
 );
 
@@ -129,6 +134,8 @@ export interface DumpOptions {
   readonly databaseGib: number;
   /** backup.cpuShares values, ascending, no duplicates; 0 is Docker's default. */
   readonly cpuShares: readonly number[];
+  /** backup.compressionLevel values, 0 to 9. */
+  readonly compressionLevels: readonly number[];
   /** Numbers of CPU-spinning containers, ascending, no duplicates. */
   readonly contenders: readonly number[];
   readonly ratePerSecond: number;
@@ -169,6 +176,12 @@ export function parseDumpArgs(args: readonly string[]): Parsed<DumpOptions> {
   if (values.help) return { help: true };
   const cpuShares = list("shares", values.shares, [0, 128], { zero: true });
   const contenders = list("contenders", values.contenders, [0, 2], { zero: true });
+  const compressionLevels = list("levels", values.levels, [1], { zero: true });
+  for (const n of compressionLevels) {
+    if (n > 9) {
+      throw new UsageError(`--levels: expected 0 to 9, got "${n}" in "${values.levels}"`);
+    }
+  }
   for (const n of cpuShares) {
     if (n === 1 || n > 262_144) {
       throw new UsageError(
@@ -181,6 +194,7 @@ export function parseDumpArgs(args: readonly string[]): Parsed<DumpOptions> {
     runs: positive("runs", values.runs, 3, { integer: true }),
     databaseGib: atMost("db-gib", positive("db-gib", values["db-gib"], 1), 64),
     cpuShares,
+    compressionLevels,
     contenders: contenders.map((n) => atMost("contenders", n, 16)),
     ratePerSecond: atMost("rate", positive("rate", values.rate, 200), 2000),
     writesPerSecond: atMost("writes", positive("writes", values.writes, 20), 500),

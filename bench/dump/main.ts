@@ -1,14 +1,15 @@
 /**
- * `npm run bench:dump`: what the dump's CPU weight (`deploy.backup.cpuShares`) does for the
- * serving version while a backup runs, on the e2e harness (real OpenSSH, Docker engine,
+ * `npm run bench:dump`: what the dump's CPU weight (`deploy.backup.cpuShares`) and its
+ * compression level (`deploy.backup.compressionLevel`) do for the serving version and for the
+ * dump's own time while a backup runs, on the e2e harness (real OpenSSH, Docker engine,
  * PostgreSQL), under reads and acknowledged writes.
  *
  * Our project is deployed once (v1, then v2 with its migration), its database grown to the
- * size asked; then, per run, per number of contenders and per weight, one deploy that swaps
+ * size asked; then, per run, per number of contenders, per weight and per level, one deploy that swaps
  * v1 and v2 (no migration: the dump runs beside the serving version for its whole length) is
  * measured: wall time, the dump's time, failed reads and writes, acknowledged writes missing
  * afterwards. Contenders are containers that spin on the CPU at Docker's default weight (other
- * work on the host); they start before the deploy and go after it. The weights alternate their
+ * work on the host); they start before the deploy and go after it. The cases alternate their
  * order from run to run.
  *
  * Prints the table and writes the run's numbers to bench/results/dump-<UTC time>.json.
@@ -117,9 +118,12 @@ interface DumpRun {
   readonly run: number;
   readonly contenders: number;
   readonly cpuShares: number;
+  readonly compressionLevel: number;
   readonly tag: string;
   readonly wallSeconds: number;
   readonly backupSeconds: number | null;
+  /** The kept dump's size, as the deploy's log gives it. */
+  readonly backupKib: number | null;
   readonly backupWaitSeconds: number | null;
   readonly sent: number;
   readonly failedReads: number;
@@ -132,12 +136,15 @@ interface DumpRun {
 
 function table(runs: readonly DumpRun[], options: DumpOptions): string {
   const lines = [
-    "| contenders | backup.cpuShares | deploy (median) | dump (median) | failed reads (sum) | failed writes (sum) | writes missing | p99, every request (median) |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| contenders | backup.cpuShares | backup.compressionLevel | deploy (median) | dump (median) | dump size (median) | failed reads (sum) | failed writes (sum) | writes missing | p99, every request (median) |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const contenders of options.contenders) {
-    for (const shares of options.cpuShares) {
-      const rs = runs.filter((r) => r.contenders === contenders && r.cpuShares === shares);
+    for (const { cpuShares: shares, compressionLevel: level } of cases(options)) {
+      const rs = runs.filter(
+        (r) =>
+          r.contenders === contenders && r.cpuShares === shares && r.compressionLevel === level,
+      );
       if (rs.length === 0) continue;
       const med = (f: (r: DumpRun) => number | null) => {
         const xs = rs.map(f).filter((x): x is number => x !== null);
@@ -145,11 +152,18 @@ function table(runs: readonly DumpRun[], options: DumpOptions): string {
       };
       const sum = (f: (r: DumpRun) => number) => rs.reduce((a, r) => a + f(r), 0);
       lines.push(
-        `| ${contenders} | ${shares === 0 ? "0 (Docker's default, 1024)" : shares} | ${med((r) => r.wallSeconds).toFixed(1)} s | ${med((r) => r.backupSeconds).toFixed(1)} s | ${sum((r) => r.failedReads)} of ${sum((r) => r.sent)} | ${sum((r) => r.failedWrites)} of ${sum((r) => r.writesSent)} | ${sum((r) => r.missingWrites ?? 0)} | ${med((r) => r.p99AllMs).toFixed(0)} ms |`,
+        `| ${contenders} | ${shares === 0 ? "0 (Docker's default, 1024)" : shares} | ${level} | ${med((r) => r.wallSeconds).toFixed(1)} s | ${med((r) => r.backupSeconds).toFixed(1)} s | ${(med((r) => r.backupKib) / 1024).toFixed(0)} MiB | ${sum((r) => r.failedReads)} of ${sum((r) => r.sent)} | ${sum((r) => r.failedWrites)} of ${sum((r) => r.writesSent)} | ${sum((r) => r.missingWrites ?? 0)} | ${med((r) => r.p99AllMs).toFixed(0)} ms |`,
       );
     }
   }
   return lines.join("\n");
+}
+
+/** Every weight with every level, in the options' order. */
+function cases(options: DumpOptions): { cpuShares: number; compressionLevel: number }[] {
+  return options.cpuShares.flatMap((cpuShares) =>
+    options.compressionLevels.map((compressionLevel) => ({ cpuShares, compressionLevel })),
+  );
 }
 
 async function main(options: DumpOptions): Promise<void> {
@@ -179,10 +193,15 @@ async function main(options: DumpOptions): Promise<void> {
   try {
     for (let run = 1; run <= options.runs; run++) {
       for (const contenders of options.contenders) {
-        const order = run % 2 === 1 ? options.cpuShares : [...options.cpuShares].reverse();
-        for (const cpuShares of order) {
-          const host = await render(h, port, tag, { migrate: false, backup: { cpuShares } });
-          say(`run ${run}, ${contenders} contenders, backup.cpuShares ${cpuShares}: to ${tag}`);
+        const order = run % 2 === 1 ? cases(options) : cases(options).reverse();
+        for (const { cpuShares, compressionLevel } of order) {
+          const host = await render(h, port, tag, {
+            migrate: false,
+            backup: { cpuShares, compressionLevel },
+          });
+          say(
+            `run ${run}, ${contenders} contenders, backup.cpuShares ${cpuShares}, backup.compressionLevel ${compressionLevel}: to ${tag}`,
+          );
           await startContenders(h, contenders);
           let result: Awaited<ReturnType<typeof underLoad>>;
           try {
@@ -207,14 +226,16 @@ async function main(options: DumpOptions): Promise<void> {
           if (output.code !== 0) {
             throw new Error(`the deploy of ${tag} failed:\n${output.stdout}\n${output.stderr}`);
           }
-          const saved = /database saved to \S+ \(\d+ KiB in ([\d.]+) s/.exec(output.stdout);
+          const saved = /database saved to \S+ \((\d+) KiB in ([\d.]+) s/.exec(output.stdout);
           const r: DumpRun = {
             run,
             contenders,
             cpuShares,
+            compressionLevel,
             tag,
             wallSeconds: m.wallSeconds,
-            backupSeconds: saved?.[1] ? Number(saved[1]) : null,
+            backupSeconds: saved?.[2] ? Number(saved[2]) : null,
+            backupKib: saved?.[1] ? Number(saved[1]) : null,
             backupWaitSeconds: m.steps.backup_wait ?? null,
             sent: m.sent,
             failedReads: m.non2xx + m.errors,

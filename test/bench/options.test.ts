@@ -107,12 +107,13 @@ describe("the bench's command line", () => {
 });
 
 describe("bench:dump's command line", () => {
-  test("runs 3 times on 1 GiB, weights 0 and 128, without and with 2 contenders, by default", () => {
+  test("runs 3 times on 1 GiB, weights 0 and 128, level 1, without and with 2 contenders, by default", () => {
     assert.deepEqual(parseDumpArgs([]), {
       help: false,
       runs: 3,
       databaseGib: 1,
       cpuShares: [0, 128],
+      compressionLevels: [1],
       contenders: [0, 2],
       ratePerSecond: 200,
       writesPerSecond: 20,
@@ -127,10 +128,13 @@ describe("bench:dump's command line", () => {
       "4,1",
       "--db-gib",
       "4",
+      "--levels",
+      "9,0,1,0",
     ]);
     assert.equal(parsed.help, false);
     if (parsed.help) return;
     assert.deepEqual(parsed.cpuShares, [0, 2, 512]);
+    assert.deepEqual(parsed.compressionLevels, [0, 1, 9]);
     assert.deepEqual(parsed.contenders, [1, 4]);
     assert.equal(parsed.databaseGib, 4);
   });
@@ -141,6 +145,7 @@ describe("bench:dump's command line", () => {
       "--runs N",
       "--db-gib G",
       "--shares S,S",
+      "--levels L,L",
       "--contenders C,C",
       "--rate R",
       "--writes W",
@@ -158,6 +163,8 @@ describe("bench:dump's command line", () => {
     [["--shares", "262145"], /^--shares: .*got "262145"/],
     [["--shares", "0,"], /^--shares: .*got "" in "0,"$/],
     [["--shares", "128.5"], /^--shares: .*got "128\.5"/],
+    [["--levels", "0,10"], /^--levels: expected 0 to 9, got "10" in "0,10"$/],
+    [["--levels", "1.5"], /^--levels: .*got "1\.5"/],
     [["--contenders", "17"], /^--contenders: at most 16, got "17"$/],
     [["--contenders=-1"], /^--contenders: .*got "-1"/],
     [["--db-gib", "65"], /^--db-gib: at most 64, got "65"$/],
