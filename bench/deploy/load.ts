@@ -62,6 +62,7 @@ export async function underLoad(d: LoadedDeploy): Promise<{
     keepAlive: LOAD_KEEP_ALIVE,
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
   });
+  const writerOffsetMs = tenth(performance.now() - loadStart);
   const writer = startWriter({
     url: `${base}/items`,
     ratePerSecond: d.writesPerSecond,
@@ -96,6 +97,7 @@ export async function underLoad(d: LoadedDeploy): Promise<{
     failed: w.failures.length,
     missing: await missingWrites(await d.postgres(), w.acknowledged),
     failures: w.failures.slice(0, 20).map((f) => writeFailureReason(f.detail)),
+    failuresAtMs: w.failures.slice(0, 20).map((f) => f.atMs + writerOffsetMs),
   };
   return {
     output,

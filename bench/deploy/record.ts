@@ -82,6 +82,12 @@ const writesSchema = z.strictObject({
    * most 20 a run. Absent from records made before the bench kept them.
    */
   failures: z.array(z.string()).optional(),
+  /**
+   * When each of those writes was sent, ms since the load started (the trace's clock; the
+   * writer starts with the load), in the same order. Absent from records made before the bench
+   * kept them.
+   */
+  failuresAtMs: z.array(nonNegative).optional(),
 });
 export type Writes = z.infer<typeof writesSchema>;
 

@@ -289,5 +289,24 @@ export function writeFailureKinds(ms: readonly Measurement[]): string[] {
 
 /** The short line the bench prints after each run. */
 export function runLine(m: Measurement): string {
-  return `${m.scenario}: exit ${m.exitCode}, ${m.wallSeconds.toFixed(1)} s, ${m.sent} requests (${m.skipped} ticks skipped), ${m.non2xx} non-2xx, ${m.errors} errors, p50/p99/max ${m.all.p50Ms}/${m.all.p99Ms}/${m.all.maxMs} ms over every request; writes ${m.writes.acknowledged} acknowledged, ${m.writes.failed} failed, ${m.writes.missing ?? "unchecked"} missing`;
+  return `${m.scenario}: exit ${m.exitCode}, ${m.wallSeconds.toFixed(1)} s, ${m.sent} requests (${m.skipped} ticks skipped), ${m.non2xx} non-2xx, ${m.errors} errors, p50/p99/max ${m.all.p50Ms}/${m.all.p99Ms}/${m.all.maxMs} ms over every request; writes ${m.writes.acknowledged} acknowledged, ${m.writes.failed} failed, ${m.writes.missing ?? "unchecked"} missing${failedWritesWhen(m)}`;
+}
+
+/**
+ * When the kept failed writes were sent: seconds into the deploy and the last milestone before
+ * each, e.g. ` (failed writes sent at 131.2 s, after Migrate; 171.0 s, after Watched)`; empty
+ * when none failed or the record does not keep their times.
+ */
+export function failedWritesWhen(m: Measurement): string {
+  const times = m.writes.failuresAtMs ?? [];
+  if (times.length === 0) return "";
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const at = times.map((t) => {
+    if (t < m.trace.startMs) return `${seconds(m.trace.startMs - t)} before the deploy`;
+    if (t > m.trace.endMs) return `${seconds(t - m.trace.endMs)} after the deploy ended`;
+    const before = m.trace.marks.filter((mark) => mark.atMs <= t).at(-1);
+    const into = seconds(t - m.trace.startMs);
+    return before ? `${into}, after ${before.label}` : into;
+  });
+  return ` (failed writes sent at ${at.join("; ")})`;
 }

@@ -6,7 +6,7 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import { writeFailureReason } from "../../bench/deploy/load";
 import { renderBenchmarkPage } from "../../bench/deploy/page";
-import { writeFailureKinds } from "../../bench/deploy/report";
+import { failedWritesWhen, runLine, writeFailureKinds } from "../../bench/deploy/report";
 import {
   CHART_FILE,
   COST_CHART_FILE,
@@ -218,5 +218,35 @@ describe("why writes failed", () => {
       writeFailureKinds([{ ...one, writes: { ...one.writes, failed: 0, failures: [] } }]),
       [],
     );
+  });
+
+  test("the run's line says when each failed write was sent: into the deploy, after which milestone", () => {
+    const [one] = fixtureRecord().measurements;
+    assert.ok(one);
+    const m = {
+      ...one,
+      trace: {
+        ...one.trace,
+        startMs: 2000,
+        endMs: 12_000,
+        marks: [
+          { atMs: 5000, label: "Migrate" },
+          { atMs: 9000, label: "Switched" },
+        ],
+      },
+      writes: {
+        ...one.writes,
+        failed: 5,
+        failures: ["a", "b", "c", "d", "e"],
+        failuresAtMs: [1500, 4000, 5000, 10_250, 13_000],
+      },
+    };
+    assert.equal(
+      failedWritesWhen(m),
+      " (failed writes sent at 0.5 s before the deploy; 2.0 s; 3.0 s, after Migrate; 8.3 s, after Switched; 1.0 s after the deploy ended)",
+    );
+    assert.ok(runLine(m).endsWith(failedWritesWhen(m)));
+    assert.equal(failedWritesWhen({ ...m, writes: { ...m.writes, failuresAtMs: undefined } }), "");
+    assert.equal(failedWritesWhen({ ...m, writes: { ...m.writes, failuresAtMs: [] } }), "");
   });
 });
