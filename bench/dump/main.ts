@@ -8,7 +8,7 @@
  * size asked; then, per run, per number of contenders, per weight and per level, one deploy that swaps
  * v1 and v2 (no migration: the dump runs beside the serving version for its whole length) is
  * measured: wall time, the dump's time, failed reads and writes, acknowledged writes missing
- * afterwards. Contenders are containers that spin on the CPU at Docker's default weight (other
+ * afterwards, and whether the deploy failed (its reason is kept; the bench goes on). Contenders are containers that spin on the CPU at Docker's default weight (other
  * work on the host); they start before the deploy and go after it. The cases alternate their
  * order from run to run.
  *
@@ -132,12 +132,14 @@ interface DumpRun {
   readonly missingWrites: number | null;
   readonly p99AllMs: number | null;
   readonly maxAllMs: number | null;
+  /** The deploy's own "deploy FAILED ..." line when it failed; null when it succeeded. */
+  readonly failedDeploy: string | null;
 }
 
 function table(runs: readonly DumpRun[], options: DumpOptions): string {
   const lines = [
-    "| contenders | backup.cpuShares | backup.compressionLevel | deploy (median) | dump (median) | dump size (median) | failed reads (sum) | failed writes (sum) | writes missing | p99, every request (median) |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| contenders | backup.cpuShares | backup.compressionLevel | deploy (median) | dump (median) | dump size (median) | failed reads (sum) | failed writes (sum) | writes missing | p99, every request (median) | failed deploys |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const contenders of options.contenders) {
     for (const { cpuShares: shares, compressionLevel: level } of cases(options)) {
@@ -152,7 +154,7 @@ function table(runs: readonly DumpRun[], options: DumpOptions): string {
       };
       const sum = (f: (r: DumpRun) => number) => rs.reduce((a, r) => a + f(r), 0);
       lines.push(
-        `| ${contenders} | ${shares === 0 ? "0 (Docker's default, 1024)" : shares} | ${level} | ${med((r) => r.wallSeconds).toFixed(1)} s | ${med((r) => r.backupSeconds).toFixed(1)} s | ${(med((r) => r.backupKib) / 1024).toFixed(0)} MiB | ${sum((r) => r.failedReads)} of ${sum((r) => r.sent)} | ${sum((r) => r.failedWrites)} of ${sum((r) => r.writesSent)} | ${sum((r) => r.missingWrites ?? 0)} | ${med((r) => r.p99AllMs).toFixed(0)} ms |`,
+        `| ${contenders} | ${shares === 0 ? "0 (Docker's default, 1024)" : shares} | ${level} | ${med((r) => r.wallSeconds).toFixed(1)} s | ${med((r) => r.backupSeconds).toFixed(1)} s | ${(med((r) => r.backupKib) / 1024).toFixed(0)} MiB | ${sum((r) => r.failedReads)} of ${sum((r) => r.sent)} | ${sum((r) => r.failedWrites)} of ${sum((r) => r.writesSent)} | ${sum((r) => r.missingWrites ?? 0)} | ${med((r) => r.p99AllMs).toFixed(0)} ms | ${rs.filter((r) => r.failedDeploy).length} of ${rs.length} |`,
       );
     }
   }
@@ -223,9 +225,12 @@ async function main(options: DumpOptions): Promise<void> {
             await stopContenders();
           }
           const { measurement: m, output } = result;
-          if (output.code !== 0) {
-            throw new Error(`the deploy of ${tag} failed:\n${output.stdout}\n${output.stderr}`);
-          }
+          // A deploy that failed (safely: the old version serves on) is a result too: its
+          // reason is kept, and the next deploy goes to the same version again.
+          const failedDeploy =
+            output.code === 0
+              ? null
+              : (/^deploy FAILED .*$/m.exec(output.stdout)?.[0] ?? `exit ${output.code}`);
           const saved = /database saved to \S+ \((\d+) KiB in ([\d.]+) s/.exec(output.stdout);
           const r: DumpRun = {
             run,
@@ -244,12 +249,13 @@ async function main(options: DumpOptions): Promise<void> {
             missingWrites: m.writes.missing,
             p99AllMs: m.all.p99Ms,
             maxAllMs: m.all.maxMs,
+            failedDeploy,
           };
           runs.push(r);
           say(
-            `  ${r.wallSeconds.toFixed(1)} s, dump ${r.backupSeconds ?? "?"} s; failed ${r.failedReads} of ${r.sent} reads, ${r.failedWrites} of ${r.writesSent} writes; p99 ${r.p99AllMs?.toFixed(0)} ms`,
+            `  ${r.wallSeconds.toFixed(1)} s, dump ${r.backupSeconds ?? "?"} s; failed ${r.failedReads} of ${r.sent} reads, ${r.failedWrites} of ${r.writesSent} writes; p99 ${r.p99AllMs?.toFixed(0)} ms${failedDeploy ? `; ${failedDeploy}` : ""}`,
           );
-          tag = tag === "v1" ? "v2" : "v1";
+          if (failedDeploy === null) tag = tag === "v1" ? "v2" : "v1";
         }
       }
     }
