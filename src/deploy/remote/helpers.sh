@@ -297,7 +297,16 @@ wait_drained() {
       break
     fi
     if (($(now_ms) - t0 >= DRAIN_SECONDS * 1000)); then
-      log "the proxy still had ${n:-?} request(s) in flight to $address after $DRAIN_SECONDS s (deploy.drainSeconds); going on"
+      if [[ -z $n ]]; then
+        log "could not count the proxy's requests in flight to $address within $DRAIN_SECONDS s (deploy.drainSeconds; Docker did not answer); going on"
+      elif ((n == 0 && quiet < 2)); then
+        # One look saw none; the second, which confirms it, did not come in time.
+        log "the proxy had no request in flight to $address at its last look, unconfirmed by a second within $DRAIN_SECONDS s (deploy.drainSeconds; Docker answered slowly); going on"
+      elif ((n == 0)); then
+        log "the proxy had no request in flight to $address; $DRAIN_SECONDS s (deploy.drainSeconds) ended the wait before its $least ms; going on"
+      else
+        log "the proxy still had $n request(s) in flight to $address after $DRAIN_SECONDS s (deploy.drainSeconds); going on"
+      fi
       break
     fi
     sleep 0.1

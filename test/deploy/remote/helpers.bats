@@ -274,3 +274,34 @@ stdin() {
   ! backup_overdue_wait
   ! kill -0 "$BACKUP_PID" 2>/dev/null
 }
+
+@test "wait_drained says how its wait ended: drained, requests still in flight, none seen but unconfirmed, or Docker silent" {
+  run bash -c '
+    source <(sed "s/^  DRAIN_SECONDS=.*/  DRAIN_SECONDS=1/" "$1")
+    for part in output helpers steps; do source "$2/$part.sh"; done
+    STEP=drain
+    drain() { wait_drained 10.0.0.9 "${1:-0}"; echo "DRAINED=$DRAINED"; }
+    proxy_connections_to() { echo 0; }
+    drain
+    proxy_connections_to() { echo 3; }
+    drain
+    # Docker so slow that its first answer comes after the second has passed.
+    proxy_connections_to() { sleep 1.2; echo 0; }
+    drain
+    proxy_connections_to() { return 1; }
+    drain
+    proxy_connections_to() { echo 0; }
+    drain 1500
+  ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "DRAINED=1" ]
+  [[ ${lines[1]} == *"drain: the proxy still had 3 request(s) in flight to 10.0.0.9 after 1 s (deploy.drainSeconds); going on" ]]
+  [ "${lines[2]}" = "DRAINED=0" ]
+  [[ ${lines[3]} == *"drain: the proxy had no request in flight to 10.0.0.9 at its last look, unconfirmed by a second within 1 s (deploy.drainSeconds; Docker answered slowly); going on" ]]
+  [ "${lines[4]}" = "DRAINED=0" ]
+  [[ ${lines[5]} == *"drain: could not count the proxy's requests in flight to 10.0.0.9 within 1 s (deploy.drainSeconds; Docker did not answer); going on" ]]
+  [ "${lines[6]}" = "DRAINED=0" ]
+  [[ ${lines[7]} == *"drain: the proxy had no request in flight to 10.0.0.9; 1 s (deploy.drainSeconds) ended the wait before its 1500 ms; going on" ]]
+  [ "${lines[8]}" = "DRAINED=0" ]
+  [ "${#lines[@]}" -eq 9 ]
+}
