@@ -5,12 +5,13 @@
  * PostgreSQL), under reads and acknowledged writes.
  *
  * Our project is deployed once (v1, then v2 with its migration), its database grown to the
- * size asked; then, per run, per number of contenders, per weight and per level, one deploy that swaps
- * v1 and v2 (no migration: the dump runs beside the serving version for its whole length) is
- * measured: wall time, the dump's time, failed reads and writes, acknowledged writes missing
- * afterwards, and whether the deploy failed (its reason is kept; the bench goes on). Contenders are containers that spin on the CPU at Docker's default weight (other
- * work on the host); they start before the deploy and go after it. The cases alternate their
- * order from run to run.
+ * size asked; then, per run, per number of contenders, per weight and per level, one deploy
+ * that swaps v1 and v2 (no migration: the dump runs beside the serving version for its whole
+ * length) is measured: wall time, the dump's time, failed reads and writes, acknowledged writes
+ * missing afterwards, and whether the deploy failed (its reason is kept; the bench goes on).
+ * Contenders are containers that spin on the CPU at Docker's default weight (other work on the
+ * host); they start before the deploy and go after it. The cases alternate their order from run
+ * to run.
  *
  * Prints the table and writes the run's numbers to bench/results/dump-<UTC time>.json.
  * Options: `npm run bench:dump -- --help`. Needs what the e2e needs (root, Docker;
