@@ -211,6 +211,34 @@ describe("masking, the second line of defence", () => {
     });
   });
 
+  test("computes each form as Node's own encoders do, for any bytes (no program per secret)", () => {
+    // Values of every length 1 to 40 from a fixed seed: printable ASCII, the characters the
+    // encodings treat apart (!'()*~ space % + / =), and two- to four-byte UTF-8.
+    const alphabet = [..."aZ09-._~!'()* %+/=:@\"\\<>&$`", "ü", "€", "😀", "\u00ff"];
+    let seed = 12345;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed;
+    };
+    const values = Array.from({ length: 120 }, (_, i) =>
+      Array.from({ length: (i % 40) + 1 }, () => alphabet[next() % alphabet.length]).join(""),
+    );
+    const input = join(root, "values");
+    writeFileSync(input, values.map((v) => `${v}\0`).join(""));
+    const { log } = withOutputFunctions(
+      `while IFS= read -r -d '' v; do secret_forms "$v"; printf '\\0'; done <${JSON.stringify(input)}`,
+      join(root, "computed"),
+    );
+    const computed = log.split("\0").slice(0, -1);
+    assert.equal(computed.length, values.length);
+    values.forEach((value, i) => {
+      const lines = new Set((computed[i] ?? "").split("\n"));
+      for (const form of secretForms(value)) {
+        assert.ok(lines.has(form), `value ${i} (${value.length} characters): form ${form}`);
+      }
+    });
+  });
+
   test("also the forms bash and JSON quote them in", () => {
     const { log } = withOutputFunctions(
       `printf -v q '%q' "$JWT_SECRET_KEY"; mask "x $q y"; printf '%s\\n' "$MASKED"`,

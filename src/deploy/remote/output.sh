@@ -11,38 +11,72 @@ readonly LOG_TAIL_LINES=40 LOG_TAIL_LINE_BYTES=160 LOG_TAIL_BYTES=4096 OUTPUT_LI
 
 MASKS=() MASKED=''
 
-# Percent-encodes $1: $2 js (as encodeURIComponent) or rfc (RFC 3986), $3 upper|lower hex.
-percent_encode() {
-  local hex i byte keep out=''
-  hex="$(printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n')"
-  for ((i = 0; i < ${#hex}; i += 2)); do
-    byte=${hex:i:2}
-    case $byte in
-      3[0-9] | 4[1-9a-f] | 5[0-9a] | 6[1-9a-f] | 7[0-9a] | 2d | 2e | 5f | 7e) keep=1 ;;
-      21 | 27 | 28 | 29 | 2a) if [[ $2 == js ]]; then keep=1; else keep=0; fi ;;
-      *) keep=0 ;;
-    esac
-    if ((keep)); then
-      printf -v byte '%b' "\\x$byte"
-      out+=$byte
-    elif [[ $3 == upper ]]; then
-      out+="%${byte^^}"
-    else
-      out+="%$byte"
-    fi
+# The bytes of $1 (LC_ALL=C: one character is one byte) as numbers 0 to 255, into BYTES.
+# Forms are computed in this shell, without a subshell or a program per secret: the masks are
+# built before the first step of every deploy.
+bytes_of() {
+  local i
+  BYTES=()
+  for ((i = 0; i < ${#1}; i++)); do
+    printf -v 'BYTES[i]' '%d' "'${1:i:1}"
+    # A bash that reads a byte above 127 as a signed char.
+    if ((BYTES[i] < 0)); then BYTES[i]=$((BYTES[i] + 256)); fi
   done
-  printf '%s\n' "$out"
 }
 
-# The parts of any base64 text holding $1 that only its bytes decide, at each offset.
+# $1 percent-encoded four ways, into PERCENT: as encodeURIComponent with upper and lower case
+# hex, then as RFC 3986 with upper and lower case hex.
+percent_forms() {
+  local i byte char hex
+  local -a out=('' '' '' '')
+  bytes_of "$1"
+  for ((i = 0; i < ${#BYTES[@]}; i++)); do
+    byte=${BYTES[i]} char=${1:i:1}
+    printf -v hex '%02X' "$byte"
+    if [[ $char == [A-Za-z0-9._~-] ]]; then
+      out[0]+=$char out[1]+=$char out[2]+=$char out[3]+=$char
+    elif [[ $char == [\!\'\(\)\*] ]]; then
+      out[0]+=$char out[1]+=$char out[2]+="%$hex" out[3]+="%${hex,,}"
+    else
+      out[0]+="%$hex" out[1]+="%${hex,,}" out[2]+="%$hex" out[3]+="%${hex,,}"
+    fi
+  done
+  PERCENT=("${out[@]}")
+}
+
+# The base64 of the numbers in BYTES (0 to 255), without padding, into BASE64.
+base64_of_bytes() {
+  local abc=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/ i n=${#BYTES[@]} x
+  BASE64=''
+  for ((i = 0; i + 2 < n; i += 3)); do
+    x=$(((BYTES[i] << 16) | (BYTES[i + 1] << 8) | BYTES[i + 2]))
+    BASE64+=${abc:$((x >> 18)):1}${abc:$((x >> 12 & 63)):1}${abc:$((x >> 6 & 63)):1}${abc:$((x & 63)):1}
+  done
+  if ((n - i == 1)); then
+    x=$((BYTES[i] << 16))
+    BASE64+=${abc:$((x >> 18)):1}${abc:$((x >> 12 & 63)):1}
+  elif ((n - i == 2)); then
+    x=$(((BYTES[i] << 16) | (BYTES[i + 1] << 8)))
+    BASE64+=${abc:$((x >> 18)):1}${abc:$((x >> 12 & 63)):1}${abc:$((x >> 6 & 63)):1}
+  fi
+}
+
+# The parts of any base64 text holding $1 that only its bytes decide, at each offset (the text
+# before it leaves 0, 1 or 2 bytes in its last group), standard and URL-safe.
 base64_cores() {
   local shift b drop keep
+  local -a value
+  bytes_of "$1"
+  value=("${BYTES[@]}")
   for shift in 0 1 2; do
-    b="$(printf '%*s%s' "$shift" '' "$1" | base64 | tr -d '\n=')"
+    BYTES=()
+    while ((${#BYTES[@]} < shift)); do BYTES+=(32); done
+    BYTES+=("${value[@]}")
+    base64_of_bytes
     drop=$(((shift * 8 + 5) / 6))
     keep=$(((shift + ${#1}) * 8 / 6 - drop))
     ((keep >= 4)) || continue
-    b=${b:drop:keep}
+    b=${BASE64:drop:keep}
     printf '%s\n' "$b"
     b=${b//+/-}
     printf '%s\n' "${b//\//_}"
@@ -53,13 +87,11 @@ base64_cores() {
 # RFC 3986, upper and lower case hex, `+` for a space); quoted for bash and for JSON (with Go's
 # HTML escapes); inside base64, standard or URL-safe, at each of its three offsets.
 secret_forms() {
-  local v=$1 enc style hexcase json bs=\\ dq=\"
+  local v=$1 enc json bs=\\ dq=\"
   printf '%s\n' "$v"
-  for style in js rfc; do
-    for hexcase in upper lower; do
-      enc="$(percent_encode "$v" "$style" "$hexcase")"
-      printf '%s\n' "$enc" "${enc//%20/+}"
-    done
+  percent_forms "$v"
+  for enc in "${PERCENT[@]}"; do
+    printf '%s\n' "$enc" "${enc//%20/+}"
   done
   printf '%q\n' "$v"
   json=${v//"$bs"/"$bs$bs"}
