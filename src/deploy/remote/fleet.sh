@@ -235,15 +235,9 @@ step_external_backup() {
     return 0
   fi
   [[ ${SECRETS[DATABASE_URL]#*://} == *@*/* ]] || fail "DATABASE_URL (the secret databaseUrl) is not scheme://user:password@host:port/name; nothing was changed"
-  local stamp partial
-  BACKUP_T0="$(now_ms)"
-  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-  BACKUP_TARGET="$BACKUP_DIR/$STACK-$stamp-$IMAGE_TAG.dump"
-  partial="${BACKUP_TARGET##*/}.partial"
-  BACKUP_CONTAINER="$PROJECT-backup-$$"
-  BACKUP_PARTIAL="$BACKUP_DIR/$partial"
-  on_failure undo_backup
-  dump_cpu_options
+  local partial
+  begin_dump
+  partial=${BACKUP_PARTIAL##*/}
   # In the background, so that backup.timeoutSeconds bounds it; the lock's descriptor is closed,
   # so a dump that outlives a killed deploy never holds it.
   # shellcheck disable=SC2016 # the command line runs in the dump's container

@@ -373,6 +373,20 @@ end_rotation_bridge() {
   fi
 }
 
+# What a dump of this deploy is called and how it starts, for the caller that then starts it in
+# the background (BACKUP_PID): its start time (BACKUP_T0), the file it is kept as
+# (BACKUP_TARGET), the file it writes meanwhile (BACKUP_PARTIAL), its container, named so that a
+# deploy stopped meanwhile removes it and its partial file (BACKUP_CONTAINER), its undo, and its
+# CPU weight (BACKUP_CPU).
+begin_dump() {
+  BACKUP_T0="$(now_ms)"
+  BACKUP_TARGET="$BACKUP_DIR/$STACK-$(date -u +%Y%m%dT%H%M%SZ)-$IMAGE_TAG.dump"
+  BACKUP_PARTIAL="$BACKUP_TARGET.partial"
+  BACKUP_CONTAINER="$PROJECT-backup-$$"
+  on_failure undo_backup
+  dump_cpu_options
+}
+
 # --- backup: pg_dump in a throwaway container of PostgreSQL's image, verified with
 # pg_restore --list, then the oldest dumps beyond BACKUP_KEEP go. The dump runs in the
 # background (BACKUP_PID) and finish_backup waits for it: before the migration when one is
@@ -381,18 +395,11 @@ end_rotation_bridge() {
 # snapshot, taken as it starts.
 step_backup() {
   STEP=backup
-  local stamp partial pg_cid pg_image
-  BACKUP_T0="$(now_ms)"
-  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-  BACKUP_TARGET="$BACKUP_DIR/$STACK-$stamp-$IMAGE_TAG.dump"
-  partial="${BACKUP_TARGET##*/}.partial"
+  local partial pg_cid pg_image
+  begin_dump
+  partial=${BACKUP_PARTIAL##*/}
   pg_cid="$(container_of postgres)"
   pg_image="$(docker inspect -f '{{.Image}}' "$pg_cid")"
-  # Named, so that a deploy stopped meanwhile removes it and its partial file.
-  BACKUP_CONTAINER="$PROJECT-backup-$$"
-  BACKUP_PARTIAL="$BACKUP_DIR/$partial"
-  on_failure undo_backup
-  dump_cpu_options
   # The lock's descriptor is closed, so a dump that outlives a killed deploy never holds it.
   # shellcheck disable=SC2016 # the command line runs in the dump's container
   (
@@ -433,8 +440,9 @@ keep_dump() {
     return 1
   fi
   if ! grep -q "dbname: $dbname" "$TMP_DIR/backup.toc"; then
-    if [[ -n $dbname ]]; then what="database $dbname"; else what="a database"; fi
-    BACKUP_ERROR="the dump does not read back as $what with pg_restore --list"
+    local expected="a database"
+    if [[ -n $dbname ]]; then expected="database $dbname"; fi
+    BACKUP_ERROR="the dump does not read back as $expected with pg_restore --list"
     return 1
   fi
   mv -f "$BACKUP_PARTIAL" "$BACKUP_TARGET"
