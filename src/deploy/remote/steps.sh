@@ -559,10 +559,11 @@ step_migrate() {
     return 0
   fi
   remove_slot "$NEW_SLOT"
-  if [[ -n $BACKUP_PID ]] && ! migration_pending; then return 0; fi
-  finish_backup
   on_failure undo_migrate
-  local attempt t0
+  HELD_PID=''
+  if [[ -n $BACKUP_PID ]] && ! check_in_migration_container; then return 0; fi
+  finish_backup
+  local attempt t0 pid
   for ((attempt = 1; ; attempt++)); do
     MIGRATION_CONTAINER="$PROJECT-migrate-$$-$attempt"
     t0="$(now_ms)"
@@ -571,8 +572,20 @@ step_migrate() {
     else
       log "running ${MIGRATION_COMMAND[*]} again (attempt $attempt of $MIGRATION_ATTEMPTS)"
     fi
-    with_app_env compose run --rm --no-deps -T --name "$MIGRATION_CONTAINER" "backend-$NEW_SLOT" "${MIGRATION_COMMAND[@]}" &
-    watch_migration "$!"
+    if [[ -n $HELD_PID ]]; then
+      # The container that checked waits for this line; its output is in migration.out.
+      printf 'migrate\n' >&8
+      exec 8>&-
+      pid=$HELD_PID HELD_PID=''
+    else
+      with_app_env compose run --rm --no-deps -T --name "$MIGRATION_CONTAINER" "backend-$NEW_SLOT" "${MIGRATION_COMMAND[@]}" &
+      pid=$!
+    fi
+    watch_migration "$pid"
+    if [[ -f $TMP_DIR/migration.out ]]; then
+      sed '1,/^clicky-migration-check-exit /d' "$TMP_DIR/migration.out"
+      rm -f "$TMP_DIR/migration.out"
+    fi
     # The run has ended (or was stopped) either way: once its container is gone, nothing is
     # left for undo_migrate.
     remove_container "$MIGRATION_CONTAINER"
@@ -595,6 +608,71 @@ step_migrate() {
         ;;
     esac
   done
+}
+
+# What the migration's container runs when it checks first: MIGRATION_CHECK (its word count
+# is $1, then its words, then MIGRATION_COMMAND's), then a line with the check's exit code;
+# after an exit 0 it ends, else it waits for a line on its stdin and runs the migration when
+# that line says `migrate`, and ends when it says anything else or stdin ends.
+# shellcheck disable=SC2016 # runs in the container
+readonly CHECK_THEN_MIGRATE='c=$1; shift
+cmd=; i=1
+while [ "$i" -le "$c" ]; do cmd="$cmd \"\${$i}\""; i=$((i + 1)); done
+eval "$cmd"
+rc=$?
+printf "\nclicky-migration-check-exit %s\n" "$rc"
+[ "$rc" -ne 0 ] || exit 0
+read -r go || exit 0
+[ "$go" = migrate ] || exit 0
+shift "$c"
+exec "$@"'
+
+# Whether the database needs the migration (true) or not (false), asked while the backup runs,
+# in the container that then migrates: MIGRATION_CHECK runs in a one-off container of the new
+# image, which then waits (HELD_PID; its stdin is fd 8) for the backup to be kept before it
+# runs the migration, so that the migration does not wait for a container to start after the
+# backup. The check's exit 0 says no, and that container ends; anything else (a pending
+# migration, an older alembic without --check-heads) says yes. An image whose container cannot
+# run the check so (no sh) is checked in a container of its own (migration_pending).
+check_in_migration_container() {
+  if ((${#MIGRATION_CHECK[@]} == 0)); then return 0; fi
+  local output="$TMP_DIR/migration.out" go="$TMP_DIR/migration.go" pid rc t0 waited
+  t0="$(now_ms)"
+  MIGRATION_CONTAINER="$PROJECT-migrate-$$-1"
+  log "checking whether a migration is pending: ${MIGRATION_CHECK[*]} with $IMAGE"
+  rm -f "$go"
+  mkfifo -m 600 "$go"
+  exec 8<>"$go"
+  with_app_env compose run --rm --no-deps -T --name "$MIGRATION_CONTAINER" "backend-$NEW_SLOT" sh -c "$CHECK_THEN_MIGRATE" clicky-migrate "${#MIGRATION_CHECK[@]}" "${MIGRATION_CHECK[@]}" "${MIGRATION_COMMAND[@]}" <"$go" >"$output" 2>&1 8>&- &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null && ! grep -q '^clicky-migration-check-exit ' "$output" && (($(now_ms) - t0 < 120000)); do
+    sleep 0.1
+  done
+  waited=$(($(now_ms) - t0))
+  rc="$(sed -n 's/^clicky-migration-check-exit \([0-9]*\)$/\1/p' "$output" | head -n 1)"
+  if [[ -n $rc ]] && ((rc != 0)); then
+    HELD_PID=$pid
+    log "${MIGRATION_CHECK[*]} exited $rc ($(sed '/^clicky-migration-check-exit /,$d' "$output" | grep '[[:alpha:]]' | tail -n 1 | cut -c 1-200)): waiting for the backup, then migrating"
+    return 0
+  fi
+  exec 8>&-
+  # Ended (or stopped) without migrating: once its container is gone, nothing is left to undo.
+  if [[ -z $rc ]]; then stop_migration; else remove_container "$MIGRATION_CONTAINER"; fi
+  wait "$pid" 2>/dev/null || true
+  MIGRATION_CONTAINER=''
+  if [[ $rc == 0 ]]; then
+    rm -f "$output"
+    log "nothing to migrate (${MIGRATION_CHECK[*]} exited 0 in $(seconds_of "$(($(now_ms) - t0))") s): the new version starts while the backup runs"
+    return 1
+  fi
+  if ((waited >= 120000)); then
+    rm -f "$output"
+    log "${MIGRATION_CHECK[*]} gave no answer within 120 s: waiting for the backup, then migrating"
+    return 0
+  fi
+  log "the migration's container could not run the check ($(grep '[[:alpha:]]' "$output" | tail -n 1 | cut -c 1-200)): checking in a container of its own"
+  rm -f "$output"
+  migration_pending
 }
 
 # Whether the database needs the migration: MIGRATION_CHECK in a one-off container of the new

@@ -305,3 +305,61 @@ stdin() {
   [ "${lines[8]}" = "DRAINED=0" ]
   [ "${#lines[@]}" -eq 9 ]
 }
+
+@test "the migration check runs in the container that then migrates: exit 0 ends it, else it waits for the word, and an image without sh is checked apart" {
+  # The check says $CHECK_SAYS and exits $CHECK_RC; the migration appends its argument to $CALLS.
+  local settings="$BATS_TEST_TMPDIR/settings.bash"
+  # shellcheck disable=SC2016 # expanded where the settings are sourced, and in the "container"
+  C='  MIGRATION_CHECK=(sh -c '\''printf "%s\n" "$CHECK_SAYS"; exit "$CHECK_RC"'\'')' \
+    M='  MIGRATION_COMMAND=(sh -c '\''echo "migrated with $1" >>"$0"'\'' "$CALLS" "two words")' \
+    awk '/^  MIGRATION_CHECK=/ { print ENVIRON["C"]; next } /^  MIGRATION_COMMAND=/ { print ENVIRON["M"]; next } { print }' \
+    "$DEPLOY_SETTINGS" >"$settings"
+  run bash -c '
+    dir=$3 CALLS=$3/calls
+    source "$1"
+    for part in output helpers steps; do source "$2/$part.sh"; done
+    TMP_DIR=$dir IMAGE=app:v2 NEW_SLOT=green STEP=migrate HELD_PID="" MIGRATION_CONTAINER=""
+    exec 3>>"$dir/progress"
+    fails() { echo "failed: $1"; cat "$dir/progress"; exit 1; }
+    docker() { :; }
+    # `compose run --rm --no-deps -T --name <name> <service> <command...>`: the command, run here.
+    compose() { shift 7 && "$@"; }
+    migration_pending() { echo apart >>"$CALLS"; }
+
+    # Nothing pending: the check exits 0, and nothing waits.
+    export CHECK_SAYS="at head" CHECK_RC=0
+    if check_in_migration_container; then fails "pending"; fi
+    [ -z "$HELD_PID$MIGRATION_CONTAINER" ] || fails "left $HELD_PID $MIGRATION_CONTAINER"
+    grep -q "nothing to migrate (sh -c .* exited 0 in" "$dir/progress" || fails "no nothing-to-migrate line"
+
+    # Pending: the container waits; the word runs the migration with its arguments as given.
+    export CHECK_SAYS="FAILED: not at head" CHECK_RC=3
+    check_in_migration_container || fails "not pending"
+    kill -0 "$HELD_PID" || fails "not waiting"
+    grep -q "exited 3 (FAILED: not at head): waiting for the backup, then migrating" "$dir/progress" || fails "no pending line"
+    [ ! -e "$CALLS" ] || fails "migrated before the word"
+    printf "migrate\n" >&8
+    exec 8>&-
+    wait "$HELD_PID" || fails "the migration failed"
+    [ "$(cat "$CALLS")" = "migrated with two words" ] || fails "migrated as $(cat "$CALLS")"
+
+    # Pending, but the deploy ends without the word (its end closes the pipe): no migration.
+    rm -f "$CALLS"
+    check_in_migration_container || fails "not pending"
+    exec 8>&-
+    wait "$HELD_PID" || fails "the run failed"
+    [ ! -e "$CALLS" ] || fails "migrated without the word"
+
+    # An image whose container cannot run sh: the check runs in a container of its own.
+    compose() { echo "exec: sh: executable file not found in \$PATH"; return 127; }
+    HELD_PID=""
+    check_in_migration_container || fails "not pending"
+    [ -z "$HELD_PID$MIGRATION_CONTAINER" ] || fails "left $HELD_PID $MIGRATION_CONTAINER"
+    [ "$(cat "$CALLS")" = apart ] || fails "not checked apart"
+    grep -q "could not run the check (exec: sh: executable file not found in \$PATH): checking in a container of its own" "$dir/progress" || fails "no fallback line"
+    echo done
+  ' _ "$settings" "$REMOTE_DIR" "$BATS_TEST_TMPDIR"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = done ]
+}
