@@ -583,7 +583,9 @@ step_migrate() {
     fi
     watch_migration "$pid"
     if [[ -f $TMP_DIR/migration.out ]]; then
-      sed '1,/^clicky-migration-check-exit /d' "$TMP_DIR/migration.out"
+      # A container that ended before it ran the migration (stopped from outside) ran nothing.
+      if ! grep -q '^clicky-migration-start$' "$TMP_DIR/migration.out" && ((MIGRATION_RC == 0)); then MIGRATION_RC=1; fi
+      sed '1,/^clicky-migration-start$/d' "$TMP_DIR/migration.out"
       rm -f "$TMP_DIR/migration.out"
     fi
     # The run has ended (or was stopped) either way: once its container is gone, nothing is
@@ -613,7 +615,8 @@ step_migrate() {
 # What the migration's container runs when it checks first: MIGRATION_CHECK (its word count
 # is $1, then its words, then MIGRATION_COMMAND's), then a line with the check's exit code;
 # after an exit 0 it ends, else it waits for a line on its stdin and runs the migration when
-# that line says `migrate`, and ends when it says anything else or stdin ends.
+# that line says `migrate` (after a line that says so), and ends when it says anything else or
+# stdin ends.
 # shellcheck disable=SC2016 # runs in the container
 readonly CHECK_THEN_MIGRATE='c=$1; shift
 cmd=; i=1
@@ -625,6 +628,7 @@ printf "\nclicky-migration-check-exit %s\n" "$rc"
 read -r go || exit 0
 [ "$go" = migrate ] || exit 0
 shift "$c"
+echo clicky-migration-start
 exec "$@"'
 
 # Whether the database needs the migration (true) or not (false), asked while the backup runs,
