@@ -583,9 +583,15 @@ step_migrate() {
     fi
     watch_migration "$pid"
     if [[ -f $TMP_DIR/migration.out ]]; then
-      # A container that ended before it ran the migration (stopped from outside) ran nothing.
-      if ! grep -q '^clicky-migration-start$' "$TMP_DIR/migration.out" && ((MIGRATION_RC == 0)); then MIGRATION_RC=1; fi
-      sed '1,/^clicky-migration-start$/d' "$TMP_DIR/migration.out"
+      # Its output from the migration's start on (the check's is in the log already). A
+      # container that ended before that line (stopped from outside) ran nothing: its whole
+      # output goes to the log, and it counts as a failed migration.
+      if grep -q '^clicky-migration-start$' "$TMP_DIR/migration.out"; then
+        sed '1,/^clicky-migration-start$/d' "$TMP_DIR/migration.out"
+      else
+        cat "$TMP_DIR/migration.out"
+        ((MIGRATION_RC != 0)) || MIGRATION_RC=1
+      fi
       rm -f "$TMP_DIR/migration.out"
     fi
     # The run has ended (or was stopped) either way: once its container is gone, nothing is
@@ -614,9 +620,9 @@ step_migrate() {
 
 # What the migration's container runs when it checks first: MIGRATION_CHECK (its word count
 # is $1, then its words, then MIGRATION_COMMAND's), then a line with the check's exit code;
-# after an exit 0 it ends, else it waits for a line on its stdin and runs the migration when
-# that line says `migrate` (after a line that says so), and ends when it says anything else or
-# stdin ends.
+# after an exit 0 it ends, else it waits for a line on its stdin: when that line says `migrate`,
+# it prints `clicky-migration-start` and runs the migration; when it says anything else or stdin
+# ends, it ends without migrating.
 # shellcheck disable=SC2016 # runs in the container
 readonly CHECK_THEN_MIGRATE='c=$1; shift
 cmd=; i=1
@@ -656,7 +662,7 @@ check_in_migration_container() {
   rc="$(sed -n 's/^clicky-migration-check-exit \([0-9]*\)$/\1/p' "$output" | head -n 1)"
   if [[ -n $rc ]] && ((rc != 0)); then
     HELD_PID=$pid
-    log "${MIGRATION_CHECK[*]} exited $rc ($(sed '/^clicky-migration-check-exit /,$d' "$output" | grep '[[:alpha:]]' | tail -n 1 | cut -c 1-200)): waiting for the backup, then migrating"
+    check_verdict "$rc" "$t0" "$(sed '/^clicky-migration-check-exit /,$d' "$output")"
     return 0
   fi
   exec 8>&-
@@ -666,7 +672,7 @@ check_in_migration_container() {
   MIGRATION_CONTAINER=''
   if [[ $rc == 0 ]]; then
     rm -f "$output"
-    log "nothing to migrate (${MIGRATION_CHECK[*]} exited 0 in $(seconds_of "$(($(now_ms) - t0))") s): the new version starts while the backup runs"
+    check_verdict 0 "$t0" ''
     return 1
   fi
   if ((waited >= 120000)); then
@@ -689,13 +695,19 @@ migration_pending() {
   log "checking whether a migration is pending: ${MIGRATION_CHECK[*]} with $IMAGE"
   with_app_env timeout 120 "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_FILE" run --rm --no-deps -T --name "$PROJECT-migcheck-$$" "backend-$NEW_SLOT" "${MIGRATION_CHECK[@]}" >"$TMP_DIR/migcheck.out" 2>&1 </dev/null || rc=$?
   remove_container "$PROJECT-migcheck-$$"
+  check_verdict "$rc" "$t0" "$(cat "$TMP_DIR/migcheck.out")"
+}
+
+# Logs MIGRATION_CHECK's verdict: it exited $1, started at $2 (ms), and said $3. Returns 1 when
+# nothing is pending (exit 0), else 0 (a migration is pending), quoting its last line that says
+# something (compose v1 may end the output with a bare exit code).
+check_verdict() {
+  local rc=$1 t0=$2 said=$3
   if ((rc == 0)); then
     log "nothing to migrate (${MIGRATION_CHECK[*]} exited 0 in $(seconds_of "$(($(now_ms) - t0))") s): the new version starts while the backup runs"
     return 1
   fi
-  # Its last line that says something (compose v1 may end the output with a bare exit code).
-  log "${MIGRATION_CHECK[*]} exited $rc ($(grep '[[:alpha:]]' "$TMP_DIR/migcheck.out" | tail -n 1 | cut -c 1-200)): waiting for the backup, then migrating"
-  return 0
+  log "${MIGRATION_CHECK[*]} exited $rc ($(printf '%s\n' "$said" | grep '[[:alpha:]]' | tail -n 1 | cut -c 1-200)): waiting for the backup, then migrating"
 }
 
 # A migration run this deploy could not see to its end: its sessions end (so its transaction
