@@ -448,7 +448,12 @@ keep_dump() {
   mv -f "$BACKUP_PARTIAL" "$BACKUP_TARGET"
   BACKUP_CONTAINER='' BACKUP_PARTIAL=''
   BACKUP_PATH=$BACKUP_TARGET
-  log "database saved to $BACKUP_PATH ($(du -k "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$(($(now_ms) - BACKUP_T0))") s, verified with pg_restore --list)"
+  # The dump's own time: until pg_restore --list wrote the table of contents, not until this
+  # deploy came to keep it (a dump that ran beside a health check ends long before).
+  local ended
+  ended="$(date -r "$TMP_DIR/backup.toc" +%s%3N 2>/dev/null || true)"
+  if [[ -z $ended || $ended == *[!0-9]* ]] || ((ended < BACKUP_T0)); then ended="$(now_ms)"; fi
+  log "database saved to $BACKUP_PATH ($(du -k "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$((ended - BACKUP_T0))") s, verified with pg_restore --list)"
   # Retention: the newest BACKUP_KEEP dumps of this stack (names sort by time).
   local -a dumps
   local i

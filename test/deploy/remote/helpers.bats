@@ -255,6 +255,34 @@ stdin() {
   [ "${#lines[@]}" -eq 11 ]
 }
 
+@test "keep_dump reports the dump's own time (until its table of contents was written), not the time until the deploy kept it" {
+  run bash -c '
+    source "$1"
+    for part in output helpers steps; do source "$2/$part.sh"; done
+    TMP_DIR=$3 BACKUP_DIR=$3/backups STEP=backup
+    mkdir -p "$BACKUP_DIR"
+    keep() { # $1: ms from the dump start to when its table of contents was written
+      BACKUP_T0=$(( $(now_ms) - 9000 ))
+      printf ";     dbname: clicky_db\n" >"$TMP_DIR/backup.toc"
+      local at=$((BACKUP_T0 + $1))
+      touch -d "@$((at / 1000)).$(printf %03d $((at % 1000)))" "$TMP_DIR/backup.toc"
+      BACKUP_TARGET="$BACKUP_DIR/$STACK-$((++n))-v9.dump" BACKUP_PARTIAL="$BACKUP_DIR/partial"
+      echo data >"$BACKUP_PARTIAL"
+      true &
+      BACKUP_PID=$!
+      keep_dump "$DB_NAME" "" >"$TMP_DIR/said" 2>&1
+      sed -n "s/.* KiB in \([0-9.]*\) s, .*/\1/p" "$TMP_DIR/said"
+    }
+    keep 1250
+    keep -4000
+  ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR" "$BATS_TEST_TMPDIR"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "1.2" ]
+  # A clock that disagrees (a table of contents older than the dump): the time until kept.
+  [[ ${lines[1]} == 9.[0-9] ]]
+  [ "${#lines[@]}" -eq 2 ]
+}
+
 @test "backup.timeoutSeconds 0 waits for the dump however long it takes; a dump that ends is never overdue" {
   run bash -c '
     source <(sed "s/^  BACKUP_TIMEOUT=.*/  BACKUP_TIMEOUT=0/" "$1")
