@@ -278,9 +278,43 @@ proxy_routes() {
 proxy_connections_to() {
   local a b c d table
   IFS=. read -r a b c d <<<"$1"
-  table="$(docker exec "$PROXY_CID" cat /proc/net/tcp 2>/dev/null)" || return 1
+  table="$(proxy_tcp_table)" || return 1
   awk -v peer="$(printf '%02X%02X%02X%02X:%04X' "$d" "$c" "$b" "$a" "$APP_PORT")" \
     '$3 == peer && ($4 == "01" || $4 == "02") { n++ } END { print n + 0 }' <<<"$table"
+}
+
+# Where this host shows processes (a test points it elsewhere).
+PROC_ROOT=/proc
+# The pid of the proxy container's main process on this host (empty: not shown here), and the
+# container (PROXY_CID) it was looked up for.
+PROXY_PID='' PROXY_PID_OF=''
+
+# Looks up PROXY_PID, once per proxy container (call it outside a command substitution, which
+# would forget it).
+find_proxy_pid() {
+  [[ $PROXY_PID_OF != "$PROXY_CID" ]] || return 0
+  PROXY_PID_OF=$PROXY_CID
+  PROXY_PID="$(docker inspect -f '{{.State.Pid}}' "$PROXY_CID" 2>/dev/null || true)"
+  [[ $PROXY_PID =~ ^[1-9][0-9]*$ ]] || PROXY_PID=''
+}
+
+# The proxy's /proc/net/tcp. Read on the host through the /proc entry of its main process
+# (PROXY_PID) when this host shows that process as the proxy's (the engine runs here; its cgroup
+# names the container, and is read again after the table, so that a pid reused meanwhile is
+# never believed): a file read, where a docker exec takes a few hundred ms on a busy host. Else
+# with docker exec in the container: a remote engine, /proc mounted with hidepid, a proxy
+# restarted since its pid was looked up.
+proxy_tcp_table() {
+  local dir cgroup='' table='' again=''
+  if [[ -n $PROXY_PID && $PROXY_PID_OF == "$PROXY_CID" ]]; then
+    dir=$PROC_ROOT/$PROXY_PID
+    { cgroup="$(<"$dir/cgroup")" && table="$(<"$dir/net/tcp")" && again="$(<"$dir/cgroup")"; } 2>/dev/null || true
+    if [[ $cgroup == *"$PROXY_CID"* && $again == *"$PROXY_CID"* && -n $table ]]; then
+      printf '%s\n' "$table"
+      return 0
+    fi
+  fi
+  docker exec "$PROXY_CID" cat /proc/net/tcp 2>/dev/null
 }
 
 # Waits until the proxy has held no connection to address $1 for two looks in a row, 0.1 s
@@ -290,6 +324,7 @@ wait_drained() {
   local address=$1 least=${2:-0} t0 n='?' quiet=0
   t0="$(now_ms)"
   DRAINED=0
+  find_proxy_pid
   while :; do
     if n="$(proxy_connections_to "$address")" && ((n == 0)); then quiet=$((quiet + 1)); else quiet=0; fi
     if ((quiet >= 2 && $(now_ms) - t0 >= least)); then

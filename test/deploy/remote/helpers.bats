@@ -125,6 +125,43 @@ stdin() {
   [ "$status" -ne 0 ]
 }
 
+@test "proxy_tcp_table reads the proxy's table through its process on this host, never a pid that is not the proxy's, else in the container" {
+  local cid
+  cid=$(printf 'c%.0s' {1..64})
+  docker() { # the calls, one line each, in $BATS_TEST_TMPDIR/calls
+    echo "$1" >>"$BATS_TEST_TMPDIR/calls"
+    case $1 in
+      inspect) echo "$FAKE_PID" ;;
+      exec) echo "table from docker exec" ;;
+    esac
+  }
+  calls() { tr '\n' ' ' <"$BATS_TEST_TMPDIR/calls"; : >"$BATS_TEST_TMPDIR/calls"; }
+  PROC_ROOT=$BATS_TEST_TMPDIR/proc PROXY_CID=$cid FAKE_PID=4242
+  mkdir -p "$PROC_ROOT/4242/net"
+  echo "table from the host" >"$PROC_ROOT/4242/net/tcp"
+  echo "0::/system.slice/docker-$cid.scope" >"$PROC_ROOT/4242/cgroup"
+  find_proxy_pid
+  find_proxy_pid
+  [ "$(proxy_tcp_table)" = "table from the host" ]
+  [ "$(proxy_tcp_table)" = "table from the host" ]
+  [ "$(calls)" = "inspect " ] # the pid is looked up once per container
+  # The pid now belongs to another process: never believed.
+  echo "0::/user.slice/session-1.scope" >"$PROC_ROOT/4242/cgroup"
+  [ "$(proxy_tcp_table)" = "table from docker exec" ]
+  [ "$(calls)" = "exec " ]
+  # A recreated proxy is looked up again; no /proc entry for its pid (hidepid, a remote engine).
+  PROXY_CID=$(printf 'd%.0s' {1..64}) FAKE_PID=77
+  find_proxy_pid
+  [ "$(proxy_tcp_table)" = "table from docker exec" ]
+  [ "$(calls)" = "inspect exec " ]
+  # An engine that gives no pid (the container stopped): docker exec, which fails as before.
+  PROXY_CID=$cid FAKE_PID=0
+  find_proxy_pid
+  [ -z "$PROXY_PID" ]
+  [ "$(proxy_tcp_table)" = "table from docker exec" ]
+  [ "$(calls)" = "inspect exec " ]
+}
+
 @test "parse_arguments takes the repository and the pinning from the image argument" {
   parse_arguments "image=127.0.0.1:5000/o/backend@sha256:$(printf 'd%.0s' {1..64})" tag=v2 registry=127.0.0.1:5000 migrate=0
   [ "$IMAGE_REPOSITORY" = 127.0.0.1:5000/o/backend ]
