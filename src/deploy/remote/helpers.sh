@@ -153,21 +153,22 @@ probe_app() {
 # healthy again at its next passing probe). With `probe`, a backend passes as soon as its own
 # probe does (checked every half second) instead of at Docker's next interval.
 wait_healthy() {
-  local service=$1 timeout=$2 probe=${3:-} cid state deadline started=$SECONDS unhealthy_at=''
+  local service=$1 timeout=$2 probe=${3:-} cid status restarts health deadline started=$SECONDS unhealthy_at=''
   deadline=$((SECONDS + timeout))
   cid="$(container_of "$service")"
   [[ -n $cid ]] || fail "$service has no container"
   while :; do
-    state="$(docker inspect -f '{{.State.Status}} {{.RestartCount}}' "$cid" 2>/dev/null || echo gone 0)"
-    case "$state/$(health_of "$cid")" in
-      running*/healthy | running*/none) return 0 ;;
-      running*/unhealthy) unhealthy_at=${unhealthy_at:-$((SECONDS - started))} ;;
-      exited*/* | dead*/* | gone*/*) fail "$service stopped (exit code $(docker inspect -f '{{.State.ExitCode}}' "$cid" 2>/dev/null)) before it was healthy; see: docker logs $cid" ;;
+    # One docker inspect a round: status, restarts and Docker's health verdict.
+    read -r status restarts health < <(docker inspect -f '{{.State.Status}} {{.RestartCount}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$cid" 2>/dev/null || echo gone 0 none) || true
+    case "$status/$health" in
+      running/healthy | running/none) return 0 ;;
+      running/unhealthy) unhealthy_at=${unhealthy_at:-$((SECONDS - started))} ;;
+      exited/* | dead/* | gone/*) fail "$service stopped (exit code $(docker inspect -f '{{.State.ExitCode}}' "$cid" 2>/dev/null)) before it was healthy; see: docker logs $cid" ;;
     esac
-    if [[ ${state#* } -ge 3 ]]; then
-      fail "$service keeps restarting (${state#* } restarts); see: docker logs $cid"
+    if [[ ${restarts:-0} -ge 3 ]]; then
+      fail "$service keeps restarting ($restarts restarts); see: docker logs $cid"
     fi
-    if [[ -n $probe && $state == running* ]] && probe_app "$cid"; then
+    if [[ -n $probe && $status == running ]] && probe_app "$cid"; then
       return 0
     fi
     if ((SECONDS >= deadline)); then
