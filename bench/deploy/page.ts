@@ -56,6 +56,7 @@ export function renderBenchmarkPage(record: BenchRecord, files: PageFiles): stri
     .join("\n");
   const baselineSteps = stepsTable(record, "baseline");
   const noSleepSteps = stepsTable(record, "baselineNoSleep");
+  const failedSteps = stepsTable(record, "failedHealth", "v3");
   return `# Deploy benchmark: our deploy against the floor of an upgrade
 
 Rendered from \`${files.record}\`, the record of a run of \`npm run bench:deploy\`
@@ -112,7 +113,7 @@ ${stepsTable(record, "deploy")}
 afterwards. The dump runs in the background too: \`backup\` is its start, \`backup_wait\` the
 time the deploy then waited for it. With a migration pending that wait comes before the
 migration and is counted inside \`migrate\` as well; with none, inside \`watch\`.
-${baselineSteps ? `\nThe spec's procedure (its marks; \`health\` is the \`sleep 10\` and the \`curl\`):\n\n${baselineSteps}\n` : ""}${noSleepSteps ? `\nThe spec's procedure, health polled (\`health\` is the poll):\n\n${noSleepSteps}\n` : ""}
+${failedSteps ? `\nOurs, the deploy of v3, which never gets healthy (the timings its failure report gives: the steps that ended, the one that failed, then \`undo\`):\n\n${failedSteps}\n` : ""}${baselineSteps ? `\nThe spec's procedure (its marks; \`health\` is the \`sleep 10\` and the \`curl\`):\n\n${baselineSteps}\n` : ""}${noSleepSteps ? `\nThe spec's procedure, health polled (\`health\` is the poll):\n\n${noSleepSteps}\n` : ""}
 ## What the clients saw
 
 Failed requests by kind, over all sizes and runs:

@@ -193,9 +193,10 @@ export function costTable(record: BenchRecord): string {
 
 /**
  * Median seconds of each step of one scenario, per database size and image size, in the
- * order the procedure runs them; empty when the scenario reports no steps.
+ * order the procedure runs them; empty when the scenario reports no steps. `image` names the
+ * new image when it is not the upgrade's (v2).
  */
-export function stepsTable(record: BenchRecord, scenario: ScenarioId): string {
+export function stepsTable(record: BenchRecord, scenario: ScenarioId, image?: string): string {
   const ms = record.measurements.filter((m) => m.scenario === scenario);
   const order: string[] = [];
   for (const m of ms)
@@ -212,7 +213,7 @@ export function stepsTable(record: BenchRecord, scenario: ScenarioId): string {
       median(runs.flatMap((m) => (step in m.steps ? [m.steps[step] ?? 0] : []))).toFixed(1),
     );
     lines.push(
-      `| ${sizeLabel(record, databaseGib)} | ${fmt.image(imageMb)} | ${fmt.s(median(runs.map((m) => m.wallSeconds)))} | ${cells.join(" | ")} |`,
+      `| ${sizeLabel(record, databaseGib)} | ${image ?? fmt.image(imageMb)} | ${fmt.s(median(runs.map((m) => m.wallSeconds)))} | ${cells.join(" | ")} |`,
     );
   }
   return lines.join("\n");

@@ -97,6 +97,15 @@ describe("the benchmark page, rendered from the fixture record", () => {
     );
     assert.match(page, /^\| 0\.010 GiB \| v2 \| 4\.1 s \| 0\.0 \| 1\.5 \| 0\.5 \|/m);
     assert.match(page, /^\| 0\.010 GiB \| v2 \| 13\.6 s \| 1\.5 \| 0\.2 \| 0\.5 \| 10\.1 \|$/m);
+    // The failed-health deploy's steps, from its failure report: the last is the undo.
+    assert.match(
+      page,
+      /^\| database \| new image \| wall \| lock \| preflight .* \| health \| undo \|$/m,
+    );
+    assert.match(
+      page,
+      /^\| 0\.010 GiB \| v3 \| 22\.1 s \| 0\.0 \| 0\.8 \| .* \| 20\.1 \| 0\.4 \|$/m,
+    );
   });
 
   test("counts what each procedure's clients saw, from the record", () => {

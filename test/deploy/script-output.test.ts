@@ -374,6 +374,11 @@ exit 1
     for (const line of r.stdout.trimEnd().split("\n")) {
       assert.match(line, /^\[deploy web-1\] [a-z_]+: /, "stdout holds progress lines only");
     }
+    // Where the time went: each step that ended, the one that failed, then the undo.
+    assert.match(
+      r.stdout,
+      /\n\[deploy web-1\] infra: failed after \d+\.\d s in step infra; timings: lock \d+\.\d s, preflight \d+\.\d s, proxy_check \d+\.\d s, infra \d+\.\d s, undo \d+\.\d s\n$/,
+    );
     assert.match(r.stderr, /^--- the last \d+ lines of the log of this deploy on web-1, /);
     assert.match(r.stderr, /Creating clicky_postgres_1 with POSTGRES_PASSWORD=\*\*\*/);
     assert.match(r.stderr, /ERROR: postgresql:\/\/clicky:\*\*\*@postgres:5432 refused/);

@@ -182,7 +182,7 @@ fleet_external_database() {
   run_step pull
   run_step migrate
   STEP=finished
-  log "database side of $IMAGE_TAG ($IMAGE) ready, run from $HOST_NAME against the external database; timings: $(IFS=,; printf '%s' "${TIMINGS[*]}" | sed 's/,/, /g')"
+  log "database side of $IMAGE_TAG ($IMAGE) ready, run from $HOST_NAME against the external database; timings: $(timings_text)"
 }
 
 # Percent-decodes $1 (a URL's user, password or database name).
@@ -271,7 +271,7 @@ fleet_database() {
   NEW_SLOT=migrate
   run_step migrate
   STEP=finished
-  log "database side of $IMAGE_TAG ($IMAGE) ready on $HOST_NAME; timings: $(IFS=,; printf '%s' "${TIMINGS[*]}" | sed 's/,/, /g')"
+  log "database side of $IMAGE_TAG ($IMAGE) ready on $HOST_NAME; timings: $(timings_text)"
 }
 
 # An app host that still runs the project's own PostgreSQL was a single host: its data is there,
@@ -304,7 +304,7 @@ fleet_switch() {
   for step in pull start health switch verify watch; do run_step "$step"; done
   write_pending
   STEP=finished
-  log "switched $HOST_NAME to $IMAGE_TAG ($IMAGE) in backend-$NEW_SLOT; backend-${OLD_SLOT:-none} stands by until the rollout commits; timings: $(IFS=,; printf '%s' "${TIMINGS[*]}" | sed 's/,/, /g')"
+  log "switched $HOST_NAME to $IMAGE_TAG ($IMAGE) in backend-$NEW_SLOT; backend-${OLD_SLOT:-none} stands by until the rollout commits; timings: $(timings_text)"
 }
 
 fleet_commit() {

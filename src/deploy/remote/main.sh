@@ -115,7 +115,8 @@ on_exit() {
   set +e
   trap - ERR
   if ((rc != 0)); then
-    local where=$STEP docker_gone=''
+    local where=$STEP docker_gone='' failed_at
+    failed_at="$(now_ms)"
     # A Docker engine that stopped answering makes every later command fail: say so first, and
     # claim nothing about what serves (the undos cannot have run either).
     if ((!LOCK_BUSY)) && [[ ${#COMPOSE[@]} -gt 0 ]] && ! timeout 10 docker info >/dev/null 2>"$TMP_DIR/docker-info.err"; then
@@ -125,6 +126,12 @@ on_exit() {
     run_undos
     # Past the switch, the old version no longer takes traffic: a rotation's trust line goes.
     if ((COMMITTED)) && [[ -z $docker_gone ]]; then end_rotation_bridge; fi
+    # Where the time went: the steps that ended, the one that failed, and the undo.
+    if ((!LOCK_BUSY)) && [[ -n $RUN_STEP ]]; then
+      TIMINGS+=("$RUN_STEP $(seconds_of "$((failed_at - RUN_STEP_T0))") s" "undo $(seconds_of "$(($(now_ms) - failed_at))") s")
+      STEP=$where
+      log "failed after $(seconds_of "$((failed_at - RUN_STEP_T0))") s in step $RUN_STEP; timings: $(timings_text)"
+    fi
     if [[ -z $FAIL_REASON ]]; then FAIL_REASON="command failed (exit $rc) at line ${FAILED_LINE:-?}: ${FAILED_COMMAND:-?}"; fi
     if [[ -n $docker_gone ]]; then FAIL_REASON="the Docker engine stopped answering ($docker_gone); the step's own error: $FAIL_REASON"; fi
     # The secrets read so far (stdin may have failed halfway), then the report: the log's
@@ -205,7 +212,7 @@ main() {
   local step
   for step in "${STEPS[@]:2}"; do run_step "$step"; done
   STEP=finished
-  log "deployed $IMAGE_TAG ($IMAGE) to $HOST_NAME; timings: $(IFS=,; printf '%s' "${TIMINGS[*]}" | sed 's/,/, /g')"
+  log "deployed $IMAGE_TAG ($IMAGE) to $HOST_NAME; timings: $(timings_text)"
 }
 
 main "$@"

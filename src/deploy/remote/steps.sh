@@ -23,12 +23,21 @@ run_undos() {
   UNDO=()
 }
 
-# Runs one step and records how long it took.
+# Runs one step and records how long it took; RUN_STEP and RUN_STEP_T0 say which step runs
+# and since when, for the report of a deploy that fails in it.
+RUN_STEP='' RUN_STEP_T0=0
 run_step() {
-  local t0
-  t0="$(now_ms)"
+  RUN_STEP=$1 RUN_STEP_T0="$(now_ms)"
   "step_$1"
-  TIMINGS+=("$1 $(seconds_of "$(($(now_ms) - t0))") s")
+  TIMINGS+=("$1 $(seconds_of "$(($(now_ms) - RUN_STEP_T0))") s")
+  RUN_STEP=''
+}
+
+# The steps' times so far: `lock 0.0 s, preflight 0.8 s, ...`.
+timings_text() {
+  local text=''
+  if ((${#TIMINGS[@]})); then printf -v text '%s, ' "${TIMINGS[@]}"; fi
+  printf '%s' "${text%, }"
 }
 
 # --- lock: one deploy at a time on a host; a second one fails fast, naming the holder.
