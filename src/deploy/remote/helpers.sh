@@ -154,7 +154,8 @@ probe_app() {
 # probe does (checked every half second) instead of at Docker's next interval.
 wait_healthy() {
   local service=$1 timeout=$2 probe=${3:-} cid status restarts health deadline started=$SECONDS unhealthy_at=''
-  deadline=$((SECONDS + timeout))
+  # To the millisecond: bash's SECONDS counts whole seconds, which gave 19.x s of 20.
+  deadline=$(($(now_ms) + timeout * 1000))
   cid="$(container_of "$service")"
   [[ -n $cid ]] || fail "$service has no container"
   while :; do
@@ -171,7 +172,7 @@ wait_healthy() {
     if [[ -n $probe && $status == running ]] && probe_app "$cid"; then
       return 0
     fi
-    if ((SECONDS >= deadline)); then
+    if (($(now_ms) >= deadline)); then
       fail "$service was not healthy after $timeout s (health.timeoutSeconds${unhealthy_at:+; Docker marked it unhealthy after $unhealthy_at s}; last probe: $(last_probe "$cid"))"
     fi
     sleep 0.5

@@ -162,6 +162,31 @@ stdin() {
   [ "$(calls)" = "inspect exec " ]
 }
 
+@test "wait_healthy gives a container its whole health.timeoutSeconds, to the millisecond, then fails naming it" {
+  run bash -c '
+    source "$1"
+    for part in output helpers steps; do source "$2/$part.sh"; done
+    docker() {
+      case $1 in
+        ps) echo cid-1 ;;
+        inspect) echo "running 0 starting" ;;
+        *) return 1 ;;
+      esac
+    }
+    fail() { printf "%s\n" "$*"; exit 1; }
+    STEP=health
+    # 0.9 s into this shell, bash counts 0 whole seconds, and one more 0.1 s later.
+    sleep 0.9
+    t0=$(now_ms)
+    (wait_healthy backend-blue 1 probe)
+    echo "waited $(($(now_ms) - t0))"
+  ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR"
+  [ "$status" -eq 0 ]
+  [[ ${lines[0]} == "backend-blue was not healthy after 1 s (health.timeoutSeconds; last probe: "* ]]
+  [ "${lines[1]%% *}" = waited ]
+  ((${lines[1]#waited } >= 1000))
+}
+
 @test "parse_arguments takes the repository and the pinning from the image argument" {
   parse_arguments "image=127.0.0.1:5000/o/backend@sha256:$(printf 'd%.0s' {1..64})" tag=v2 registry=127.0.0.1:5000 migrate=0
   [ "$IMAGE_REPOSITORY" = 127.0.0.1:5000/o/backend ]
