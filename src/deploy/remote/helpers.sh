@@ -102,7 +102,7 @@ write_file() {
 # SNAP_RUNNING (true/false, as is_running), SNAP_STATUS (running, restarting, exited, ...),
 # SNAP_HEALTH (healthy, unhealthy, starting, or none without a health check), SNAP_IMAGE (the
 # reference it was started from) and SNAP_IMAGE_ID. Two docker calls on every deploy's critical
-# path, where asking container_of, is_running, health_of and inspect for each service took
+# path, where asking Docker about each service's id, state, health and image apart took
 # about twenty. A snapshot: a step that changes containers asks Docker again.
 declare -gA SNAP_ID=() SNAP_RUNNING=() SNAP_STATUS=() SNAP_HEALTH=() SNAP_IMAGE=() SNAP_IMAGE_ID=()
 snapshot_containers() {
@@ -128,10 +128,6 @@ container_of() {
 
 is_running() {
   [[ -n $1 ]] && [[ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" == true ]]
-}
-
-health_of() {
-  docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1" 2>/dev/null || true
 }
 
 # The output of the last health probe of a container, on one line.

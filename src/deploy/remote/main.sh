@@ -115,7 +115,7 @@ on_exit() {
   set +e
   trap - ERR
   if ((rc != 0)); then
-    local where=$STEP docker_gone='' failed_at
+    local where=$STEP docker_gone='' failed_at took
     failed_at="$(now_ms)"
     # A Docker engine that stopped answering makes every later command fail: say so first, and
     # claim nothing about what serves (the undos cannot have run either).
@@ -128,9 +128,10 @@ on_exit() {
     if ((COMMITTED)) && [[ -z $docker_gone ]]; then end_rotation_bridge; fi
     # Where the time went: the steps that ended, the one that failed, and the undo.
     if ((!LOCK_BUSY)) && [[ -n $RUN_STEP ]]; then
-      TIMINGS+=("$RUN_STEP $(seconds_of "$((failed_at - RUN_STEP_T0))") s" "undo $(seconds_of "$(($(now_ms) - failed_at))") s")
+      took="$(seconds_of "$((failed_at - RUN_STEP_T0))")"
+      TIMINGS+=("$RUN_STEP $took s" "undo $(seconds_of "$(($(now_ms) - failed_at))") s")
       STEP=$where
-      log "failed after $(seconds_of "$((failed_at - RUN_STEP_T0))") s in step $RUN_STEP; timings: $(timings_text)"
+      log "failed after $took s in step $RUN_STEP; timings: $(timings_text)"
     fi
     if [[ -z $FAIL_REASON ]]; then FAIL_REASON="command failed (exit $rc) at line ${FAILED_LINE:-?}: ${FAILED_COMMAND:-?}"; fi
     if [[ -n $docker_gone ]]; then FAIL_REASON="the Docker engine stopped answering ($docker_gone); the step's own error: $FAIL_REASON"; fi

@@ -985,7 +985,7 @@ step_watch() {
     log "skipped: ${OLD_SLOT:+deploy.watchSeconds is 0}${OLD_SLOT:-no previous version to go back to}"
     return 0
   fi
-  local t0 elapsed state restarts0 left misses=0
+  local t0 elapsed status restarts health restarts0 left misses=0
   # The old slot stands by: a safe request the new one cannot answer goes there meanwhile.
   set_routing "$NEW_SLOT" "$NEW_ADDR" "$OLD_SLOT" "$OLD_ADDR"
   t0="$(now_ms)"
@@ -993,25 +993,26 @@ step_watch() {
   log "watching backend-$NEW_SLOT for $WATCH_SECONDS s; backend-$OLD_SLOT stands by"
   while :; do
     elapsed="$(seconds_of "$(($(now_ms) - t0))")"
-    # A failed inspect (a busy Docker engine) says nothing: count it as a missed probe.
-    state="$(docker inspect -f '{{.State.Status}} {{.RestartCount}}' "$NEW_CID" 2>/dev/null || echo "unknown $restarts0")"
-    case "$state/$(health_of "$NEW_CID")" in
-      unknown*) misses=$((misses + 1)) ;;
+    # One docker inspect a round: status, restarts and Docker's health verdict. A failed
+    # inspect (a busy Docker engine) says nothing: count it as a missed probe.
+    read -r status restarts health < <(docker inspect -f '{{.State.Status}} {{.RestartCount}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$NEW_CID" 2>/dev/null || echo unknown "$restarts0" none) || true
+    case "$status/$health" in
+      unknown/*) misses=$((misses + 1)) ;;
       # Only a verdict that Docker's latest probe still backs: a slow boot may have been marked
       # unhealthy before it passed the gate, until Docker's next passing probe.
-      running*/unhealthy)
+      running/unhealthy)
         if [[ "$(last_probe "$NEW_CID")" != 0:* ]]; then
           fail "backend-$NEW_SLOT turned unhealthy $elapsed s after the switch: $(last_probe "$NEW_CID")"
         fi
         ;;
-      running*) ;;
+      running/*) ;;
       *) fail "backend-$NEW_SLOT stopped $elapsed s after the switch (exit code $(docker inspect -f '{{.State.ExitCode}}' "$NEW_CID" 2>/dev/null)); see: docker logs $NEW_CID" ;;
     esac
-    if [[ ${state#* } != "$restarts0" ]]; then
+    if [[ $restarts != "$restarts0" ]]; then
       fail "backend-$NEW_SLOT crashed and was restarted $elapsed s after the switch; see: docker logs $NEW_CID"
     fi
     # As strict as Docker's own verdict: health.retries failed probes in a row.
-    if [[ $state == running* ]]; then
+    if [[ $status == running ]]; then
       if probe_app "$NEW_CID"; then misses=0; else misses=$((misses + 1)); fi
     fi
     ((misses < HEALTH_RETRIES)) || fail "backend-$NEW_SLOT failed its health probe $misses times in a row, $elapsed s after the switch"
