@@ -722,6 +722,7 @@ check_verdict() {
     return 1
   fi
   log "${MIGRATION_CHECK[*]} exited $rc ($(printf '%s\n' "$said" | grep '[[:alpha:]]' | tail -n 1 | cut -c 1-200)): waiting for the backup, then migrating"
+  return 0
 }
 
 # A migration run this deploy could not see to its end: its sessions end (so its transaction
