@@ -986,7 +986,7 @@ step_watch() {
     log "skipped: ${OLD_SLOT:+deploy.watchSeconds is 0}${OLD_SLOT:-no previous version to go back to}"
     return 0
   fi
-  local t0 elapsed status restarts health restarts0 left misses=0
+  local t0 elapsed status restarts health restarts0 left probe misses=0
   # The old slot stands by: a safe request the new one cannot answer goes there meanwhile.
   set_routing "$NEW_SLOT" "$NEW_ADDR" "$OLD_SLOT" "$OLD_ADDR"
   t0="$(now_ms)"
@@ -1002,8 +1002,9 @@ step_watch() {
       # Only a verdict that Docker's latest probe still backs: a slow boot may have been marked
       # unhealthy before it passed the gate, until Docker's next passing probe.
       running/unhealthy)
-        if [[ "$(last_probe "$NEW_CID")" != 0:* ]]; then
-          fail "backend-$NEW_SLOT turned unhealthy $elapsed s after the switch: $(last_probe "$NEW_CID")"
+        probe="$(last_probe "$NEW_CID")"
+        if [[ $probe != 0:* ]]; then
+          fail "backend-$NEW_SLOT turned unhealthy $elapsed s after the switch: $probe"
         fi
         ;;
       running/*) ;;
