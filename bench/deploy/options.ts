@@ -113,7 +113,7 @@ export const REPORT_USAGE = usage(
 
 export const DUMP_USAGE = usage(
   "npm run bench:dump -- [options]",
-  "Measures failed requests and the dump's time during deploys whose backup runs at each CPU\nweight (deploy.backup.cpuShares) and compression level (deploy.backup.compressionLevel), with\nand without other work spinning on the host's CPU.",
+  "Measures failed requests and the dump's time during deploys whose backup runs at each CPU\nweight (deploy.backup.cpuShares) and compression level (deploy.backup.compressionLevel), with\nand without other work spinning on the host's CPU; then, under the same load, the floors of any\nbackup of that database (the server reading every row; a physical copy of the cluster).",
   DUMP_OPTIONS,
 );
 

@@ -13,6 +13,11 @@
  * host); they start before the deploy and go after it. The cases alternate their order from run
  * to run.
  *
+ * After each run's deploys, under the same load and contenders, the floors of any backup of that
+ * database: the server reading every row of its table (`COPY ... TO '/dev/null'`, what any
+ * logical dump reads before it writes a byte) and a physical copy of the cluster
+ * (`pg_basebackup -c fast -Ft`, what a backup that copies files instead of rows costs).
+ *
  * Prints the table and writes the run's numbers to bench/results/dump-<UTC time>.json.
  * Options: `npm run bench:dump -- --help`. Needs what the e2e needs (root, Docker;
  * test/harness/provision.sh sets it up), installs nothing.
@@ -137,6 +142,111 @@ interface DumpRun {
   readonly failedDeploy: string | null;
 }
 
+/** A floor of any backup of the database, timed under the same load as the deploys. */
+interface Floor {
+  readonly id: "read" | "physical";
+  readonly label: string;
+  /** Runs in the project's PostgreSQL container as `sh -c`, with its POSTGRES_USER and POSTGRES_DB. */
+  readonly script: string;
+}
+
+const FLOORS: readonly Floor[] = [
+  {
+    id: "read",
+    label: "read every row in the server (COPY bench_payload TO '/dev/null')",
+    script: `psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -qc "COPY bench_payload TO '/dev/null'"`,
+  },
+  {
+    id: "physical",
+    label: "physical copy of the cluster (pg_basebackup -c fast -Ft -X fetch)",
+    script:
+      'd=/tmp/clicky-bench-floor; rm -rf "$d" && pg_basebackup -U "$POSTGRES_USER" -c fast -Ft -X fetch -D "$d" && du -sk "$d" | cut -f 1 && rm -rf "$d"',
+  },
+];
+
+interface FloorRun {
+  readonly run: number;
+  readonly contenders: number;
+  readonly floor: Floor["id"];
+  readonly seconds: number;
+  /** What the physical copy wrote; null for the read. */
+  readonly kib: number | null;
+  readonly sent: number;
+  readonly failedReads: number;
+  readonly writesSent: number;
+  readonly failedWrites: number;
+  readonly missingWrites: number | null;
+  readonly p99AllMs: number | null;
+  /** Its error when the command failed; null when it succeeded. */
+  readonly failed: string | null;
+}
+
+async function measureFloor(
+  floor: Floor,
+  run: number,
+  contenders: number,
+  options: DumpOptions,
+  port: number,
+  postgres: string,
+): Promise<FloorRun> {
+  const { measurement: m, output } = await underLoad({
+    scenario: "deploy",
+    run,
+    databaseGib: options.databaseGib,
+    imageMb: 0,
+    port,
+    ratePerSecond: options.ratePerSecond,
+    writesPerSecond: options.writesPerSecond,
+    postgres: () => postgresOf(PROJECT),
+    deploy: () => runLocal("docker", ["exec", postgres, "sh", "-c", floor.script]),
+    expectExit: (code) => code === 0,
+    milestones: [],
+    steps: () => ({}),
+  });
+  const kib = floor.id === "physical" ? Number(output.stdout.trim()) : Number.NaN;
+  return {
+    run,
+    contenders,
+    floor: floor.id,
+    seconds: m.wallSeconds,
+    kib: Number.isFinite(kib) ? kib : null,
+    sent: m.sent,
+    failedReads: m.non2xx + m.errors,
+    writesSent: m.writes.sent,
+    failedWrites: m.writes.failed,
+    missingWrites: m.writes.missing,
+    p99AllMs: m.all.p99Ms,
+    failed:
+      output.code === 0
+        ? null
+        : `exit ${output.code}: ${output.stderr.trim().split("\n").pop() ?? ""}`,
+  };
+}
+
+function floorTable(floors: readonly FloorRun[], options: DumpOptions): string {
+  const lines = [
+    "| contenders | floor | time (median) | written (median) | failed reads (sum) | failed writes (sum) | p99, every request (median) | failed |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const contenders of options.contenders) {
+    for (const floor of FLOORS) {
+      const rs = floors.filter((r) => r.contenders === contenders && r.floor === floor.id);
+      if (rs.length === 0) continue;
+      const ok = rs.filter((r) => r.failed === null);
+      const med = (f: (r: FloorRun) => number | null) => {
+        const xs = ok.map(f).filter((x): x is number => x !== null);
+        return xs.length ? median(xs) : Number.NaN;
+      };
+      const sum = (f: (r: FloorRun) => number) => rs.reduce((a, r) => a + f(r), 0);
+      const kib = med((r) => r.kib);
+      lines.push(
+        `| ${contenders} | ${floor.label} | ${med((r) => r.seconds).toFixed(1)} s | ${Number.isNaN(kib) ? "–" : `${(kib / 1024).toFixed(0)} MiB`} | ${sum((r) => r.failedReads)} of ${sum((r) => r.sent)} | ${sum((r) => r.failedWrites)} of ${sum((r) => r.writesSent)} | ${med((r) => r.p99AllMs).toFixed(0)} ms | ${rs.length - ok.length} of ${rs.length} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
 function table(runs: readonly DumpRun[], options: DumpOptions): string {
   const lines = [
     "| contenders | backup.cpuShares | backup.compressionLevel | deploy (median) | dump (median) | dump size (median) | failed reads (sum) | failed writes (sum) | writes missing | p99, every request (median) | failed deploys |",
@@ -192,6 +302,7 @@ async function main(options: DumpOptions): Promise<void> {
   const bytes = await fillDatabase("ours", postgres, options.databaseGib, say);
 
   const runs: DumpRun[] = [];
+  const floors: FloorRun[] = [];
   let tag = "v1";
   try {
     for (let run = 1; run <= options.runs; run++) {
@@ -258,6 +369,20 @@ async function main(options: DumpOptions): Promise<void> {
           );
           if (failedDeploy === null) tag = tag === "v1" ? "v2" : "v1";
         }
+        for (const floor of run % 2 === 1 ? FLOORS : [...FLOORS].reverse()) {
+          say(`run ${run}, ${contenders} contenders, floor: ${floor.label}`);
+          await startContenders(h, contenders);
+          let f: FloorRun;
+          try {
+            f = await measureFloor(floor, run, contenders, options, port, postgres);
+          } finally {
+            await stopContenders();
+          }
+          floors.push(f);
+          say(
+            `  ${f.seconds.toFixed(1)} s; failed ${f.failedReads} of ${f.sent} reads, ${f.failedWrites} of ${f.writesSent} writes${f.failed ? `; ${f.failed}` : ""}`,
+          );
+        }
       }
     }
   } finally {
@@ -277,6 +402,7 @@ async function main(options: DumpOptions): Promise<void> {
     options,
     databaseBytes: bytes,
     runs,
+    floors,
   };
   const file = path.join(
     REPO_ROOT,
@@ -288,6 +414,8 @@ async function main(options: DumpOptions): Promise<void> {
   writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
   say(`wrote ${path.relative(REPO_ROOT, file)}`);
   console.log(table(runs, options));
+  console.log(`\nThe floors of any backup of this database, under the same load:\n`);
+  console.log(floorTable(floors, options));
   await cleanupProject(h, DIR, PROJECT);
   say(`done in ${((Date.now() - started.getTime()) / 60_000).toFixed(1)} min`);
 }
