@@ -86,7 +86,16 @@ describe("the targets of the fixture record", () => {
     }));
     const t = statusOf(slow, /failed-health/);
     assert.equal(t.status, "missed");
-    assert.match(t.detail, /^slowest of 4 runs 25\.5 s against 25 s$/);
+    // The steps of that run from the new version's start: start 1 + health 20.1 + undo 0.4.
+    assert.match(
+      t.detail,
+      /^slowest of 4 runs 25\.5 s against 25 s; from the new version's start to the end of the undo, 21\.5 s$/,
+    );
+    const noSteps = withRuns(slow, "failedHealth", () => ({ steps: {} }));
+    assert.match(
+      statusOf(noSteps, /failed-health/).detail,
+      /^slowest of 4 runs 25\.5 s against 25 s$/,
+    );
   });
 
   test("want zero failed requests and zero missing writes in every deploy of ours", () => {
