@@ -258,9 +258,10 @@ export const deployConfigSchema = z
         /** Free space (MiB) the backup disk must keep besides the estimated dump size. */
         minFreeMiB: z.number().int().min(0).default(1024),
         /**
-         * gzip level of the custom-format dump (`pg_dump -Fc -Z`): 1 is the fastest that still
-         * halves typical data, so a backup takes no longer than a plain SQL dump; higher levels
-         * save a little more space for a lot more time (docs/benchmarks.md); 0 stores it raw.
+         * gzip level at which a kept dump is compressed in the background, once the deploy no
+         * longer waits for it (the dump is written raw: compressing as it wrote took most of its
+         * time, docs/deploy.md); 1 halves typical data; 0 keeps it raw. An external database's
+         * dump is compressed by pg_dump as it is written.
          */
         compressionLevel: z.number().int().min(0).max(9).default(1),
         /**

@@ -33,8 +33,19 @@ function inPostgres(ctx: RunbookContext, command: string): string {
 }
 
 /**
+ * pg_restore with `args` of `backup` in `<appDir>/backups`: a dump directory (what the deploy
+ * keeps, its tables' data compressed or not yet) or a single-file dump (an older deploy's, an
+ * external database's). tar carries it into the postgres container, where pg_restore reads it
+ * from a temporary directory that goes afterwards, whatever pg_restore's outcome.
+ */
+function restoreFrom(ctx: RunbookContext, backup: string, args: string): string {
+  const script = `d="$(mktemp -d)" && tar -C "$d" -xf - && pg_restore ${args} "$d"/*; rc=$?; rm -rf "$d"; exit "$rc"`;
+  return `tar -C ${quote(`${ctx.appDir}/backups`)} -cf - ${quote(backup)} | ${inPostgres(ctx, `sh -c ${quote(script)}`)}`;
+}
+
+/**
  * Restores a backup into a scratch database next to the live one, to inspect it or copy rows
- * back; the app keeps serving. `backup` is a file name in `<appDir>/backups`.
+ * back; the app keeps serving. `backup` is a dump's name in `<appDir>/backups`.
  */
 export function restoreToScratchCommands(
   ctx: RunbookContext,
@@ -46,7 +57,7 @@ export function restoreToScratchCommands(
     `cd ${quote(`${ctx.appDir}/current`)}`,
     inPostgres(ctx, `dropdb -U ${user} --if-exists ${quote(scratch)}`),
     inPostgres(ctx, `createdb -U ${user} ${quote(scratch)}`),
-    `${inPostgres(ctx, `pg_restore -U ${user} -d ${quote(scratch)} --no-owner --exit-on-error`)} < ${quote(`${ctx.appDir}/backups/${backup}`)}`,
+    restoreFrom(ctx, backup, `-U ${user} -d ${quote(scratch)} --no-owner --exit-on-error`),
   ];
 }
 
@@ -63,7 +74,7 @@ export function restoreLiveCommands(ctx: RunbookContext, backup: string): string
     `${ctx.compose} stop "backend-$slot"`,
     inPostgres(ctx, `dropdb -U ${user} --force ${db}`),
     inPostgres(ctx, `createdb -U ${user} ${db}`),
-    `${inPostgres(ctx, `pg_restore -U ${user} -d ${db} --no-owner --exit-on-error`)} < ${quote(`${ctx.appDir}/backups/${backup}`)}`,
+    restoreFrom(ctx, backup, `-U ${user} -d ${db} --no-owner --exit-on-error`),
     `${ctx.compose} start "backend-$slot"`,
   ];
 }

@@ -383,9 +383,9 @@ end_rotation_bridge() {
 }
 
 # What a dump of this deploy is called and how it starts, for the caller that then starts it in
-# the background (BACKUP_PID): its start time (BACKUP_T0), the file it is kept as
-# (BACKUP_TARGET), the file it writes meanwhile (BACKUP_PARTIAL), its container, named so that a
-# deploy stopped meanwhile removes it and its partial file (BACKUP_CONTAINER), its undo, and its
+# the background (BACKUP_PID): its start time (BACKUP_T0), the path it is kept as
+# (BACKUP_TARGET), the path it writes meanwhile (BACKUP_PARTIAL), its container, named so that a
+# deploy stopped meanwhile removes it and its partial dump (BACKUP_CONTAINER), its undo, and its
 # CPU weight (BACKUP_CPU).
 begin_dump() {
   BACKUP_T0="$(now_ms)"
@@ -401,7 +401,9 @@ begin_dump() {
 # background (BACKUP_PID) and finish_backup waits for it: before the migration when one is
 # pending (step_migrate), else before the commit (step_watch), so that a deploy with nothing to
 # migrate starts, checks and switches to the new version while the dump runs. pg_dump reads one
-# snapshot, taken as it starts.
+# snapshot, taken as it starts. It writes the directory format uncompressed, the fastest dump
+# there is (gzip took most of a compressed dump's time); compress_dump compresses it once it is
+# kept, when nothing waits for it any more.
 step_backup() {
   STEP=backup
   local partial pg_cid pg_image
@@ -413,7 +415,7 @@ step_backup() {
   # shellcheck disable=SC2016 # the command line runs in the dump's container
   (
     exec 9>&-
-    PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" exec docker run --rm --name "$BACKUP_CONTAINER" "${BACKUP_CPU[@]}" --network "container:$pg_cid" --user "$(id -u):$(id -g)" -e PGPASSWORD -v "$BACKUP_DIR:/backups" --entrypoint sh "$pg_image" -c 'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fc -Z "$3" -f "/backups/$4" && pg_restore --list "/backups/$4"' sh "$DB_USER" "$DB_NAME" "$BACKUP_COMPRESSION" "$partial"
+    PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" exec docker run --rm --name "$BACKUP_CONTAINER" "${BACKUP_CPU[@]}" --network "container:$pg_cid" --user "$(id -u):$(id -g)" -e PGPASSWORD -v "$BACKUP_DIR:/backups" --entrypoint sh "$pg_image" -c 'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fd -Z 0 -f "/backups/$3" && pg_restore --list "/backups/$3"' sh "$DB_USER" "$DB_NAME" "$partial"
   ) >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err" &
   BACKUP_PID=$!
   log "dumping $DB_NAME to ${BACKUP_TARGET##*/}"
@@ -454,7 +456,9 @@ keep_dump() {
     BACKUP_ERROR="the dump does not read back as $expected with pg_restore --list"
     return 1
   fi
-  mv -f "$BACKUP_PARTIAL" "$BACKUP_TARGET"
+  # A dump of the same second and tag (none in practice) is replaced, as a file once was.
+  if [[ -e $BACKUP_TARGET ]]; then rm -rf -- "$BACKUP_TARGET"; fi
+  mv -f -T -- "$BACKUP_PARTIAL" "$BACKUP_TARGET"
   BACKUP_CONTAINER='' BACKUP_PARTIAL=''
   BACKUP_PATH=$BACKUP_TARGET
   # The dump's own time: until pg_restore --list wrote the table of contents, not until this
@@ -462,7 +466,8 @@ keep_dump() {
   local ended
   ended="$(date -r "$TMP_DIR/backup.toc" +%s%3N 2>/dev/null || true)"
   if [[ -z $ended || $ended == *[!0-9]* ]] || ((ended < BACKUP_T0)); then ended="$(now_ms)"; fi
-  log "database saved to $BACKUP_PATH ($(du -k "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$((ended - BACKUP_T0))") s, verified with pg_restore --list)"
+  log "database saved to $BACKUP_PATH ($(du -sk "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$((ended - BACKUP_T0))") s, verified with pg_restore --list)"
+  compress_dump "$BACKUP_PATH"
   # Retention: the newest BACKUP_KEEP dumps of this stack (names sort by time).
   local -a dumps
   local i
@@ -470,7 +475,7 @@ keep_dump() {
   dumps=("$BACKUP_DIR/$STACK"-*.dump)
   shopt -u nullglob
   for ((i = 0; i < ${#dumps[@]} - BACKUP_KEEP; i++)); do
-    rm -f -- "${dumps[i]}"
+    rm -rf -- "${dumps[i]}"
     log "removed old backup ${dumps[i]##*/}"
   done
 }
@@ -500,8 +505,35 @@ undo_backup() {
     docker rm -f "$BACKUP_CONTAINER" >/dev/null 2>&1
     if [[ -n $BACKUP_PID ]]; then wait "$BACKUP_PID" 2>/dev/null; fi
     BACKUP_PID=''
-    rm -f "$BACKUP_PARTIAL"
+    rm -rf -- "$BACKUP_PARTIAL"
   fi
+}
+
+# Compresses a kept dump in place, in the background, at the lowest CPU priority, once nothing
+# waits for it: each table's data file N.dat of a directory-format dump becomes N.dat.gz at
+# gzip level BACKUP_COMPRESSION (0: it stays raw). pg_restore reads a table's data from N.dat,
+# or from N.dat.gz when there is no N.dat, so the dump restores the same at every moment: each
+# file is written as N.dat.gz.tmp, renamed to N.dat.gz, and only then is N.dat removed. It runs
+# in a session of its own and holds none of the deploy's descriptors (the lock, its output), so
+# the deploy ends, and the next one starts, without waiting for it. A single-file dump (an
+# external database's) is compressed by pg_dump itself.
+compress_dump() {
+  local dump=$1
+  ((BACKUP_COMPRESSION > 0)) && [[ -d $dump ]] || return 0
+  # shellcheck disable=SC2016 # runs in its own shell
+  (
+    exec 3>&- 4>&- 8>&- 9>&-
+    exec setsid nice -n 19 bash -c 'level=$1 dump=$2
+      for f in "$dump"/*.dat; do
+        [[ -f $f && ${f##*/} != toc.dat ]] || continue
+        if gzip -c "-$level" -- "$f" >"$f.gz.tmp" && mv -f -- "$f.gz.tmp" "$f.gz"; then
+          rm -f -- "$f"
+        else
+          rm -f -- "$f.gz.tmp"
+          exit 1
+        fi
+      done' clicky-compress "$BACKUP_COMPRESSION" "$dump"
+  ) </dev/null >/dev/null 2>&1 &
 }
 
 # --- pull: runs in the background while the backup runs (neither needs the other). It

@@ -429,6 +429,37 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
     );
     assert.deepEqual(await itemColumns("clicky_db_restore"), ["id", "name"], "v1's schema");
     await sql("DROP DATABASE clicky_db_restore", "postgres");
+
+    // Once kept, the dump is compressed in the background: each table's data file ends as
+    // N.dat.gz, toc.dat stays, and nothing partial is left ((g) restores it live).
+    const deadline = Date.now() + 60_000;
+    let files: string[];
+    for (;;) {
+      files = (await onHost(`ls -1 ${backup}`)).split("\n").filter(Boolean);
+      if (!files.some((f) => /^\d+\.dat$/.test(f))) break;
+      assert.ok(Date.now() < deadline, `still raw after 60 s: ${files.join(" ")}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.ok(files.includes("toc.dat"), files.join(" "));
+    assert.ok(
+      files.some((f) => /^\d+\.dat\.gz$/.test(f)),
+      files.join(" "),
+    );
+    assert.ok(!files.some((f) => f.endsWith(".tmp")), files.join(" "));
+
+    // A single-file dump (an older version's, an external database's) restores with the same
+    // runbook.
+    const old = "single-file.dump";
+    await onHost(
+      `cd ${E2E_APP_DIR}/current && ${ctx.compose} exec -T postgres pg_dump -U ${ctx.database.user} -d ${ctx.database.name} -Fc > ${E2E_APP_DIR}/backups/${old}`,
+    );
+    await onHost(restoreToScratchCommands(ctx, old).join("\n"));
+    await onHost(`rm -f ${E2E_APP_DIR}/backups/${old}`);
+    assert.equal(
+      await sql("SELECT string_agg(name, ',' ORDER BY id) FROM items", "clicky_db_restore"),
+      "alpha,beta,gamma",
+    );
+    await sql("DROP DATABASE clicky_db_restore", "postgres");
   });
 
   test("(c) a v3 that never gets healthy is removed after health.timeoutSeconds, not at Docker's verdict; v2 keeps serving every request", async () => {

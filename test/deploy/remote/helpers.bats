@@ -317,6 +317,59 @@ stdin() {
   [ "${#lines[@]}" -eq 11 ]
 }
 
+@test "compress_dump gzips a kept dump's table data in place, in the background, and leaves toc.dat; level 0 leaves it raw; a failed gzip leaves the raw file and no partial one" {
+  run bash -c '
+    compress() { # $1: backup.compressionLevel, $2: the dump
+      (
+        source <(sed "s/^  BACKUP_COMPRESSION=.*/  BACKUP_COMPRESSION=$1/" "$settings")
+        for part in output helpers steps; do source "$remote/$part.sh"; done
+        compress_dump "$2"
+      )
+    }
+    settings=$1 remote=$2
+    dump=$3/x.dump
+    mkdir -p "$dump"
+    printf "toc\n" >"$dump/toc.dat"
+    seq 1 20000 >"$dump/3348.dat"
+    printf "tiny\n" >"$dump/3350.dat"
+    settled() { # until no raw table file is left, at most 10 s
+      local i
+      for ((i = 0; i < 100; i++)); do
+        [[ -z $(find "$1" -name "*.dat" ! -name toc.dat) ]] && return 0
+        sleep 0.1
+      done
+      return 1
+    }
+    compress 0 "$dump"
+    sleep 0.5
+    ls "$dump" | tr "\n" " "; echo
+    compress 1 "$dump"
+    settled "$dump" && echo settled
+    ls "$dump" | tr "\n" " "; echo
+    [[ "$(gzip -dc "$dump/3348.dat.gz")" == "$(seq 1 20000)" ]] && echo same
+    cat "$dump/toc.dat"
+    # A gzip that fails (a full disk): the raw file stays, no partial file is left.
+    other=$3/y.dump
+    mkdir -p "$other" "$3/bin"
+    printf "data\n" >"$other/1.dat"
+    printf "#!/bin/sh\necho partial; exit 1\n" >"$3/bin/gzip"
+    chmod +x "$3/bin/gzip"
+    PATH=$3/bin:$PATH compress 1 "$other"
+    sleep 1
+    ls "$other" | tr "\n" " "; echo
+    cat "$other/1.dat"
+  ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR" "$BATS_TEST_TMPDIR"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "3348.dat 3350.dat toc.dat " ]
+  [ "${lines[1]}" = "settled" ]
+  [ "${lines[2]}" = "3348.dat.gz 3350.dat.gz toc.dat " ]
+  [ "${lines[3]}" = "same" ]
+  [ "${lines[4]}" = "toc" ]
+  [ "${lines[5]}" = "1.dat " ]
+  [ "${lines[6]}" = "data" ]
+  [ "${#lines[@]}" -eq 7 ]
+}
+
 @test "keep_dump reports the dump's own time (until its table of contents was written), not the time until the deploy kept it" {
   run bash -c '
     source "$1"
