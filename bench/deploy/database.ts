@@ -2,7 +2,7 @@
  * The bench's PostgreSQL: a project's container, psql with room for long statements, and a
  * database grown to a size (shared by bench:deploy and bench:dump).
  */
-import { composeContainers, psqlInContainer } from "../../test/harness";
+import { composeContainers, type Harness, psqlInContainer, runOverSsh } from "../../test/harness";
 
 /** The project's PostgreSQL container, null when it has none. */
 export async function postgresOf(project: string): Promise<string | null> {
@@ -50,4 +50,28 @@ export async function fillDatabase(
   }
   await psql(container, "VACUUM ANALYZE bench_payload");
   return size();
+}
+
+/**
+ * The size in bytes of a dump our deploy kept, once the deploy's background compression of it
+ * has ended: a directory dump that still holds a table's raw data file (N.dat) is waited for,
+ * so that the size is the one it keeps and the next run does not share the CPU with gzip. A
+ * single-file dump, or one kept at backup.compressionLevel 0 (`compressed` false), is measured
+ * at once.
+ */
+export async function dumpSize(h: Harness, dump: string, compressed = true): Promise<number> {
+  const deadline = Date.now() + 15 * 60_000;
+  const ask = async (command: string) => {
+    const r = await runOverSsh(h, command);
+    if (r.code !== 0) throw new Error(`${command} failed (exit ${r.code}): ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  while (
+    compressed &&
+    Number(await ask(`find ${dump} -name '*.dat' ! -name toc.dat | wc -l`)) > 0
+  ) {
+    if (Date.now() > deadline) throw new Error(`${dump} was still being compressed after 15 min`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return Number(await ask(`du -sb ${dump} | cut -f 1`));
 }

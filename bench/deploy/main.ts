@@ -52,7 +52,7 @@ import {
   baselineUp,
 } from "./baseline";
 import { median } from "./cost";
-import { fillDatabase, mustPostgres, postgresOf, psql } from "./database";
+import { dumpSize, fillDatabase, mustPostgres, postgresOf, psql } from "./database";
 import { floorScript, parseFloorOutput } from "./floor";
 import {
   LOAD_KEEP_ALIVE,
@@ -448,7 +448,7 @@ async function measureOurs(
   const m: Measurement = {
     ...measurement,
     backupSeconds: saved?.[2] ? Number(saved[2]) : null,
-    backupBytes: saved?.[1] ? await fileSize(b.h, saved[1]) : null,
+    backupBytes: saved?.[1] ? await dumpSize(b.h, saved[1]) : null,
   };
   say(`  ${runLine(m)}`);
   if (!m.expectedExit) {
