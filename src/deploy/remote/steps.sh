@@ -411,6 +411,7 @@ step_backup() {
   partial=${BACKUP_PARTIAL##*/}
   pg_cid="$(container_of postgres)"
   pg_image="$(docker inspect -f '{{.Image}}' "$pg_cid")"
+  BACKUP_IMAGE=$pg_image
   # The lock's descriptor is closed, so a dump that outlives a killed deploy never holds it.
   # shellcheck disable=SC2016 # the command line runs in the dump's container
   (
@@ -509,30 +510,38 @@ undo_backup() {
   fi
 }
 
-# Compresses a kept dump in place, in the background, at the lowest CPU priority, once nothing
-# waits for it: each table's data file N.dat of a directory-format dump becomes N.dat.gz at
-# gzip level BACKUP_COMPRESSION (0: it stays raw). pg_restore reads a table's data from N.dat,
-# or from N.dat.gz when there is no N.dat, so the dump restores the same at every moment: each
-# file is written as N.dat.gz.tmp, renamed to N.dat.gz, and only then is N.dat removed. It runs
-# in a session of its own and holds none of the deploy's descriptors (the lock, its output), so
-# the deploy ends, and the next one starts, without waiting for it. A single-file dump (an
-# external database's) is compressed by pg_dump itself.
+# What a kept dump's compression runs (POSIX sh, in a container of PostgreSQL's image): each
+# table's data file N.dat of the directory-format dump $2 becomes N.dat.gz at gzip level $1.
+# pg_restore reads a table's data from N.dat, or from N.dat.gz when there is no N.dat, so the
+# dump restores the same at every moment: each file is written as N.dat.gz.tmp, renamed to
+# N.dat.gz, and only then is N.dat removed. It never takes the disk below $3 KiB free: a file
+# it has no room for stays raw, restorable all the same, and so do the ones after it.
+# shellcheck disable=SC2016 # runs in the container
+readonly COMPRESS_DUMP='level=$1 dump=$2 keep=$3
+for f in "$dump"/*.dat; do
+  [ -f "$f" ] && [ "${f##*/}" != toc.dat ] || continue
+  free=$(df -Pk "$dump" | awk "NR == 2 { print \$4 }")
+  [ "${free:-0}" -ge $(($(du -k "$f" | cut -f 1) + keep)) ] || exit 0
+  if gzip -c "-$level" "$f" >"$f.gz.tmp" && mv -f "$f.gz.tmp" "$f.gz"; then
+    rm -f "$f"
+  else
+    rm -f "$f.gz.tmp"
+    exit 1
+  fi
+done'
+
+# Compresses a kept dump in place (COMPRESS_DUMP at BACKUP_COMPRESSION; 0 keeps it raw) in a
+# detached container of PostgreSQL's image (BACKUP_IMAGE) at the dump's CPU weight
+# (backup.cpuShares), so that the serving version comes first on a busy CPU, as with the dump.
+# Nothing waits for it: the deploy goes on, ends, and the next one starts while it runs; the
+# `docker run` that starts it holds none of the deploy's descriptors (the lock, its output). A
+# single-file dump (an external database's) is compressed by pg_dump as it is written.
 compress_dump() {
   local dump=$1
-  ((BACKUP_COMPRESSION > 0)) && [[ -d $dump ]] || return 0
-  # shellcheck disable=SC2016 # runs in its own shell
+  ((BACKUP_COMPRESSION > 0)) && [[ -d $dump && -n $BACKUP_IMAGE ]] || return 0
   (
     exec 3>&- 4>&- 8>&- 9>&-
-    exec setsid nice -n 19 bash -c 'level=$1 dump=$2
-      for f in "$dump"/*.dat; do
-        [[ -f $f && ${f##*/} != toc.dat ]] || continue
-        if gzip -c "-$level" -- "$f" >"$f.gz.tmp" && mv -f -- "$f.gz.tmp" "$f.gz"; then
-          rm -f -- "$f"
-        else
-          rm -f -- "$f.gz.tmp"
-          exit 1
-        fi
-      done' clicky-compress "$BACKUP_COMPRESSION" "$dump"
+    exec docker run -d --rm --name "$PROJECT-compress-$$" "${BACKUP_CPU[@]}" --network none --user "$(id -u):$(id -g)" -v "$BACKUP_DIR:/backups" --entrypoint sh "$BACKUP_IMAGE" -c "$COMPRESS_DUMP" clicky-compress "$BACKUP_COMPRESSION" "/backups/${dump##*/}" "$((BACKUP_MIN_FREE_MIB * 1024))"
   ) </dev/null >/dev/null 2>&1 &
 }
 
