@@ -41,8 +41,9 @@ import { e2eDeployConfig, e2eSecrets } from "../../test/support/e2e-config";
 import { type RenderedHost, renderStack } from "../../test/support/render";
 import { median } from "../deploy/cost";
 import { dumpSize, fillDatabase, mustPostgres, postgresOf } from "../deploy/database";
-import { type OnOutput, scriptSteps, underLoad } from "../deploy/load";
+import { type LoadedDeploy, type OnOutput, scriptSteps, underLoad } from "../deploy/load";
 import { DUMP_USAGE, type DumpOptions, parseDumpArgs, UsageError } from "../deploy/options";
+import type { Measurement } from "../deploy/record";
 
 const DIR = "/home/deploy/clicky-bench-dump";
 const PROJECT = "clickybenchdump";
@@ -120,7 +121,28 @@ async function stopContenders(): Promise<void> {
   if (ids.length > 0) await runLocal("docker", ["rm", "-f", ...ids]);
 }
 
-interface DumpRun {
+/** What the clients saw while a case ran: reads and acknowledged writes sent and failed. */
+interface ClientSide {
+  readonly sent: number;
+  readonly failedReads: number;
+  readonly writesSent: number;
+  readonly failedWrites: number;
+  readonly missingWrites: number | null;
+  readonly p99AllMs: number | null;
+}
+
+function clientSide(m: Measurement): ClientSide {
+  return {
+    sent: m.sent,
+    failedReads: m.non2xx + m.errors,
+    writesSent: m.writes.sent,
+    failedWrites: m.writes.failed,
+    missingWrites: m.writes.missing,
+    p99AllMs: m.all.p99Ms,
+  };
+}
+
+interface DumpRun extends ClientSide {
   readonly run: number;
   readonly contenders: number;
   readonly cpuShares: number;
@@ -131,15 +153,33 @@ interface DumpRun {
   /** The kept dump's size once its background compression ended (raw at level 0). */
   readonly backupKib: number | null;
   readonly backupWaitSeconds: number | null;
-  readonly sent: number;
-  readonly failedReads: number;
-  readonly writesSent: number;
-  readonly failedWrites: number;
-  readonly missingWrites: number | null;
-  readonly p99AllMs: number | null;
   readonly maxAllMs: number | null;
   /** The deploy's own "deploy FAILED ..." line when it failed; null when it succeeded. */
   readonly failedDeploy: string | null;
+}
+
+/** One command (a deploy, a floor) under the bench's load and writes, as every case runs. */
+function measured(
+  run: number,
+  options: DumpOptions,
+  port: number,
+  command: LoadedDeploy["deploy"],
+  steps: LoadedDeploy["steps"],
+) {
+  return underLoad({
+    scenario: "deploy",
+    run,
+    databaseGib: options.databaseGib,
+    imageMb: 0,
+    port,
+    ratePerSecond: options.ratePerSecond,
+    writesPerSecond: options.writesPerSecond,
+    postgres: () => postgresOf(PROJECT),
+    deploy: command,
+    expectExit: (code) => code === 0,
+    milestones: [],
+    steps,
+  });
 }
 
 /** A floor of any backup of the database, timed under the same load as the deploys. */
@@ -164,19 +204,13 @@ const FLOORS: readonly Floor[] = [
   },
 ];
 
-interface FloorRun {
+interface FloorRun extends ClientSide {
   readonly run: number;
   readonly contenders: number;
   readonly floor: Floor["id"];
   readonly seconds: number;
   /** What the physical copy wrote; null for the read. */
   readonly kib: number | null;
-  readonly sent: number;
-  readonly failedReads: number;
-  readonly writesSent: number;
-  readonly failedWrites: number;
-  readonly missingWrites: number | null;
-  readonly p99AllMs: number | null;
   /** Its error when the command failed; null when it succeeded. */
   readonly failed: string | null;
 }
@@ -189,20 +223,13 @@ async function measureFloor(
   port: number,
   postgres: string,
 ): Promise<FloorRun> {
-  const { measurement: m, output } = await underLoad({
-    scenario: "deploy",
+  const { measurement: m, output } = await measured(
     run,
-    databaseGib: options.databaseGib,
-    imageMb: 0,
+    options,
     port,
-    ratePerSecond: options.ratePerSecond,
-    writesPerSecond: options.writesPerSecond,
-    postgres: () => postgresOf(PROJECT),
-    deploy: () => runLocal("docker", ["exec", postgres, "sh", "-c", floor.script]),
-    expectExit: (code) => code === 0,
-    milestones: [],
-    steps: () => ({}),
-  });
+    () => runLocal("docker", ["exec", postgres, "sh", "-c", floor.script]),
+    () => ({}),
+  );
   const kib = floor.id === "physical" ? Number(output.stdout.trim()) : Number.NaN;
   return {
     run,
@@ -210,12 +237,7 @@ async function measureFloor(
     floor: floor.id,
     seconds: m.wallSeconds,
     kib: Number.isFinite(kib) ? kib : null,
-    sent: m.sent,
-    failedReads: m.non2xx + m.errors,
-    writesSent: m.writes.sent,
-    failedWrites: m.writes.failed,
-    missingWrites: m.writes.missing,
-    p99AllMs: m.all.p99Ms,
+    ...clientSide(m),
     failed:
       output.code === 0
         ? null
@@ -319,20 +341,13 @@ async function main(options: DumpOptions): Promise<void> {
           await startContenders(h, contenders);
           let result: Awaited<ReturnType<typeof underLoad>>;
           try {
-            result = await underLoad({
-              scenario: "deploy",
+            result = await measured(
               run,
-              databaseGib: options.databaseGib,
-              imageMb: 0,
+              options,
               port,
-              ratePerSecond: options.ratePerSecond,
-              writesPerSecond: options.writesPerSecond,
-              postgres: () => postgresOf(PROJECT),
-              deploy: (onOutput) => deploy(h, host, onOutput),
-              expectExit: (code) => code === 0,
-              milestones: [],
-              steps: scriptSteps,
-            });
+              (onOutput) => deploy(h, host, onOutput),
+              scriptSteps,
+            );
           } finally {
             await stopContenders();
           }
@@ -357,12 +372,7 @@ async function main(options: DumpOptions): Promise<void> {
             backupSeconds: saved?.[2] ? Number(saved[2]) : null,
             backupKib: kept === null ? null : Math.round(kept / 1024),
             backupWaitSeconds: m.steps.backup_wait ?? null,
-            sent: m.sent,
-            failedReads: m.non2xx + m.errors,
-            writesSent: m.writes.sent,
-            failedWrites: m.writes.failed,
-            missingWrites: m.writes.missing,
-            p99AllMs: m.all.p99Ms,
+            ...clientSide(m),
             maxAllMs: m.all.maxMs,
             failedDeploy,
           };
