@@ -406,17 +406,17 @@ begin_dump() {
 # kept, when nothing waits for it any more.
 step_backup() {
   STEP=backup
-  local partial pg_cid pg_image
+  local partial pg_cid
   begin_dump
   partial=${BACKUP_PARTIAL##*/}
   pg_cid="$(container_of postgres)"
-  pg_image="$(docker inspect -f '{{.Image}}' "$pg_cid")"
-  BACKUP_IMAGE=$pg_image
+  # The image the dump, and then its compression, run in.
+  BACKUP_IMAGE="$(docker inspect -f '{{.Image}}' "$pg_cid")"
   # The lock's descriptor is closed, so a dump that outlives a killed deploy never holds it.
   # shellcheck disable=SC2016 # the command line runs in the dump's container
   (
     exec 9>&-
-    PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" exec docker run --rm --name "$BACKUP_CONTAINER" "${BACKUP_CPU[@]}" --network "container:$pg_cid" --user "$(id -u):$(id -g)" -e PGPASSWORD -v "$BACKUP_DIR:/backups" --entrypoint sh "$pg_image" -c 'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fd -Z 0 -f "/backups/$3" && pg_restore --list "/backups/$3"' sh "$DB_USER" "$DB_NAME" "$partial"
+    PGPASSWORD="${SECRETS[POSTGRES_PASSWORD]}" exec docker run --rm --name "$BACKUP_CONTAINER" "${BACKUP_CPU[@]}" --network "container:$pg_cid" --user "$(id -u):$(id -g)" -e PGPASSWORD -v "$BACKUP_DIR:/backups" --entrypoint sh "$BACKUP_IMAGE" -c 'pg_dump -h 127.0.0.1 -U "$1" -d "$2" -Fd -Z 0 -f "/backups/$3" && pg_restore --list "/backups/$3"' sh "$DB_USER" "$DB_NAME" "$partial"
   ) >"$TMP_DIR/backup.toc" 2>"$TMP_DIR/backup.err" &
   BACKUP_PID=$!
   log "dumping $DB_NAME to ${BACKUP_TARGET##*/}"
