@@ -152,14 +152,22 @@ describe("the deploy script's flow", () => {
     const calls = mainBody
       .split("\n")
       .map((line) => line.trim())
-      .filter((line) => /^(read_stdin|run_step [a-z_]+|for step in .*)$/.test(line));
+      .filter((line) => /^(read_stdin|start_early|run_step [a-z_"$]+|for step in .*)$/.test(line));
     assert.deepEqual(calls, [
       "read_stdin",
       "run_step lock",
       "run_step preflight",
+      "start_early",
       "run_step proxy_check",
-      'for step in "${STEPS[@]:2}"; do run_step "$step"; done',
+      'for step in "${STEPS[@]:2}"; do',
+      'run_step "$step"',
     ]);
+    // What start_early ran (the dump) is not run again.
+    assert.match(
+      mainBody,
+      /\[\[ " \$\{EARLY_STEPS\[\*\]\} " != \*" \$step "\* \]\] \|\| continue\n {4}run_step "\$step"/,
+    );
+    assert.match(steps, /^ {2}run_step backup\n {2}EARLY_STEPS\+=\(backup\)$/m);
     for (const step of [...DEPLOY_STEPS, "proxy_check"]) {
       assert.match(steps, new RegExp(`^step_${step}\\(\\) \\{$`, "m"), `step_${step}`);
     }
@@ -235,15 +243,20 @@ describe("the deploy script's flow", () => {
     }
   });
 
-  test("checks the release's nginx site before the backup, and only when there is something to do", () => {
-    assert.ok(
-      mainBody.indexOf("if already_deployed; then") < mainBody.indexOf("run_step proxy_check"),
-    );
+  test("checks the release's nginx site before anything changes, and only when there is something to do", () => {
+    assert.ok(mainBody.indexOf("if already_deployed; then") < mainBody.indexOf("start_early"));
+    assert.ok(mainBody.indexOf("start_early") < mainBody.indexOf("run_step proxy_check"));
     assert.ok(mainBody.indexOf("run_step proxy_check") < mainBody.indexOf("${STEPS[@]:2}"));
+    // A site nginx rejects discards the dump that start_early began, even a finished one.
+    assert.match(
+      steps,
+      /-g "\$PROXY_GLOBALS" >"\$TMP_DIR\/nginx-check\.log" 2>&1; then\n {4}BACKUP_DISCARD=1\n/,
+    );
+    assert.match(steps, /^ {2}if \(\(!BACKUP_DISCARD\)\) && \[\[ -n \$BACKUP_PID \]\]/m);
   });
 
   test("pulls in the background while the backup runs, and waits for the pull before migrating", () => {
-    assert.ok(mainBody.indexOf("start_pull") < mainBody.indexOf("${STEPS[@]:2}"));
+    assert.ok(mainBody.indexOf("start_pull") < mainBody.indexOf("start_early"));
     assert.ok(DEPLOY_STEPS.indexOf("backup") < DEPLOY_STEPS.indexOf("pull"));
     assert.ok(DEPLOY_STEPS.indexOf("pull") < DEPLOY_STEPS.indexOf("migrate"));
     assert.match(

@@ -186,6 +186,7 @@ main() {
   TMP_DIR='' HEADERS_FILE='' PROXY_CID='' PROXY_CHECK_DIR='' PULL_PID='' BACKUP_CONTAINER='' BACKUP_PARTIAL='' BACKUP_PID='' BACKUP_TARGET='' BACKUP_T0=0 BACKUP_ERROR='' BACKUP_IMAGE=''
   MIGRATION_CONTAINER='' MIGRATION_VERDICT='' MIGRATION_RC=0 LOCK_HOLDERS='' PG_CID='' HELD_PID=''
   ROTATION=0 ROTATION_BRIDGE='' ROTATION_VERIFIER=''
+  CHECK_PID='' CHECK_T0=0 EARLY_STEPS=() BACKUP_DISCARD=0 DB_PASSWORD_STATE=''
   COMPOSE=()
   PROXY_WORKERS=() WAITED='' DRAINED=0 PROXY_LOADED=0 SITE_DRIFT=()
   TIMINGS=()
@@ -208,10 +209,14 @@ main() {
     log "nothing to do: $IMAGE_TAG ($IMAGE) already serves from backend-$OLD_SLOT with this release and env"
     exit 0
   fi
-  run_step proxy_check
   start_pull
+  start_early
+  run_step proxy_check
   local step
-  for step in "${STEPS[@]:2}"; do run_step "$step"; done
+  for step in "${STEPS[@]:2}"; do
+    [[ " ${EARLY_STEPS[*]} " != *" $step "* ]] || continue
+    run_step "$step"
+  done
   STEP=finished
   log "deployed $IMAGE_TAG ($IMAGE) to $HOST_NAME; timings: $(timings_text)"
 }

@@ -179,6 +179,7 @@ step_proxy_check() {
     image="$PROXY_IMAGE"
   fi
   if ! docker run --rm --network none -v "$PROXY_CHECK_DIR:/etc/nginx/conf.d:ro" --entrypoint nginx "$image" -t -q -g "$PROXY_GLOBALS" >"$TMP_DIR/nginx-check.log" 2>&1; then
+    BACKUP_DISCARD=1
     fail "nginx rejects the site of release $RELEASE (site.conf, routing.js; the proxy's image needs nginx's njs module, which the official nginx images ship): $(grep -m 1 -i emerg "$TMP_DIR/nginx-check.log" || tail -n 1 "$TMP_DIR/nginx-check.log"); nothing was changed"
   fi
   log "nginx accepts the site of release $RELEASE"
@@ -310,8 +311,9 @@ write_hba() {
 ensure_db_password() {
   PG_CID="${SNAP_ID[postgres]:-}"
   [[ -n $PG_CID ]] || PG_CID="$(container_of postgres)"
-  local state verdict
-  state="$(db_password_state)"
+  local state=$DB_PASSWORD_STATE verdict
+  # start_early asked already, when it started the dump; else ask now.
+  [[ -n $state ]] || state="$(db_password_state)"
   verdict="$(sed -n 2p <<<"$state")"
   # A line an interrupted rotation left: the version it trusts may still serve, so it stays
   # until this deploy has stopped the old version (step_drain).
@@ -379,6 +381,31 @@ end_rotation_bridge() {
     ROTATION_BRIDGE=''
   else
     log "WARNING: could not remove the password rotation's line from pg_hba.conf ($(tail -n 1 "$TMP_DIR/hba.err" 2>/dev/null)); the next deploy that changes something on this host removes it"
+  fi
+}
+
+# --- early start: what the deploy waits for longest starts before the nginx check and the
+# infra step, when nothing it needs is in doubt: PostgreSQL was running and healthy in
+# preflight's snapshot and accepts the configured password (no rotation is due; a rotating
+# deploy starts them in their own steps, after infra has changed the password). Then the dump
+# starts (step_backup, its time counted as `backup`), and, when the new image is on this host
+# already (pinned by digest, so that the pull cannot change it), the migration check
+# (spawn_migration_check). Both only read the database. A site that nginx then rejects stops
+# the deploy with nothing changed: the check's container goes and the dump is discarded, even
+# one that had finished (BACKUP_DISCARD). EARLY_STEPS names the steps that ran here, which
+# main does not run again.
+start_early() {
+  ran_healthy postgres || return 0
+  PG_CID=${SNAP_ID[postgres]}
+  DB_PASSWORD_STATE="$(db_password_state)"
+  [[ $(sed -n 2p <<<"$DB_PASSWORD_STATE") == ok ]] || return 0
+  run_step backup
+  EARLY_STEPS+=(backup)
+  if [[ $MIGRATE == 1 && ${#MIGRATION_CHECK[@]} -gt 0 && $IMAGE_PINNED == 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    STEP=migrate
+    remove_leftover_migrations
+    on_failure undo_migrate
+    spawn_migration_check
   fi
 }
 
@@ -498,10 +525,12 @@ backup_overdue() {
 }
 
 # On failure: a dump that has finished is kept all the same (it cost its time, and the next
-# deploy starts from it); one still running is stopped, its container and partial file go, so
-# that putting the old version back never waits for it.
+# deploy starts from it), unless BACKUP_DISCARD says the deploy stopped before its own checks
+# were done (a site nginx rejects: nothing is changed, no dump added); one still running is
+# stopped, its container and partial file go, so that putting the old version back never waits
+# for it.
 undo_backup() {
-  if [[ -n $BACKUP_PID ]] && ! kill -0 "$BACKUP_PID" 2>/dev/null && keep_dump "$DB_NAME" "$DB_NAME"; then return 0; fi
+  if ((!BACKUP_DISCARD)) && [[ -n $BACKUP_PID ]] && ! kill -0 "$BACKUP_PID" 2>/dev/null && keep_dump "$DB_NAME" "$DB_NAME"; then return 0; fi
   if [[ -n $BACKUP_CONTAINER ]]; then
     docker rm -f "$BACKUP_CONTAINER" >/dev/null 2>&1
     if [[ -n $BACKUP_PID ]]; then wait "$BACKUP_PID" 2>/dev/null; fi
@@ -608,15 +637,16 @@ undo_pull() {
 # MIGRATION_TIMEOUT is stopped. Each way the log names what was seen.
 step_migrate() {
   STEP=migrate
-  remove_leftover_migrations
+  # Done already when the check started early (start_early).
+  [[ -n $CHECK_PID ]] || remove_leftover_migrations
   if [[ $MIGRATE != 1 ]]; then
     log "skipped: deploy.migrate is false${BACKUP_PID:+; the new version starts while the backup runs}"
     return 0
   fi
   remove_slot "$NEW_SLOT"
-  on_failure undo_migrate
+  [[ -n $CHECK_PID ]] || on_failure undo_migrate
   HELD_PID=''
-  if [[ -n $BACKUP_PID ]] && ! check_in_migration_container; then return 0; fi
+  if [[ -n $BACKUP_PID || -n $CHECK_PID ]] && ! check_in_migration_container; then return 0; fi
   finish_backup
   local attempt t0 pid
   for ((attempt = 1; ; attempt++)); do
@@ -692,6 +722,21 @@ shift "$c"
 echo clicky-migration-start
 exec "$@"'
 
+# Starts MIGRATION_CHECK in the container that then migrates (CHECK_THEN_MIGRATE), in the
+# background: CHECK_PID, started at CHECK_T0, writing to migration.out, its stdin the pipe on
+# fd 8. Neither it nor its container holds the lock's descriptor.
+spawn_migration_check() {
+  local go="$TMP_DIR/migration.go"
+  CHECK_T0="$(now_ms)"
+  MIGRATION_CONTAINER="$PROJECT-migrate-$$-1"
+  log "checking whether a migration is pending: ${MIGRATION_CHECK[*]} with $IMAGE"
+  rm -f "$go"
+  mkfifo -m 600 "$go"
+  exec 8<>"$go"
+  with_app_env compose run --rm --no-deps -T --name "$MIGRATION_CONTAINER" "backend-$NEW_SLOT" sh -c "$CHECK_THEN_MIGRATE" clicky-migrate "${#MIGRATION_CHECK[@]}" "${MIGRATION_CHECK[@]}" "${MIGRATION_COMMAND[@]}" <"$go" >"$TMP_DIR/migration.out" 2>&1 8>&- 9>&- &
+  CHECK_PID=$!
+}
+
 # Whether the database needs the migration (true) or not (false), asked while the backup runs,
 # in the container that then migrates: MIGRATION_CHECK runs in a one-off container of the new
 # image, which then waits (HELD_PID; its stdin is fd 8) for the backup to be kept before it
@@ -701,15 +746,9 @@ exec "$@"'
 # run the check so (no sh) is checked in a container of its own (migration_pending).
 check_in_migration_container() {
   if ((${#MIGRATION_CHECK[@]} == 0)); then return 0; fi
-  local output="$TMP_DIR/migration.out" go="$TMP_DIR/migration.go" pid rc t0 waited
-  t0="$(now_ms)"
-  MIGRATION_CONTAINER="$PROJECT-migrate-$$-1"
-  log "checking whether a migration is pending: ${MIGRATION_CHECK[*]} with $IMAGE"
-  rm -f "$go"
-  mkfifo -m 600 "$go"
-  exec 8<>"$go"
-  with_app_env compose run --rm --no-deps -T --name "$MIGRATION_CONTAINER" "backend-$NEW_SLOT" sh -c "$CHECK_THEN_MIGRATE" clicky-migrate "${#MIGRATION_CHECK[@]}" "${MIGRATION_CHECK[@]}" "${MIGRATION_COMMAND[@]}" <"$go" >"$output" 2>&1 8>&- &
-  pid=$!
+  [[ -n $CHECK_PID ]] || spawn_migration_check
+  local output="$TMP_DIR/migration.out" pid=$CHECK_PID t0=$CHECK_T0 rc waited
+  CHECK_PID=''
   while kill -0 "$pid" 2>/dev/null && ! grep -q '^clicky-migration-check-exit ' "$output" && (($(now_ms) - t0 < 120000)); do
     sleep 0.1
   done

@@ -408,6 +408,16 @@ describe(`deploy over SSH, end to end (compose ${E2E_COMPOSE})`, { skip }, () =>
       /migrate: alembic current --check-heads exited 1 \(.*\): waiting for the backup, then migrating/,
     );
     const out = d.result.stdout;
+    // PostgreSQL was healthy and took the password: the dump and the check began before nginx's
+    // check of the site (start_early), each once.
+    assert.ok(
+      out.indexOf("backup: dumping") < out.indexOf("nginx accepts the site") &&
+        out.indexOf("migrate: checking whether a migration is pending") <
+          out.indexOf("nginx accepts the site"),
+      out,
+    );
+    assert.equal(out.split("backup: dumping").length, 2, out);
+    assert.equal(out.split("checking whether a migration is pending").length, 2, out);
     assert.ok(
       out.indexOf("database saved to") < out.indexOf("running alembic upgrade head") &&
         out.indexOf("running alembic upgrade head") < out.indexOf("start: started backend-green"),

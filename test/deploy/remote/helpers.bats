@@ -493,3 +493,43 @@ stdin() {
   [ "$status" -eq 0 ]
   [ "${lines[-1]}" = done ]
 }
+
+@test "start_early begins the dump, and the check when the new image is pinned and here, only when PostgreSQL is up and takes the password" {
+  # The settings with MIGRATE, IMAGE_PINNED and MIGRATION_CHECK left writable, for each case.
+  local settings="$BATS_TEST_TMPDIR/settings.bash"
+  sed -E '/^readonly /{s/ (MIGRATE|IMAGE_PINNED|MIGRATION_CHECK)( |$)/\2/g;s/ (MIGRATE|IMAGE_PINNED|MIGRATION_CHECK)( |$)/\2/g}' "$DEPLOY_SETTINGS" >"$settings"
+  # Prints what start_early started (stubs append to a list), EARLY_STEPS and the undos, as
+  # `calls|early|undos`, with `$1` evaluated first to set the case up.
+  tried() {
+    bash -c '
+      source "$1"
+      for part in output helpers steps; do source "$2/$part.sh"; done
+      CALLS=() UNDO=() EARLY_STEPS=() TIMINGS=() DB_PASSWORD_STATE="" TMP_DIR=$3
+      log() { :; }
+      step_backup() { CALLS+=(backup); }
+      spawn_migration_check() { CALLS+=(check); }
+      remove_leftover_migrations() { CALLS+=(leftovers); }
+      db_password_state() { printf "none\n%s\n" "$PASSWORD"; }
+      docker() { [[ "$1 $2" == "image inspect" && $HERE == 1 ]]; }
+      SNAP_ID[postgres]=pg1 SNAP_STATUS[postgres]=running SNAP_HEALTH[postgres]=healthy
+      PASSWORD=ok MIGRATE=1 IMAGE_PINNED=1 HERE=1 MIGRATION_CHECK=(alembic current --check-heads)
+      eval "$4"
+      start_early
+      IFS=,
+      printf "%s|%s|%s|%s\n" "${CALLS[*]}" "${EARLY_STEPS[*]}" "${UNDO[*]}" "${DB_PASSWORD_STATE//$'"'"'\n'"'"'/ }"
+    ' _ "$settings" "$REMOTE_DIR" "$BATS_TEST_TMPDIR" "$1"
+  }
+  [ "$(tried :)" = "backup,leftovers,check|backup|undo_migrate|none ok" ]
+  # The new image is not here, or not pinned (a pull may change it), or nothing to check: the
+  # dump alone.
+  [ "$(tried HERE=0)" = "backup|backup||none ok" ]
+  [ "$(tried IMAGE_PINNED=0)" = "backup|backup||none ok" ]
+  [ "$(tried MIGRATE=0)" = "backup|backup||none ok" ]
+  [ "$(tried 'MIGRATION_CHECK=()')" = "backup|backup||none ok" ]
+  # A rotation due, or no answer about the password: nothing starts early (infra asks again).
+  [ "$(tried PASSWORD=refused)" = "|||none refused" ]
+  [ "$(tried 'PASSWORD="error: timeout"')" = "|||none error: timeout" ]
+  # PostgreSQL not running and healthy in preflight's snapshot: nothing is asked.
+  [ "$(tried 'SNAP_HEALTH[postgres]=starting')" = "|||" ]
+  [ "$(tried 'SNAP_STATUS[postgres]=exited')" = "|||" ]
+}
