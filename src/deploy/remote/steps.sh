@@ -312,7 +312,8 @@ ensure_db_password() {
   PG_CID="${SNAP_ID[postgres]:-}"
   [[ -n $PG_CID ]] || PG_CID="$(container_of postgres)"
   local state=$DB_PASSWORD_STATE verdict
-  # start_early asked already, when it started the dump; else ask now.
+  # start_early asked already when PostgreSQL ran healthy (whether or not it then started the
+  # dump): its answer stands, nothing has changed the password since; else ask now.
   [[ -n $state ]] || state="$(db_password_state)"
   verdict="$(sed -n 2p <<<"$state")"
   # A line an interrupted rotation left: the version it trusts may still serve, so it stays

@@ -526,7 +526,8 @@ stdin() {
   [ "$(tried IMAGE_PINNED=0)" = "backup|backup||none ok" ]
   [ "$(tried MIGRATE=0)" = "backup|backup||none ok" ]
   [ "$(tried 'MIGRATION_CHECK=()')" = "backup|backup||none ok" ]
-  # A rotation due, or no answer about the password: nothing starts early (infra asks again).
+  # A rotation due, or no answer about the password: nothing starts early (infra acts on this
+  # same answer, kept in DB_PASSWORD_STATE).
   [ "$(tried PASSWORD=refused)" = "|||none refused" ]
   [ "$(tried 'PASSWORD="error: timeout"')" = "|||none error: timeout" ]
   # PostgreSQL not running and healthy in preflight's snapshot: nothing is asked.
