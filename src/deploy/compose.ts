@@ -265,8 +265,12 @@ function postgresService(deploy: DeployConfig): Record<string, unknown> {
       "POSTGRES_PASSWORD",
     ],
     volumes: ["pgdata:/var/lib/postgresql/data"],
+    // Over TCP to 127.0.0.1, never the socket: on a first start the image's entrypoint runs a
+    // temporary server that answers on the socket only while it creates the database and runs
+    // the init scripts; a check over the socket calls that healthy, and the deploy's next
+    // connection over the network is refused (docker-library/postgres#880, #440).
     healthcheck: {
-      test: ["CMD", "pg_isready", "-U", database.user, "-d", database.name],
+      test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", database.user, "-d", database.name],
       ...infraHealth(deploy),
     },
     stop_grace_period: "60s",

@@ -119,6 +119,21 @@ describe("the compose project", () => {
     assert.equal(doc.services["backend-green"]?.stop_grace_period, "30s");
   });
 
+  test("calls PostgreSQL healthy only once it listens on TCP, not while its first start's temporary server answers on the socket", () => {
+    // The e2e harness's postgres image holds that temporary server for 2 s: a check over the
+    // socket fails every first deploy there (faults (0), deploy (a)).
+    assert.deepEqual(doc.services.postgres?.healthcheck?.test, [
+      "CMD",
+      "pg_isready",
+      "-h",
+      "127.0.0.1",
+      "-U",
+      "clicky",
+      "-d",
+      "clicky_db",
+    ]);
+  });
+
   test("brackets an IPv6 bind address", () => {
     const v6 = parseDeploy({ ...deploy, proxy: { bindAddress: "::1", port: 8080 } });
     const parsed = parse(renderComposeFile("s", v6), { version: "1.1" }) as typeof doc;

@@ -171,7 +171,7 @@ docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' ${v1.
     volumes:
       - pgdata:/var/lib/postgresql/data
     healthcheck:
-      test: ["CMD-SHELL", "pg_isready -U clicky -d clicky_db"]
+      test: ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U clicky -d clicky_db"]
       interval: 1s
       timeout: 3s
       retries: 60

@@ -57,6 +57,11 @@ MSG
   printf "\nlisten_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
 
   pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w start
+  # The official image's temporary server answers on the socket only, for as long as creating
+  # the database and the init scripts take: seconds on a real host. It is held at least 2 s here,
+  # so that whatever takes it for the real server (a health check over the socket, as
+  # `pg_isready` without -h is) fails on every first start, not only on a slow machine.
+  sleep 2
   export PGUSER="$POSTGRES_USER" PGPASSWORD="$POSTGRES_PASSWORD"
   if [[ $POSTGRES_DB != postgres ]]; then
     psql -X -v ON_ERROR_STOP=1 --dbname postgres --set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
