@@ -64,7 +64,11 @@ def settings():
         "PGUSER": urllib.parse.unquote(parts.username or ""),
         "PGPASSWORD": urllib.parse.unquote(parts.password or ""),
         "PGDATABASE": urllib.parse.unquote(parts.path.lstrip("/")),
-        "PGCONNECT_TIMEOUT": "2",
+        # libpq counts this in whole seconds from the call (connectDBComplete sets its deadline
+        # with time(NULL)), so 2 meant anything from just over 1 s: stricter than the real app's
+        # pool (asyncpg waits 60 s), and a write failed when a connect met a busy host. 5 s
+        # keeps an answer within the tests' 10 s client timeout.
+        "PGCONNECT_TIMEOUT": "5",
         "PGAPPNAME": f"backend-{VERSION}",
     }
     return pg
@@ -87,6 +91,15 @@ class Pool:
         self.idle = []
 
     def connect(self):
+        t0 = time.monotonic()
+        try:
+            return self._connect()
+        finally:
+            took = time.monotonic() - t0
+            if took > 1:
+                log(f"a connection to PostgreSQL took {took:.1f} s")
+
+    def _connect(self):
         conn = psycopg2.connect(
             host=PG["PGHOST"],
             port=PG["PGPORT"],
