@@ -496,7 +496,6 @@ keep_dump() {
   ended="$(date -r "$TMP_DIR/backup.toc" +%s%3N 2>/dev/null || true)"
   if [[ -z $ended || $ended == *[!0-9]* ]] || ((ended < BACKUP_T0)); then ended="$(now_ms)"; fi
   log "database saved to $BACKUP_PATH ($(du -sk "$BACKUP_PATH" | cut -f 1) KiB in $(seconds_of "$((ended - BACKUP_T0))") s, verified with pg_restore --list)"
-  compress_dump "$BACKUP_PATH"
   # Retention: the newest BACKUP_KEEP dumps of this stack (names sort by time).
   local -a dumps
   local i
@@ -507,6 +506,7 @@ keep_dump() {
     rm -rf -- "${dumps[i]}"
     log "removed old backup ${dumps[i]##*/}"
   done
+  compress_dump "$BACKUP_PATH"
 }
 
 # Waits while the dump (BACKUP_PID) runs, until BACKUP_TIMEOUT seconds after it started (0: no
@@ -540,38 +540,69 @@ undo_backup() {
   fi
 }
 
-# What a kept dump's compression runs (POSIX sh, in a container of PostgreSQL's image): each
-# table's data file N.dat of the directory-format dump $2 becomes N.dat.gz at gzip level $1.
-# pg_restore reads a table's data from N.dat, or from N.dat.gz when there is no N.dat, so the
-# dump restores the same at every moment: each file is written as N.dat.gz.tmp, renamed to
-# N.dat.gz, and only then is N.dat removed. It never takes the disk below $3 KiB free: a file
-# it has no room for stays raw, restorable all the same, and so do the ones after it.
+# What a kept dump's compression runs (POSIX sh, in a container of PostgreSQL's image): in each
+# directory-format dump $3, $4, ... in turn, each table's data file N.dat becomes N.dat.gz at
+# gzip level $1. pg_restore reads a table's data from N.dat, or from N.dat.gz when there is no
+# N.dat, so a dump restores the same at every moment: each file is written to a temporary name
+# of this compression's own, renamed to N.dat.gz, and only then are N.dat and any other
+# temporary N.dat.gz.* removed (one a compression killed midway left; a second compression of
+# the same dump, one an earlier deploy started, does the same work at worst). A file that is
+# gone meanwhile (the other compression, or retention) is passed over. It never
+# takes the disk below $2 KiB free: a file it has no room for stays raw, restorable all the
+# same, and so do the ones after it.
 # shellcheck disable=SC2016 # runs in the container
-readonly COMPRESS_DUMP='level=$1 dump=$2 keep=$3
-for f in "$dump"/*.dat; do
-  [ -f "$f" ] && [ "${f##*/}" != toc.dat ] || continue
-  free=$(df -Pk "$dump" | awk "NR == 2 { print \$4 }")
-  [ "${free:-0}" -ge $(($(du -k "$f" | cut -f 1) + keep)) ] || exit 0
-  if gzip -c "-$level" "$f" >"$f.gz.tmp" && mv -f "$f.gz.tmp" "$f.gz"; then
-    rm -f "$f"
-  else
-    rm -f "$f.gz.tmp"
-    exit 1
-  fi
+readonly COMPRESS_DUMP='level=$1 keep=$2
+shift 2
+me=$(cat /proc/sys/kernel/hostname 2>/dev/null)-$$
+for dump in "$@"; do
+  for f in "$dump"/*.dat; do
+    [ -f "$f" ] && [ "${f##*/}" != toc.dat ] || continue
+    free=$(df -Pk "$dump" | awk "NR == 2 { print \$4 }")
+    [ "${free:-0}" -ge $(($(du -k "$f" 2>/dev/null | cut -f 1) + keep)) ] || exit 0
+    if gzip -c "-$level" "$f" >"$f.gz.$me" 2>/dev/null && mv -f "$f.gz.$me" "$f.gz"; then
+      rm -f "$f" "$f.gz".*
+    else
+      rm -f "$f.gz.$me"
+      [ -f "$f" ] || continue
+      exit 1
+    fi
+  done
 done'
+
+# Whether the directory-format dump $1 holds a table's data file that is not compressed.
+has_raw_data() {
+  local f
+  for f in "$1"/*.dat; do
+    [[ -f $f && ${f##*/} != toc.dat ]] && return 0
+  done
+  return 1
+}
 
 # Compresses a kept dump in place (COMPRESS_DUMP at BACKUP_COMPRESSION; 0 keeps it raw) in a
 # detached container of PostgreSQL's image (BACKUP_IMAGE) at the dump's CPU weight
 # (backup.cpuShares), so that the serving version comes first on a busy CPU, as with the dump.
+# Then, newest first, the stack's other kept dumps that an earlier compression left raw in
+# part (the host restarted under it, or the disk had no room), unless one is running still.
 # Nothing waits for it: the deploy goes on, ends, and the next one starts while it runs; the
 # `docker run` that starts it holds none of the deploy's descriptors (the lock, its output). A
 # single-file dump (an external database's) is compressed by pg_dump as it is written.
 compress_dump() {
-  local dump=$1
+  local dump=$1 i
   ((BACKUP_COMPRESSION > 0)) && [[ -d $dump && -n $BACKUP_IMAGE ]] || return 0
+  local -a todo=("/backups/${dump##*/}") kept=() left=()
+  shopt -s nullglob
+  kept=("$BACKUP_DIR/$STACK"-*.dump)
+  shopt -u nullglob
+  for ((i = ${#kept[@]} - 1; i >= 0; i--)); do
+    [[ ${kept[i]} != "$dump" && -d ${kept[i]} ]] && has_raw_data "${kept[i]}" && left+=("/backups/${kept[i]##*/}")
+  done
+  if ((${#left[@]} > 0)) && [[ -z "$(docker ps -q --filter "name=^$PROJECT-compress-" 2>/dev/null)" ]]; then
+    todo+=("${left[@]}")
+    log "compressing also ${#left[@]} earlier backup(s) that an earlier compression left raw in part"
+  fi
   (
     exec 3>&- 4>&- 8>&- 9>&-
-    exec docker run -d --rm --name "$PROJECT-compress-$$" "${BACKUP_CPU[@]}" --network none --user "$(id -u):$(id -g)" -v "$BACKUP_DIR:/backups" --entrypoint sh "$BACKUP_IMAGE" -c "$COMPRESS_DUMP" clicky-compress "$BACKUP_COMPRESSION" "/backups/${dump##*/}" "$((BACKUP_MIN_FREE_MIB * 1024))"
+    exec docker run -d --rm --name "$PROJECT-compress-$$" "${BACKUP_CPU[@]}" --network none --user "$(id -u):$(id -g)" -v "$BACKUP_DIR:/backups" --entrypoint sh "$BACKUP_IMAGE" -c "$COMPRESS_DUMP" clicky-compress "$BACKUP_COMPRESSION" "$((BACKUP_MIN_FREE_MIB * 1024))" "${todo[@]}"
   ) </dev/null >/dev/null 2>&1 &
 }
 

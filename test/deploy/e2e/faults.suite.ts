@@ -637,12 +637,36 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
       const made = await runLocal("docker", ["create", "--name", name, h.images.postgres, "true"]);
       assert.equal(made.code, 0, made.stderr);
     }
+    // And a dump whose compression the cut stopped: the newest kept one, raw again, with the
+    // temporary file of a gzip killed midway.
+    const raw = (await backups()).filter((f) => f.endsWith(".dump")).at(-1);
+    assert.ok(raw, "a kept dump");
+    const rawDir = `${APP_DIR}/backups/${raw}`;
+    await onHost(
+      `set -e; cd ${rawDir}; for f in *.dat.gz; do gunzip "$f"; done; f=$(ls *.dat | grep -vx toc.dat | head -n 1); head -c 10 "$f" > "$f.gz.cut-7"; ls`,
+    );
     const host = await render("v1", { migrate: false });
     await prepareAndCopy(h, host);
     const traffic = await load();
     const r = await run(host);
     const counted = await traffic.stop();
     timings.push(`(6) the next deploy (v1, no migration): ${r.seconds.toFixed(1)} s`);
+    assert.match(
+      r.result.stdout,
+      /backup: compressing also 1 earlier backup\(s\) that an earlier compression left raw in part/,
+    );
+    const deadline2 = Date.now() + 60_000;
+    for (;;) {
+      const files = (await onHost(`ls -1 ${rawDir}`)).split("\n").filter(Boolean);
+      if (!files.some((f) => /^\d+\.dat$|\.gz\./.test(f))) break;
+      assert.ok(Date.now() < deadline2, `${raw} still raw after 60 s: ${files.join(" ")}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.match(
+      await onHost(`docker run --rm -v ${rawDir}:/d ${h.images.postgres} pg_restore --list /d`),
+      /dbname: clicky_db/,
+      "the dump compressed afterwards reads back",
+    );
     assert.equal(r.result.code, 0, output(r));
     assert.match(
       r.result.stdout,

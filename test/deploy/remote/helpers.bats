@@ -327,7 +327,7 @@ stdin() {
     printf "toc\n" >"$dump/toc.dat"
     seq 1 20000 >"$dump/3348.dat"
     printf "tiny\n" >"$dump/3350.dat"
-    compress 1 "$dump" 0
+    compress 1 0 "$dump"
     ls "$dump" | tr "\n" " "; echo
     [[ "$(gzip -dc "$dump/3348.dat.gz")" == "$(seq 1 20000)" ]] && echo same
     cat "$dump/toc.dat"
@@ -337,11 +337,11 @@ stdin() {
     printf "data\n" >"$other/1.dat"
     printf "#!/bin/sh\necho partial; exit 1\n" >"$3/bin/gzip"
     chmod +x "$3/bin/gzip"
-    PATH=$3/bin:$PATH compress 1 "$other" 0
+    PATH=$3/bin:$PATH compress 1 0 "$other"
     ls "$other" | tr "\n" " "; echo
     cat "$other/1.dat"
     # No room beside the space to keep free (a petabyte here): the files stay raw.
-    compress 1 "$other" 1000000000000
+    compress 1 1000000000000 "$other"
     ls "$other" | tr "\n" " "; echo
   ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR" "$BATS_TEST_TMPDIR"
   [ "$status" -eq 0 ]
@@ -355,6 +355,73 @@ stdin() {
   [ "${lines[7]}" = "exit 0" ]
   [ "${lines[8]}" = "1.dat " ]
   [ "${#lines[@]}" -eq 9 ]
+}
+
+@test "the dump's compression goes through several dumps in turn; it removes the temporary file a killed gzip left and passes over a file gone meanwhile" {
+  run bash -c '
+    source "$1"
+    for part in output helpers steps; do source "$2/$part.sh"; done
+    a=$3/a.dump b=$3/b.dump
+    mkdir -p "$a" "$b"
+    printf "toc\n" >"$a/toc.dat"
+    seq 1 500 >"$a/1.dat"
+    printf "partial" >"$a/1.dat.gz.cut-7"
+    printf "toc\n" >"$b/toc.dat"
+    seq 1 700 >"$b/2.dat"
+    # A gzip whose source another compression removed as it started: passed over, not an error.
+    mkdir -p "$3/bin"
+    printf "#!/bin/sh\ncase \"\$3\" in */2.dat) rm -f \"\$3\"; exit 1;; esac\nexec /bin/gzip \"\$@\"\n" >"$3/bin/gzip"
+    chmod +x "$3/bin/gzip"
+    printf "3\n" >"$b/3.dat"
+    PATH=$3/bin:$PATH sh -c "$COMPRESS_DUMP" clicky-compress 1 0 "$a" "$b"
+    echo "exit $?"
+    ls "$a" | tr "\n" " "; echo
+    ls "$b" | tr "\n" " "; echo
+    [[ "$(gzip -dc "$a/1.dat.gz")" == "$(seq 1 500)" ]] && echo same
+    gzip -dc "$b/3.dat.gz"
+  ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR" "$BATS_TEST_TMPDIR"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "exit 0" ]
+  [ "${lines[1]}" = "1.dat.gz toc.dat " ]
+  [ "${lines[2]}" = "3.dat.gz toc.dat " ]
+  [ "${lines[3]}" = "same" ]
+  [ "${lines[4]}" = "3" ]
+  [ "${#lines[@]}" -eq 5 ]
+}
+
+@test "compress_dump compresses the kept dump, then the stack's other dumps that are raw in part, newest first, unless a compression runs still; nothing with compression 0" {
+  # The settings with BACKUP_COMPRESSION left writable.
+  local settings="$BATS_TEST_TMPDIR/settings.bash"
+  sed -E '/^readonly /{s/ BACKUP_COMPRESSION( |$)/\1/g}' "$DEPLOY_SETTINGS" >"$settings"
+  run bash -c '
+    source "$1"
+    for part in output helpers steps; do source "$2/$part.sh"; done
+    BACKUP_DIR=$3/backups BACKUP_IMAGE=pgimage BACKUP_COMPRESSION=1 BACKUP_CPU=() STEP=backup
+    mkdir -p "$BACKUP_DIR" "$3/bin"
+    for d in 1 2 3 4; do mkdir -p "$BACKUP_DIR/$STACK-$d-v9.dump"; printf "toc\n" >"$BACKUP_DIR/$STACK-$d-v9.dump/toc.dat"; done
+    echo raw >"$BACKUP_DIR/$STACK-1-v9.dump/7.dat"
+    echo gz >"$BACKUP_DIR/$STACK-2-v9.dump/7.dat.gz"
+    echo raw >"$BACKUP_DIR/$STACK-3-v9.dump/7.dat"
+    echo raw >"$BACKUP_DIR/$STACK-4-v9.dump/7.dat"
+    echo raw >"$BACKUP_DIR/other-1-v9.dump"
+    # docker: `ps` answers what $3/running holds; `run` writes its dumps (the arguments after
+    # the script, its level and the space to keep) to $3/ran.
+    printf "#!/bin/bash\nif [[ \$1 == ps ]]; then cat %s/running 2>/dev/null; exit 0; fi\nwhile [[ \$1 != clicky-compress ]]; do shift; done\nshift\necho \"\$*\" >>%s/ran\n" "$3" "$3" >"$3/bin/docker"
+    chmod +x "$3/bin/docker"
+    export PATH=$3/bin:$PATH
+    compress_dump "$BACKUP_DIR/$STACK-4-v9.dump"; wait; cat "$3/ran"; rm "$3/ran"
+    echo abc123 >"$3/running"
+    compress_dump "$BACKUP_DIR/$STACK-4-v9.dump"; wait; cat "$3/ran"; rm "$3/ran"
+    rm "$3/running"
+    BACKUP_COMPRESSION=0
+    compress_dump "$BACKUP_DIR/$STACK-4-v9.dump"; wait; [[ -e $3/ran ]] || echo "none started"
+  ' _ "$settings" "$REMOTE_DIR" "$BATS_TEST_TMPDIR"
+  [ "$status" -eq 0 ]
+  [[ ${lines[0]} == *"backup: compressing also 2 earlier backup(s) that an earlier compression left raw in part" ]]
+  [[ ${lines[1]} == "1 "*" /backups/$STACK-4-v9.dump /backups/$STACK-3-v9.dump /backups/$STACK-1-v9.dump" ]]
+  [[ ${lines[2]} == "1 "*" /backups/$STACK-4-v9.dump" ]]
+  [ "${lines[3]}" = "none started" ]
+  [ "${#lines[@]}" -eq 4 ]
 }
 
 @test "keep_dump reports the dump's own time (until its table of contents was written), not the time until the deploy kept it" {
