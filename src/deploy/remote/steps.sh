@@ -547,9 +547,9 @@ undo_backup() {
 # of this compression's own, renamed to N.dat.gz, and only then are N.dat and any other
 # temporary N.dat.gz.* removed (one a compression killed midway left; a second compression of
 # the same dump, one an earlier deploy started, does the same work at worst). A file that is
-# gone meanwhile (the other compression, or retention) is passed over. It never
-# takes the disk below $2 KiB free: a file it has no room for stays raw, restorable all the
-# same, and so do the ones after it.
+# gone meanwhile (the other compression, or retention) is passed over. It never takes the disk
+# below $2 KiB free: a file it has no room for stays raw, restorable all the same, and so do
+# the ones after it.
 # shellcheck disable=SC2016 # runs in the container
 readonly COMPRESS_DUMP='level=$1 keep=$2
 shift 2

@@ -651,6 +651,7 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
     const r = await run(host);
     const counted = await traffic.stop();
     timings.push(`(6) the next deploy (v1, no migration): ${r.seconds.toFixed(1)} s`);
+    assert.equal(r.result.code, 0, output(r));
     assert.match(
       r.result.stdout,
       /backup: compressing also 1 earlier backup\(s\) that an earlier compression left raw in part/,
@@ -667,7 +668,6 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
       /dbname: clicky_db/,
       "the dump compressed afterwards reads back",
     );
-    assert.equal(r.result.code, 0, output(r));
     assert.match(
       r.result.stdout,
       new RegExp(`removed ${left[0]}, a migration check that an interrupted deploy left`),
@@ -917,14 +917,11 @@ describe(`deploy faults, end to end (compose ${E2E_COMPOSE})`, { skip }, () => {
   }
 
   /**
-   * Once the deploy has said that it changes the password, the serving version opens a new
-   * connection every 300 ms for 3 s, with the password it has, the old one.
-   */
-  /**
-   * The old version's new connections, tried every 300 ms (at most 10 times) from the moment the
-   * deploy says it changes the password while that version serves, until the watch of the new
-   * version ended (then the drain stops the old one: a try that meets it stopping or gone says
-   * nothing about the password and is not counted; any other answer counts).
+   * The old version's new connections, with the password it has (the old one), tried every
+   * 300 ms (at most 10 times) from the moment the deploy says it changes the password while that
+   * version serves, until the watch of the new version ended (then the drain stops the old one:
+   * a try that meets it stopping or gone says nothing about the password and is not counted;
+   * any other answer counts).
    */
   function reconnectsDuringRotation(name: string) {
     const answers: string[] = [];
