@@ -736,17 +736,19 @@ step_migrate() {
 }
 
 # What the migration's container runs when it checks first: MIGRATION_CHECK (its word count
-# is $1, then its words, then MIGRATION_COMMAND's), then a line with the check's exit code;
-# after an exit 0 it ends, else it waits for a line on its stdin: when that line says `migrate`,
-# it prints `clicky-migration-start` and runs the migration; when it says anything else or stdin
-# ends, it ends without migrating.
+# is $1, then its words, then MIGRATION_COMMAND's), then a line with the check's exit code that
+# ends in a word (` end`), so that a reader which sees the line written in part (compose copies
+# the container's output in chunks) does not take it for the whole. After an exit 0 it ends,
+# else it waits for a line on its stdin: when that line says `migrate`, it prints
+# `clicky-migration-start` and runs the migration; when it says anything else or stdin ends,
+# it ends without migrating.
 # shellcheck disable=SC2016 # runs in the container
 readonly CHECK_THEN_MIGRATE='c=$1; shift
 cmd=; i=1
 while [ "$i" -le "$c" ]; do cmd="$cmd \"\${$i}\""; i=$((i + 1)); done
 eval "$cmd"
 rc=$?
-printf "\nclicky-migration-check-exit %s\n" "$rc"
+printf "\nclicky-migration-check-exit %s end\n" "$rc"
 [ "$rc" -ne 0 ] || exit 0
 read -r go || exit 0
 [ "$go" = migrate ] || exit 0
@@ -781,11 +783,11 @@ check_in_migration_container() {
   [[ -n $CHECK_PID ]] || spawn_migration_check
   local output="$TMP_DIR/migration.out" pid=$CHECK_PID t0=$CHECK_T0 rc waited
   CHECK_PID=''
-  while kill -0 "$pid" 2>/dev/null && ! grep -q '^clicky-migration-check-exit ' "$output" && (($(now_ms) - t0 < 120000)); do
+  while kill -0 "$pid" 2>/dev/null && ! grep -q '^clicky-migration-check-exit [0-9][0-9]* end$' "$output" && (($(now_ms) - t0 < 120000)); do
     sleep 0.1
   done
   waited=$(($(now_ms) - t0))
-  rc="$(sed -n 's/^clicky-migration-check-exit \([0-9]*\)$/\1/p' "$output" | head -n 1)"
+  rc="$(sed -n 's/^clicky-migration-check-exit \([0-9][0-9]*\) end$/\1/p' "$output" | head -n 1)"
   if [[ -n $rc ]] && ((rc != 0)); then
     HELD_PID=$pid
     check_verdict "$rc" "$t0" "$(sed '/^clicky-migration-check-exit /,$d' "$output")"

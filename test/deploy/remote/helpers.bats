@@ -547,9 +547,25 @@ stdin() {
     wait "$HELD_PID" || fails "the run failed"
     [ ! -e "$CALLS" ] || fails "migrated without the word"
 
+    # The exit line reaches the file in pieces (compose copies the output in chunks): the
+    # check waits for the whole line, and a pending migration waits for the word.
+    rm -f "$CALLS"
+    compose() {
+      printf "FAILED: not at head\n\nclicky-migration-check-exit 1"
+      sleep 0.5
+      printf "27 end\n"
+      read -r go && [ "$go" = migrate ] && echo "migrated in pieces" >>"$CALLS"
+    }
+    check_in_migration_container || fails "not pending"
+    grep -q "exited 127 (FAILED: not at head): waiting for the backup, then migrating" "$dir/progress" || fails "no pending line for the line in pieces"
+    printf "migrate\n" >&8
+    exec 8>&-
+    wait "$HELD_PID" || fails "the migration failed"
+    [ "$(cat "$CALLS")" = "migrated in pieces" ] || fails "migrated as $(cat "$CALLS")"
+
     # An image whose container cannot run sh: the check runs in a container of its own.
     compose() { echo "exec: sh: executable file not found in \$PATH"; return 127; }
-    HELD_PID=""
+    HELD_PID="" && rm -f "$CALLS"
     check_in_migration_container || fails "not pending"
     [ -z "$HELD_PID$MIGRATION_CONTAINER" ] || fails "left $HELD_PID $MIGRATION_CONTAINER"
     [ "$(cat "$CALLS")" = apart ] || fails "not checked apart"
