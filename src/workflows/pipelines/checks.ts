@@ -65,11 +65,17 @@ export function checkJobs(settings: PipelineSettings, opts: CheckJobOptions = {}
           image: "postgres:16",
           env: { POSTGRES_USER: "test", POSTGRES_PASSWORD: "test", POSTGRES_DB: "clicky_test" },
           ports: ["5432:5432"],
+          // Probed over TCP as the tests connect: on a fresh volume the image's entrypoint
+          // first runs a server on the socket only, which a bare pg_isready calls ready. Every
+          // 2 s with failures in the first 40 s not counted: the runner starts the job once the
+          // services are healthy (it polls every 2 s or more), where a 10 s interval kept
+          // every run waiting 10 s or more for the first probe.
           options: [
-            "--health-cmd pg_isready",
-            "--health-interval 10s",
+            '--health-cmd "pg_isready -h 127.0.0.1 -U test -d clicky_test"',
+            "--health-interval 2s",
             "--health-timeout 5s",
             "--health-retries 5",
+            "--health-start-period 40s",
           ],
         },
         redis: {
@@ -77,9 +83,10 @@ export function checkJobs(settings: PipelineSettings, opts: CheckJobOptions = {}
           ports: ["6379:6379"],
           options: [
             '--health-cmd "redis-cli ping"',
-            "--health-interval 10s",
+            "--health-interval 2s",
             "--health-timeout 5s",
             "--health-retries 5",
+            "--health-start-period 40s",
           ],
         },
       },
