@@ -142,12 +142,24 @@ probe_app() {
   docker exec "$cid" "${HEALTH_PROBE[@]}" >/dev/null 2>&1
 }
 
+# PostgreSQL's and Redis's health checks as the compose file gives them (src/deploy/compose.ts),
+# run in their containers now: PostgreSQL over TCP to the database, never the socket (on a
+# first start the entrypoint's temporary server answers on the socket only).
+probe_postgres() {
+  docker exec "$1" pg_isready -q -h 127.0.0.1 -U "$DB_USER" -d "$DB_NAME" >/dev/null 2>&1
+}
+
+probe_redis() {
+  [[ "$(docker exec "$1" redis-cli ping 2>/dev/null)" == PONG ]]
+}
+
 # Waits until a service's container is healthy; fails at once on exit or crash loop, and
 # otherwise only at the timeout (health.timeoutSeconds): Docker's `unhealthy` verdict, which
 # comes after its start period and retries, does not end the wait, so the one timeout the user
 # set decides (a slow boot that Docker gives up on still gets its full time; Docker turns it
-# healthy again at its next passing probe). With `probe`, a backend passes as soon as its own
-# probe does (checked every half second) instead of at Docker's next interval.
+# healthy again at its next passing probe). With $3, a probe function (probe_app,
+# probe_postgres, probe_redis) given the container, it passes as soon as that probe does
+# (checked every half second) instead of at Docker's next interval.
 wait_healthy() {
   local service=$1 timeout=$2 probe=${3:-} cid status restarts health deadline started=$SECONDS unhealthy_at=''
   # To the millisecond: bash's SECONDS counts whole seconds, which gave 19.x s of 20.
@@ -165,7 +177,7 @@ wait_healthy() {
     if [[ ${restarts:-0} -ge 3 ]]; then
       fail "$service keeps restarting ($restarts restarts); see: docker logs $cid"
     fi
-    if [[ -n $probe && $status == running ]] && probe_app "$cid"; then
+    if [[ -n $probe && $status == running ]] && "$probe" "$cid"; then
       return 0
     fi
     if (($(now_ms) >= deadline)); then

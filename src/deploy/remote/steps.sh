@@ -199,14 +199,15 @@ check_infra_image() {
 
 # PostgreSQL and Redis running and healthy. Both were when the snapshot was taken (the usual
 # case): nothing to wait for. Else compose up (it leaves running services alone) and wait,
-# asking Docker each time.
+# asking Docker each time and running each one's health check meanwhile, so that a first start
+# goes on once it answers rather than at Docker's next health interval.
 infra_up() {
   if ran_healthy postgres && ran_healthy redis; then return 0; fi
   if ! is_running "$(container_of postgres)" || ! is_running "$(container_of redis)"; then
     POSTGRES_PASSWORD="${SECRETS[POSTGRES_PASSWORD]}" compose up -d --no-deps --no-recreate postgres redis || fail "could not start postgres and redis"
   fi
-  wait_healthy postgres "$HEALTH_TIMEOUT"
-  wait_healthy redis "$HEALTH_TIMEOUT"
+  wait_healthy postgres "$HEALTH_TIMEOUT" probe_postgres
+  wait_healthy redis "$HEALTH_TIMEOUT" probe_redis
 }
 
 # Whether service $1 was running, healthy or without a health check (as wait_healthy accepts),
@@ -986,7 +987,7 @@ undo_start() {
 # before any user request reaches it, every VERIFY_PATHS answers 2xx inside its container.
 step_health() {
   STEP=health
-  wait_healthy "backend-$NEW_SLOT" "$HEALTH_TIMEOUT" probe
+  wait_healthy "backend-$NEW_SLOT" "$HEALTH_TIMEOUT" probe_app
   log "backend-$NEW_SLOT is healthy"
   local status path answers
   answers="$(docker exec "$NEW_CID" "${VERIFY_PROBE[@]}" 2>"$TMP_DIR/verify-probe.err")" || fail "could not check backend-$NEW_SLOT's paths before the switch: $(tail -n 1 "$TMP_DIR/verify-probe.err"); no traffic was moved"

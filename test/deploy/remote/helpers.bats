@@ -178,13 +178,53 @@ stdin() {
     # 0.9 s into this shell, bash counts 0 whole seconds, and one more 0.1 s later.
     sleep 0.9
     t0=$(now_ms)
-    (wait_healthy backend-blue 1 probe)
+    (wait_healthy backend-blue 1 probe_app)
     echo "waited $(($(now_ms) - t0))"
   ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR"
   [ "$status" -eq 0 ]
   [[ ${lines[0]} == "backend-blue was not healthy after 1 s (health.timeoutSeconds; last probe: "* ]]
   [ "${lines[1]%% *}" = waited ]
   ((${lines[1]#waited } >= 1000))
+}
+
+@test "wait_healthy with a probe passes as soon as it does: PostgreSQL over TCP to the database, Redis on PONG only" {
+  run bash -c '
+    source "$1"
+    for part in output helpers steps; do source "$2/$part.sh"; done
+    probes=$3/probes
+    # Docker has not probed yet ("starting"); the service answers from the third probe on.
+    docker() {
+      case $1 in
+        ps) echo cid-1 ;;
+        inspect) echo "running 0 starting" ;;
+        exec)
+          shift
+          echo "$*" >>"$probes"
+          local n
+          n=$(wc -l <"$probes")
+          case $2 in
+            pg_isready) ((n >= 3)) ;;
+            redis-cli) if ((n >= 3)); then echo PONG; else echo "LOADING Redis is loading the dataset in memory"; fi ;;
+          esac
+          ;;
+        *) return 1 ;;
+      esac
+    }
+    fail() { printf "%s\n" "$*"; exit 1; }
+    STEP=infra
+    (wait_healthy postgres 20 probe_postgres) && echo "postgres after $(wc -l <"$probes") probes"
+    sort -u "$probes"
+    echo "cid-1 pg_isready -q -h 127.0.0.1 -U $DB_USER -d $DB_NAME"
+    rm "$probes"
+    (wait_healthy redis 20 probe_redis) && echo "redis after $(wc -l <"$probes") probes"
+  ' _ "$DEPLOY_SETTINGS" "$REMOTE_DIR" "$BATS_TEST_TMPDIR"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "postgres after 3 probes" ]
+  # Every probe asked PostgreSQL over TCP for the app's database as its user.
+  [ "${lines[1]}" = "${lines[2]}" ]
+  [ "${lines[3]}" = "redis after 3 probes" ]
+  [ "${#lines[@]}" -eq 4 ]
 }
 
 @test "parse_arguments takes the repository and the pinning from the image argument" {
