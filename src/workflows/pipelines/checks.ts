@@ -28,6 +28,25 @@ export interface CheckJobOptions {
 
 const READ_ONLY = { contents: "read" } as const;
 
+/** The backend tests' database: the PostgreSQL service creates it, the tests connect to it. */
+const TEST_DB = { user: "test", password: "test", name: "clicky_test" } as const;
+
+/**
+ * A service container's Docker health options. The runner starts the job's steps once every
+ * service is healthy (it polls every 2 s or more), so the check runs every 2 s, where a 10 s
+ * interval kept every run waiting 10 s or more for the first probe; failures in the first 40 s
+ * do not count, so a slow start has 50 s before it is called unhealthy, as before.
+ */
+function serviceHealth(command: string): string[] {
+  return [
+    `--health-cmd "${command}"`,
+    "--health-interval 2s",
+    "--health-timeout 5s",
+    "--health-retries 5",
+    "--health-start-period 40s",
+  ];
+}
+
 export function checkJobs(settings: PipelineSettings, opts: CheckJobOptions = {}): CheckJob[] {
   const py = settings.pythonVersion;
   const node = settings.nodeVersion;
@@ -63,35 +82,24 @@ export function checkJobs(settings: PipelineSettings, opts: CheckJobOptions = {}
       services: {
         postgres: {
           image: "postgres:16",
-          env: { POSTGRES_USER: "test", POSTGRES_PASSWORD: "test", POSTGRES_DB: "clicky_test" },
+          env: {
+            POSTGRES_USER: TEST_DB.user,
+            POSTGRES_PASSWORD: TEST_DB.password,
+            POSTGRES_DB: TEST_DB.name,
+          },
           ports: ["5432:5432"],
-          // Probed over TCP as the tests connect: on a fresh volume the image's entrypoint
-          // first runs a server on the socket only, which a bare pg_isready calls ready. Every
-          // 2 s with failures in the first 40 s not counted: the runner starts the job once the
-          // services are healthy (it polls every 2 s or more), where a 10 s interval kept
-          // every run waiting 10 s or more for the first probe.
-          options: [
-            '--health-cmd "pg_isready -h 127.0.0.1 -U test -d clicky_test"',
-            "--health-interval 2s",
-            "--health-timeout 5s",
-            "--health-retries 5",
-            "--health-start-period 40s",
-          ],
+          // Over TCP, as the tests connect: on a fresh volume the image's entrypoint first runs
+          // a server on the socket only, which a bare pg_isready calls ready.
+          options: serviceHealth(`pg_isready -h 127.0.0.1 -U ${TEST_DB.user} -d ${TEST_DB.name}`),
         },
         redis: {
           image: "redis:7-alpine",
           ports: ["6379:6379"],
-          options: [
-            '--health-cmd "redis-cli ping"',
-            "--health-interval 2s",
-            "--health-timeout 5s",
-            "--health-retries 5",
-            "--health-start-period 40s",
-          ],
+          options: serviceHealth("redis-cli ping"),
         },
       },
       env: {
-        DATABASE_URL: "postgresql+asyncpg://test:test@localhost:5432/clicky_test",
+        DATABASE_URL: `postgresql+asyncpg://${TEST_DB.user}:${TEST_DB.password}@localhost:5432/${TEST_DB.name}`,
         REDIS_URL: "redis://localhost:6379/0",
         JWT_SECRET_KEY: "test-secret-key-for-ci",
         APP_ENV: "testing",
